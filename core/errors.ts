@@ -1,0 +1,66 @@
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+
+/** A failure that maps to one gRPC status; handlers throw these and `toServiceError` converts them in one place. */
+export class CaviarError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidArgumentError extends CaviarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(status.INVALID_ARGUMENT, message, options);
+  }
+}
+
+export class NotFoundError extends CaviarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(status.NOT_FOUND, message, options);
+  }
+}
+
+export class FailedPreconditionError extends CaviarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(status.FAILED_PRECONDITION, message, options);
+  }
+}
+
+export class DeadlineExceededError extends CaviarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(status.DEADLINE_EXCEEDED, message, options);
+  }
+}
+
+/** Any thrown value as the error object a grpc-js handler passes to its callback. */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  if (err instanceof CaviarError) return { code: err.code, details: err.message, metadata: new Metadata() };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: status.INTERNAL, details: message, metadata: new Metadata() };
+}
+
+const RETRYABLE = new Set<number>([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.ABORTED,
+]);
+
+/** Whether a failed call may be tried again with the same idempotency key. */
+export function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && RETRYABLE.has(code);
+}
+
+/** The message of an error from a gRPC call, without grpc-js's "N CODE: " prefix. */
+export function errorMessage(err: unknown): string {
+  if (err && typeof err === 'object' && 'details' in err && typeof err.details === 'string' && err.details) {
+    return err.details;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
