@@ -1,0 +1,24 @@
+/** A labelled data set held in memory: `count` examples of `featureShape`, row-major. */
+export interface Dataset {
+  features: Float32Array;
+  labels: Int32Array;
+  count: number;
+  featureShape: number[];
+  numClasses: number;
+  /** Class names in label order (e.g. the CSV label column's distinct values). */
+  classNames: string[];
+}
+
+/** Train / validation / test, features normalized with train statistics. */
+export interface DatasetSplits {
+  train: Dataset;
+  validation: Dataset;
+  test: Dataset;
+}
+
+/** Where a data set comes from: mnist, csv:PATH, synthetic:NAME. */
+export interface DatasetSource {
+  /** The spec it was made from, e.g. "csv:data.csv". */
+  readonly spec: string;
+  load(): Promise<Dataset>;
+}

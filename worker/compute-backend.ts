@@ -1,0 +1,34 @@
+import type { ModelSpec } from '../core/model-spec';
+
+/** `--backend` values; `auto` tries gpu, node, wasm, cpu in that order. */
+export const BACKEND_CHOICES = ['auto', 'gpu', 'node', 'wasm', 'cpu', 'synthetic'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+/** Gradients of the mean loss over one mini-batch, keyed by parameter name (core/model-spec names). */
+export interface GradientResult {
+  loss: number;
+  grads: Map<string, Float32Array>;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  examples: number;
+}
+
+/** One trial's model on one worker. */
+export interface TrialModel {
+  /** Replaces every parameter's values; the map holds each parameter's full flat values. */
+  setParameters(params: ReadonlyMap<string, Float32Array>): void;
+  /** Loss and gradients for `count` examples (features row-major, labels as class indices). */
+  gradients(features: Float32Array, labels: Int32Array, count: number): GradientResult;
+  evaluate(features: Float32Array, labels: Int32Array, count: number): EvalResult;
+  dispose(): void;
+}
+
+/** A way to compute gradients: a tfjs backend, or `synthetic` (right shapes, no compute). */
+export interface ComputeBackend {
+  /** The name reported in logs, metrics and summaries, e.g. "wasm", "tensorflow", "synthetic". */
+  readonly name: string;
+  createModel(spec: ModelSpec, inputShape: readonly number[], numClasses: number): TrialModel;
+}
