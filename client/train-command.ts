@@ -1,0 +1,108 @@
+import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
+import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
+import { CoordinatorClient } from '../core/coordinator-client';
+import { resolveTrialSpec } from '../core/trial-spec';
+import { loadSplits } from '../core/datasets';
+import { elementCount } from '../core/placement';
+import { modelParams, parseModelSpec } from '../core/model-spec';
+import { exportLayersModel } from '../core/export-model';
+import { LocalCluster } from './local-cluster';
+import { TrialProgress } from './progress';
+import { historyTable, summaryText, trainSummary } from './summary';
+
+export interface TrainOptions {
+  local?: boolean;
+  coordinator?: string;
+  dataset: string;
+  labelColumn?: string;
+  model: string;
+  optimizer: string;
+  lr: number;
+  lrDecay?: string;
+  l2: number;
+  batch: number;
+  epochs: number;
+  mode: string;
+  workers: number;
+  shards: number;
+  seed: number;
+  clipNorm: number;
+  backend: string;
+  name?: string;
+  export?: string;
+  json?: boolean;
+  leaseMs?: number;
+}
+
+export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
+  return {
+    name: o.name ?? '',
+    dataset: o.dataset,
+    label_column: o.labelColumn ?? '',
+    model: o.model,
+    optimizer: { kind: o.optimizer, lr: o.lr, lr_decay: o.lrDecay ?? '', l2: o.l2 },
+    batch: o.batch,
+    epochs: o.epochs,
+    mode: o.mode,
+    seed: o.seed,
+    clip_norm: o.clipNorm,
+  };
+}
+
+/** Submits a trial and follows it to its end, showing progress unless `json`. */
+export async function runTrial(client: CoordinatorClient, spec: TrialSpec, json: boolean): Promise<TrialStatus__Output> {
+  const submitted = await client.submitTrial(spec);
+  const progress = json ? undefined : new TrialProgress();
+  let last = submitted;
+  try {
+    for await (const status of client.watchTrial(submitted.trial)) {
+      last = status;
+      progress?.update(status);
+    }
+  } finally {
+    progress?.stop();
+  }
+  return last;
+}
+
+async function exportModel(client: CoordinatorClient, status: TrialStatus__Output, dir: string): Promise<void> {
+  const spec = parseModelSpec(status.spec?.model ?? '');
+  const params = modelParams(spec, status.input_shape, status.num_classes);
+  const values = await client.getParameters(
+    status.trial,
+    params.map((p) => ({ name: p.name, size: elementCount(p.shape) })),
+  );
+  await exportLayersModel(dir, spec, status.input_shape, status.num_classes, values);
+}
+
+/** `caviar train`: on an ephemeral local cluster (the default) or a running one (`--coordinator`). */
+export async function trainCommand(options: TrainOptions): Promise<number> {
+  const spec = trialSpecFromOptions(options);
+  const resolved = resolveTrialSpec(spec);
+  let cluster: LocalCluster | undefined;
+  let address = options.coordinator;
+  if (!address) {
+    // Refuse bad data before starting any process: the user gets one line, not a dead cluster.
+    await loadSplits(resolved.dataset, { labelColumn: resolved.labelColumn || undefined });
+    cluster = new LocalCluster({ workers: options.workers, shards: options.shards, backend: options.backend, leaseMs: options.leaseMs });
+    if (!options.json) process.stderr.write(`starting a local cluster: ${options.shards} shard(s), ${options.workers} worker(s); logs in ${cluster.logDir}\n`);
+    await cluster.start();
+    address = cluster.coordinator;
+  }
+  const client = new CoordinatorClient(address);
+  try {
+    const status = await runTrial(client, spec, options.json ?? false);
+    if (options.export && status.status === 'completed') await exportModel(client, status, options.export);
+    const summary = trainSummary(status);
+    if (options.json) {
+      process.stdout.write(JSON.stringify(summary) + '\n');
+    } else {
+      process.stdout.write(historyTable(status) + '\n' + summaryText(summary) + '\n');
+      if (options.export) process.stdout.write(`model exported to ${options.export}\n`);
+    }
+    return status.status === 'completed' ? 0 : 1;
+  } finally {
+    client.close();
+    await cluster?.close();
+  }
+}

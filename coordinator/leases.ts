@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto';
+
+export interface Lease<T> {
+  id: string;
+  worker: string;
+  item: T;
+  expiresAt: number;
+}
+
+/**
+ * Work handed out on a time limit. A lease that is not completed in time expires and its item
+ * goes back to its owner through `onExpire`; completing an expired lease finds nothing.
+ */
+export class LeaseTable<T> {
+  private readonly leases = new Map<string, Lease<T>>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly onExpire: (lease: Lease<T>) => void,
+    sweepMs = 250,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.timer = setInterval(() => this.sweep(), sweepMs);
+    this.timer.unref();
+  }
+
+  grant(worker: string, item: T, durationMs: number): Lease<T> {
+    const lease = { id: randomUUID(), worker, item, expiresAt: this.now() + durationMs };
+    this.leases.set(lease.id, lease);
+    return lease;
+  }
+
+  /** Removes and returns a live lease, or undefined if it expired or never existed. */
+  complete(id: string): Lease<T> | undefined {
+    const lease = this.leases.get(id);
+    if (lease) this.leases.delete(id);
+    return lease;
+  }
+
+  /** Takes back every lease matching `predicate` without reporting them as expired. */
+  revoke(predicate: (lease: Lease<T>) => boolean): Lease<T>[] {
+    const revoked = [...this.leases.values()].filter(predicate);
+    for (const lease of revoked) this.leases.delete(lease.id);
+    return revoked;
+  }
+
+  sweep(): void {
+    const now = this.now();
+    for (const lease of [...this.leases.values()]) {
+      if (lease.expiresAt <= now) {
+        this.leases.delete(lease.id);
+        this.onExpire(lease);
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}

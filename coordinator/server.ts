@@ -1,0 +1,414 @@
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import type { CoordinatorHandlers } from '../proto/gen/caviar/v1/Coordinator';
+import type { Work } from '../proto/gen/caviar/v1/Work';
+import type { WorkResult__Output } from '../proto/gen/caviar/v1/WorkResult';
+import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
+import type { Member } from '../proto/gen/caviar/v1/Member';
+import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
+import { bindServer, coordinatorServiceProto, SERVER_OPTIONS } from '../core/rpc';
+import { NotFoundError, toServiceError, errorMessage } from '../core/errors';
+import type { Logger } from '../core/log';
+import { resolveTrialSpec, trialSpecMessage } from '../core/trial-spec';
+import { loadSplits } from '../core/datasets';
+import { initialParameters, modelParams } from '../core/model-spec';
+import { placeTensors, slicesOnShard } from '../core/placement';
+import { parseLrDecay } from '../core/lr-schedule';
+import { chunkTensor } from '../core/tensor-codec';
+import { ParameterServerClient } from '../core/ps-client';
+import { LeaseTable, type Lease } from './leases';
+import { TrialRun, type Task } from './trial-run';
+import { TERMINAL_STATES, trialStatus, type TrialRecord } from './trial-record';
+
+export interface CoordinatorOptions {
+  /** Parameter-server shard addresses (host:port); at least one. */
+  shards: string[];
+  log: Logger;
+  /** Defaults to 127.0.0.1. */
+  host?: string;
+  /** Defaults to 0 (a free port). */
+  port?: number;
+  /** How long a worker may hold a task before it goes to another worker. Defaults to 30 s. */
+  leaseMs?: number;
+  /** A worker not heard from for this long no longer counts toward a sync quorum. Defaults to 10 s. */
+  workerTimeoutMs?: number;
+  /** Worker failures in a row after which a trial fails instead of retrying. Defaults to 20. */
+  maxFailuresInARow?: number;
+}
+
+interface WorkerEntry {
+  id: string;
+  backend: string;
+  pid: number;
+  lastSeen: number;
+}
+
+interface LeasedTask {
+  trial: string;
+  task: Task;
+}
+
+const MAX_WAIT_MS = 5_000;
+
+/** The coordinator: registers trials, hands their tasks to workers on leases, and records progress. */
+export class CoordinatorServer {
+  private readonly server = new grpc.Server(SERVER_OPTIONS);
+  private readonly trials = new Map<string, TrialRecord>();
+  private readonly order: string[] = [];
+  private readonly workers = new Map<string, WorkerEntry>();
+  private readonly shardClients: ParameterServerClient[];
+  private readonly leases: LeaseTable<LeasedTask>;
+  private readonly changes = new EventEmitter();
+  private waiters: Array<() => boolean> = [];
+  private nextTrial = 1;
+  private roundRobin = 0;
+  private address = '';
+  private readonly leaseMs: number;
+  private readonly workerTimeoutMs: number;
+  private readonly maxFailuresInARow: number;
+
+  constructor(private readonly options: CoordinatorOptions) {
+    if (options.shards.length === 0) throw new Error('the coordinator needs at least one parameter-server shard');
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.workerTimeoutMs = options.workerTimeoutMs ?? 10_000;
+    this.maxFailuresInARow = options.maxFailuresInARow ?? 20;
+    this.shardClients = options.shards.map((a) => new ParameterServerClient(a));
+    this.leases = new LeaseTable((lease) => this.onLeaseExpired(lease));
+    this.changes.setMaxListeners(0);
+    this.server.addService(coordinatorServiceProto().Coordinator.service, this.handlers());
+  }
+
+  async start(): Promise<string> {
+    this.address = await bindServer(this.server, this.options.host ?? '127.0.0.1', this.options.port ?? 0);
+    return this.address;
+  }
+
+  async close(): Promise<void> {
+    this.leases.close();
+    for (const waiter of this.waiters) waiter();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2_000);
+      force.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    for (const c of this.shardClients) c.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private handlers(): CoordinatorHandlers {
+    const unary =
+      <Req, Res>(fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
+      (call, callback) => {
+        Promise.resolve()
+          .then(() => fn(call.request))
+          .then(
+            (res) => callback(null, res),
+            (err: unknown) => callback(toServiceError(err)),
+          );
+      };
+    return {
+      SubmitTrial: unary((spec) => this.submitTrial(spec)),
+      GetTrial: unary((ref) => trialStatus(this.trial(ref.trial))),
+      ListTrials: unary(() => ({ trials: this.order.map((id) => trialStatus(this.trial(id))) })),
+      StopTrial: unary((ref) => this.stopTrial(ref.trial)),
+      WatchTrial: (call) => this.watchTrial(call),
+      GetParameters: (call) => this.getParameters(call),
+      ClusterInfo: unary(() => this.clusterState()),
+      RegisterWorker: unary((info) => {
+        this.touchWorker(info.id, info.backend, info.pid);
+        this.options.log.info({ worker: info.id, backend: info.backend }, 'worker registered');
+        return this.clusterState();
+      }),
+      AcquireWork: (call, callback) => this.acquireWork(call, callback),
+      CompleteWork: unary((result) => ({ ok: this.completeWork(result) })),
+    };
+  }
+
+  private trial(id: string): TrialRecord {
+    const record = this.trials.get(id);
+    if (!record) throw new NotFoundError(`no trial ${JSON.stringify(id)}`);
+    return record;
+  }
+
+  private liveWorkers(now = Date.now()): WorkerEntry[] {
+    return [...this.workers.values()].filter((w) => now - w.lastSeen <= this.workerTimeoutMs);
+  }
+
+  private touchWorker(id: string, backend?: string, pid?: number): void {
+    const entry = this.workers.get(id) ?? { id, backend: backend ?? '', pid: pid ?? 0, lastSeen: 0 };
+    if (backend) entry.backend = backend;
+    if (pid) entry.pid = pid;
+    entry.lastSeen = Date.now();
+    this.workers.set(id, entry);
+  }
+
+  private clusterState(): { members: Member[]; shards: string[] } {
+    const members: Member[] = [
+      { role: 'coordinator', id: 'coordinator', address: this.address, pid: process.pid },
+      ...this.options.shards.map((address, i) => ({ role: 'ps', id: `ps-${i}`, address })),
+      ...this.liveWorkers().map((w) => ({ role: 'worker', id: w.id, pid: w.pid, backend: w.backend })),
+    ];
+    return { members, shards: this.options.shards };
+  }
+
+  private async submitTrial(message: Parameters<typeof resolveTrialSpec>[0]): Promise<TrialStatus> {
+    const spec = resolveTrialSpec(message);
+    const lr = parseLrDecay(spec.optimizer.lr_decay ?? '', Number(spec.optimizer.lr));
+    const splits = await loadSplits(spec.dataset, { labelColumn: spec.labelColumn || undefined });
+    const { featureShape, numClasses } = splits.train;
+    const params = modelParams(spec.model, featureShape, numClasses);
+    const id = spec.name || `trial-${this.nextTrial++}`;
+    if (this.trials.has(id)) throw new NotFoundError(`trial ${id} exists already`);
+    const slices = placeTensors(params, this.shardClients.length);
+    const values = initialParameters(params, spec.seed);
+    await Promise.all(
+      this.shardClients.map((client, shard) => {
+        const mine = slicesOnShard(slices, shard);
+        if (mine.length === 0) return Promise.resolve(0);
+        return client.init(id, { optimizer: spec.optimizer, mode: spec.mode, slices: mine }, values);
+      }),
+    );
+    const run = new TrialRun({ spec, trainCount: splits.train.count, quorum: this.liveWorkers().length, lr });
+    const record: TrialRecord = {
+      id,
+      spec,
+      run,
+      params,
+      inputShape: featureShape,
+      numClasses,
+      slices,
+      shards: this.options.shards,
+      startedAt: Date.now(),
+      error: '',
+      batchesApplied: 0,
+      backends: new Set(),
+      failuresInARow: 0,
+    };
+    this.trials.set(id, record);
+    this.order.push(id);
+    this.options.log.info({ trial: id, spec: trialSpecMessage(spec), train: splits.train.count }, 'trial submitted');
+    this.changed(id);
+    return trialStatus(record);
+  }
+
+  private changed(trial?: string): void {
+    if (trial) this.changes.emit(trial);
+    this.waiters = this.waiters.filter((w) => !w());
+  }
+
+  /** The next task of any running trial, in round-robin order so no trial starves. */
+  private takeWork(worker: string): Work | undefined {
+    const running = this.order.filter((id) => this.trials.get(id)?.run.state === 'running');
+    for (let k = 0; k < running.length; k++) {
+      const id = running[(this.roundRobin + k) % running.length];
+      const record = this.trials.get(id)!;
+      const task = record.run.takeTask();
+      if (!task) continue;
+      this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
+      const lease = this.leases.grant(worker, { trial: id, task }, this.leaseMs);
+      return this.workMessage(record, lease.id, task);
+    }
+    return undefined;
+  }
+
+  private workMessage(record: TrialRecord, lease: string, task: Task): Work {
+    const common = {
+      lease,
+      trial: record.id,
+      spec: trialSpecMessage(record.spec),
+      epoch: task.epoch,
+      lease_ms: this.leaseMs,
+      shards: record.shards,
+    };
+    if (task.kind === 'eval') return { kind: 'eval', ...common };
+    return {
+      kind: 'train',
+      ...common,
+      batch: task.batch,
+      indices: Array.from(task.indices),
+      step: task.step,
+      step_size: task.stepSize,
+      min_version: task.minVersion,
+    };
+  }
+
+  private acquireWork(
+    call: grpc.ServerUnaryCall<{ worker: string; wait_ms: number }, Work>,
+    callback: grpc.sendUnaryData<Work>,
+  ): void {
+    const { worker } = call.request;
+    this.touchWorker(worker);
+    const immediate = this.takeWork(worker);
+    if (immediate) return callback(null, immediate);
+    let answered = false;
+    const answer = (work: Work): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      callback(null, work);
+    };
+    const timer = setTimeout(() => answer({ kind: 'none' }), Math.min(call.request.wait_ms || 1_000, MAX_WAIT_MS));
+    this.waiters.push(() => {
+      if (answered) return true;
+      if (call.cancelled) {
+        answered = true;
+        clearTimeout(timer);
+        return true;
+      }
+      const work = this.takeWork(worker);
+      if (work) answer(work);
+      return answered;
+    });
+  }
+
+  private completeWork(result: WorkResult__Output): boolean {
+    this.touchWorker(result.worker);
+    const lease = this.leases.complete(result.lease);
+    if (!lease) return false;
+    const record = this.trials.get(lease.item.trial);
+    if (!record) return false;
+    const { task } = lease.item;
+    if (result.error) {
+      this.onTaskFailed(record, task, result.worker, result.error);
+      return true;
+    }
+    record.failuresInARow = 0;
+    const backend = this.workers.get(result.worker)?.backend;
+    if (backend) record.backends.add(backend);
+    if (task.kind === 'train') {
+      record.run.completeTrain(task, result.loss);
+    } else if (record.run.completeEval(task.epoch, result.loss, result.accuracy)) {
+      const last = record.run.history[record.run.history.length - 1];
+      this.options.log.info({ trial: record.id, ...last }, 'epoch done');
+      if (record.run.state === 'finishing') void this.finish(record);
+    }
+    this.changed(record.id);
+    return true;
+  }
+
+  private onTaskFailed(record: TrialRecord, task: Task, worker: string, error: string): void {
+    record.failuresInARow += 1;
+    this.options.log.warn({ trial: record.id, worker, task: task.kind, error }, 'task failed');
+    record.run.release(task);
+    if (record.failuresInARow >= this.maxFailuresInARow) {
+      record.error = error;
+      record.run.fail();
+      void this.release(record);
+    }
+    this.changed(record.id);
+  }
+
+  private onLeaseExpired(lease: Lease<LeasedTask>): void {
+    const record = this.trials.get(lease.item.trial);
+    if (!record) return;
+    this.options.log.warn({ trial: record.id, worker: lease.worker, task: lease.item.task.kind }, 'lease expired');
+    record.run.release(lease.item.task);
+    this.changed(record.id);
+  }
+
+  /** A trial's last epoch is evaluated: count what the shards applied, keep the parameters, free the shards. */
+  private async finish(record: TrialRecord): Promise<void> {
+    try {
+      const holding = this.shardClients.map((c, s) => ({ c, s })).filter(({ s }) => slicesOnShard(record.slices, s).length > 0);
+      const stats = await Promise.all(holding.map(({ c }) => c.stats(record.id)));
+      record.batchesApplied = Math.min(...stats.map((s) => Number(s.batches_applied)));
+      record.finalParams = await this.pullAll(record);
+      record.run.state = 'completed';
+    } catch (err) {
+      record.error = `finishing the trial failed: ${errorMessage(err)}`;
+      record.run.state = 'failed';
+    }
+    record.finishedAt = Date.now();
+    this.options.log.info({ trial: record.id, state: record.run.state, applied: record.batchesApplied }, 'trial ended');
+    await this.release(record);
+    this.changed(record.id);
+  }
+
+  /** Frees the trial's shard memory and its outstanding leases. */
+  private async release(record: TrialRecord): Promise<void> {
+    record.finishedAt ??= Date.now();
+    this.leases.revoke((l) => l.item.trial === record.id);
+    await Promise.all(
+      this.shardClients.map((c) =>
+        c.drop(record.id).catch((err: unknown) => this.options.log.warn({ err: errorMessage(err) }, 'drop failed')),
+      ),
+    );
+  }
+
+  private async pullAll(record: TrialRecord): Promise<Map<string, Float32Array>> {
+    const values = new Map(record.params.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))]));
+    await Promise.all(
+      this.shardClients.map((client, shard) => {
+        const mine = slicesOnShard(record.slices, shard);
+        return mine.length === 0 ? Promise.resolve() : client.pull(record.id, mine, values, { minVersion: 0 });
+      }),
+    );
+    return values;
+  }
+
+  private async stopTrial(id: string): Promise<TrialStatus> {
+    const record = this.trial(id);
+    if (!TERMINAL_STATES.has(record.run.state)) {
+      record.finalParams = await this.pullAll(record).catch(() => undefined);
+      record.run.stop();
+      await this.release(record);
+      this.changed(id);
+    }
+    return trialStatus(record);
+  }
+
+  private watchTrial(call: grpc.ServerWritableStream<{ trial: string }, TrialStatus>): void {
+    const id = call.request.trial;
+    const record = this.trials.get(id);
+    if (!record) {
+      call.destroy(Object.assign(new Error(`no trial ${JSON.stringify(id)}`), { code: grpc.status.NOT_FOUND }));
+      return;
+    }
+    let last = 0;
+    let pending: NodeJS.Timeout | undefined;
+    const send = (): void => {
+      pending = undefined;
+      last = Date.now();
+      const status = trialStatus(record);
+      call.write(status);
+      if (TERMINAL_STATES.has(status.status ?? '')) finish();
+    };
+    // At most one update every 200 ms: a fast trial changes far more often than anyone can read.
+    const onChange = (): void => {
+      if (pending) return;
+      pending = setTimeout(send, Math.max(0, 200 - (Date.now() - last)));
+    };
+    const finish = (): void => {
+      this.changes.off(id, onChange);
+      if (pending) clearTimeout(pending);
+      call.end();
+    };
+    this.changes.on(id, onChange);
+    call.on('cancelled', finish);
+    send();
+  }
+
+  private getParameters(call: grpc.ServerWritableStream<{ trial: string }, TensorChunk>): void {
+    Promise.resolve()
+      .then(async () => {
+        const record = this.trial(call.request.trial);
+        const values = record.finalParams ?? (await this.pullAll(record));
+        for (const p of record.params) {
+          for (const chunk of chunkTensor(p.name, 0, values.get(p.name)!)) {
+            if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
+          }
+        }
+        call.end();
+      })
+      .catch((err: unknown) => call.destroy(Object.assign(new Error(errorMessage(err)), toServiceError(err))));
+  }
+}

@@ -1,0 +1,55 @@
+import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
+import type { ParamInfo } from '../core/model-spec';
+import type { Slice } from '../core/placement';
+import { trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
+import { parameterCount } from '../core/model-spec';
+import type { TrialRun } from './trial-run';
+
+/** Everything the coordinator keeps about one trial. */
+export interface TrialRecord {
+  id: string;
+  spec: ResolvedTrialSpec;
+  run: TrialRun;
+  params: ParamInfo[];
+  inputShape: number[];
+  numClasses: number;
+  slices: Slice[];
+  /** Shard addresses, in the order the placement's shard numbers refer to. */
+  shards: string[];
+  startedAt: number;
+  finishedAt?: number;
+  error: string;
+  batchesApplied: number;
+  backends: Set<string>;
+  /** Worker failures in a row; a trial that keeps failing is stopped rather than retried forever. */
+  failuresInARow: number;
+  /** The trained parameters, fetched from the shards when the trial ends (the shards then drop them). */
+  finalParams?: Map<string, Float32Array>;
+}
+
+export const TERMINAL_STATES = new Set(['completed', 'failed', 'stopped']);
+
+export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus {
+  const { run } = record;
+  const status = run.state === 'finishing' ? 'running' : run.state;
+  return {
+    trial: record.id,
+    status,
+    spec: trialSpecMessage(record.spec),
+    epoch: run.epoch,
+    batches_done: run.batchesDone,
+    batches_per_epoch: run.batchesPerEpoch,
+    examples: run.examples,
+    seconds: ((record.finishedAt ?? now) - record.startedAt) / 1000,
+    history: run.history,
+    error: record.error,
+    batches_scheduled: run.scheduled,
+    batches_applied: record.batchesApplied,
+    params: parameterCount(record.params),
+    backends: [...record.backends].sort(),
+    last_loss: Number.isFinite(run.lastLoss) ? run.lastLoss : 0,
+    batches_requeued: run.requeued,
+    input_shape: record.inputShape,
+    num_classes: record.numClasses,
+  };
+}

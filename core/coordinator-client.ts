@@ -1,0 +1,106 @@
+import * as grpc from '@grpc/grpc-js';
+import type { CoordinatorClient as GeneratedClient } from '../proto/gen/caviar/v1/Coordinator';
+import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
+import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
+import type { ClusterState__Output } from '../proto/gen/caviar/v1/ClusterState';
+import type { WorkerInfo } from '../proto/gen/caviar/v1/WorkerInfo';
+import type { Work__Output } from '../proto/gen/caviar/v1/Work';
+import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
+import { CHANNEL_OPTIONS, coordinatorServiceProto, deadlineIn } from './rpc';
+import { writeChunk } from './tensor-codec';
+
+export interface CoordinatorClientOptions {
+  /** Deadline of every unary call. Defaults to 30 s (submitting a trial loads its data set). */
+  deadlineMs?: number;
+}
+
+type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
+
+/** A typed, promise-based client of the coordinator; every call has a deadline. */
+export class CoordinatorClient {
+  private readonly client: GeneratedClient;
+  private readonly deadlineMs: number;
+
+  constructor(
+    readonly address: string,
+    options: CoordinatorClientOptions = {},
+  ) {
+    const Client = coordinatorServiceProto().Coordinator;
+    this.client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.deadlineMs = options.deadlineMs ?? 30_000;
+  }
+
+  private call<T>(invoke: (options: grpc.CallOptions, cb: Callback<T>) => grpc.ClientUnaryCall, extraMs = 0, signal?: AbortSignal): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const call = invoke({ deadline: deadlineIn(this.deadlineMs + extraMs) }, (err, value) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(value as T);
+      });
+      const onAbort = (): void => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  submitTrial(spec: TrialSpec): Promise<TrialStatus__Output> {
+    return this.call((o, cb) => this.client.SubmitTrial(spec, o, cb));
+  }
+
+  getTrial(trial: string): Promise<TrialStatus__Output> {
+    return this.call((o, cb) => this.client.GetTrial({ trial }, o, cb));
+  }
+
+  listTrials(): Promise<TrialStatus__Output[]> {
+    return this.call<{ trials: TrialStatus__Output[] }>((o, cb) => this.client.ListTrials({}, o, cb)).then((r) => r.trials);
+  }
+
+  stopTrial(trial: string): Promise<TrialStatus__Output> {
+    return this.call((o, cb) => this.client.StopTrial({ trial }, o, cb));
+  }
+
+  clusterInfo(): Promise<ClusterState__Output> {
+    return this.call((o, cb) => this.client.ClusterInfo({}, o, cb));
+  }
+
+  registerWorker(info: WorkerInfo): Promise<ClusterState__Output> {
+    return this.call((o, cb) => this.client.RegisterWorker(info, o, cb));
+  }
+
+  /** Long-polls for a task for up to `waitMs`; kind "none" when there is nothing to do. */
+  acquireWork(worker: string, waitMs: number, signal?: AbortSignal): Promise<Work__Output> {
+    return this.call((o, cb) => this.client.AcquireWork({ worker, wait_ms: waitMs }, o, cb), waitMs, signal);
+  }
+
+  completeWork(result: WorkResult): Promise<boolean> {
+    return this.call<{ ok: boolean }>((o, cb) => this.client.CompleteWork(result, o, cb)).then((r) => r.ok);
+  }
+
+  /** Status updates of a trial until it ends; the stream has no deadline, `signal` cancels it. */
+  async *watchTrial(trial: string, signal?: AbortSignal): AsyncGenerator<TrialStatus__Output> {
+    const stream = this.client.WatchTrial({ trial });
+    const onAbort = (): void => stream.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const status of stream as AsyncIterable<TrialStatus__Output>) yield status;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** A trial's parameters, as full tensors by name. */
+  async getParameters(trial: string, shapes: ReadonlyArray<{ name: string; size: number }>): Promise<Map<string, Float32Array>> {
+    const values = new Map(shapes.map((s) => [s.name, new Float32Array(s.size)]));
+    const stream = this.client.GetParameters({ trial }, { deadline: deadlineIn(this.deadlineMs) });
+    for await (const chunk of stream) {
+      writeChunk(chunk, (name) => {
+        const array = values.get(name);
+        return array ? { array, start: 0 } : undefined;
+      });
+    }
+    return values;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

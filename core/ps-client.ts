@@ -1,0 +1,272 @@
+import * as grpc from '@grpc/grpc-js';
+import type { ParameterServerClient as GrpcParameterServerClient } from '../proto/gen/caviar/v1/ParameterServer';
+import type { InitMessage } from '../proto/gen/caviar/v1/InitMessage';
+import type { InitReply__Output } from '../proto/gen/caviar/v1/InitReply';
+import type { PushMessage } from '../proto/gen/caviar/v1/PushMessage';
+import type { PullMessage__Output } from '../proto/gen/caviar/v1/PullMessage';
+import type { PushHeader } from '../proto/gen/caviar/v1/PushHeader';
+import type { PushReply__Output } from '../proto/gen/caviar/v1/PushReply';
+import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
+import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
+import type { OptimizerConfig } from './optimizer-config';
+import type { Slice } from './placement';
+import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
+import { chunkTensor, writeChunk, type ChunkTarget } from './tensor-codec';
+
+export interface ParameterServerClientOptions {
+  /** Deadline of each call (a Pull's wait comes on top). Defaults to 30 s. */
+  deadlineMs?: number;
+}
+
+export interface InitTrialHeader {
+  /** Sent as-is: resolve it with resolveOptimizerConfig first. */
+  optimizer: OptimizerConfig;
+  mode: 'sync' | 'async';
+  /** The slices this shard will own. */
+  slices: readonly Slice[];
+}
+
+export interface PullOptions {
+  /** Wait until the shard's version reaches this. Defaults to 0 (answer at once). */
+  minVersion?: number;
+  /** How long the shard may wait for minVersion. Defaults to the client's deadlineMs. */
+  waitMs?: number;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_PS_DEADLINE_MS = 30_000;
+
+/** A failure found on this side, shaped like the ServiceError a failed call rejects with. */
+function localError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), {
+    code,
+    details,
+    metadata: new grpc.Metadata(),
+  });
+}
+
+/** Cancels `call` when `signal` aborts (at once if it already has); returns the unsubscribe. */
+function cancelOnAbort(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => {};
+  const onAbort = (): void => call.cancel();
+  if (signal.aborted) {
+    // After the current tick, so the call's callback is attached before it fires.
+    queueMicrotask(onAbort);
+    return () => {};
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
+/** The chunks of `values` at each slice's range, tensor by tensor. */
+function* sliceChunks(
+  slices: readonly Slice[],
+  values: ReadonlyMap<string, Float32Array>,
+): Generator<TensorChunk> {
+  for (const s of slices) {
+    const full = values.get(s.name);
+    if (!full || full.length < s.start + s.length) {
+      throw localError(
+        grpc.status.INVALID_ARGUMENT,
+        `tensor ${s.name} is missing or shorter than slice [${s.start}, ${s.start + s.length})`,
+      );
+    }
+    yield* chunkTensor(s.name, s.start, full.subarray(s.start, s.start + s.length));
+  }
+}
+
+type Start<Req, Res> = (callback: grpc.requestCallback<Res>) => grpc.ClientWritableStream<Req>;
+
+/**
+ * Runs a client-streaming call: writes `messages` with backpressure, then ends the stream. Stops
+ * writing as soon as the server answers (a refusal can come before the last chunk).
+ */
+function clientStream<Req, Res>(
+  start: Start<Req, Res>,
+  messages: Iterable<Req>,
+  signal?: AbortSignal,
+): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    let finished = false;
+    let wake: (() => void) | undefined;
+    const call = start((err, reply) => {
+      finished = true;
+      unsubscribe();
+      wake?.();
+      if (err) reject(err);
+      else if (reply === undefined) reject(localError(grpc.status.INTERNAL, 'empty reply'));
+      else resolve(reply);
+    });
+    const unsubscribe = cancelOnAbort(call, signal);
+    const pump = async (): Promise<void> => {
+      for (const msg of messages) {
+        if (finished) return;
+        if (!call.write(msg)) {
+          await new Promise<void>((r) => {
+            wake = r;
+            call.once('drain', r);
+          });
+          wake = undefined;
+        }
+      }
+      if (!finished) call.end();
+    };
+    pump().catch((err: unknown) => {
+      call.cancel();
+      reject(err);
+    });
+  });
+}
+
+/** Where a pulled chunk goes: the part of the caller's full tensor that its slice covers. */
+function pullTargets(slices: readonly Slice[], into: Map<string, Float32Array>) {
+  return (name: string, offset: number): ChunkTarget | undefined => {
+    const s = slices.find(
+      (x) => x.name === name && offset >= x.start && offset < x.start + x.length,
+    );
+    const full = s && into.get(name);
+    if (!s || !full || full.length < s.start + s.length) return undefined;
+    return { array: full.subarray(s.start, s.start + s.length), start: s.start };
+  };
+}
+
+/**
+ * The typed client of one parameter-server shard. Every call has a deadline and takes an
+ * AbortSignal; a failed call rejects with grpc's ServiceError (code and details), so callers can
+ * use isRetryable and errorMessage from core/errors.
+ */
+export class ParameterServerClient {
+  private readonly client: GrpcParameterServerClient;
+  private readonly deadlineMs: number;
+
+  constructor(
+    readonly address: string,
+    options: ParameterServerClientOptions = {},
+  ) {
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_PS_DEADLINE_MS;
+    if (!(Number.isFinite(this.deadlineMs) && this.deadlineMs > 0)) {
+      throw new RangeError(`deadlineMs must be a positive number, got ${this.deadlineMs}`);
+    }
+    const Client = parameterServerProto().ParameterServer;
+    this.client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  /** Creates (or replaces) the trial's slices on the shard from `values` (full tensors by name); resolves to the element count. */
+  async init(
+    trial: string,
+    header: InitTrialHeader,
+    values: ReadonlyMap<string, Float32Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<number> {
+    const slices = header.slices.map(({ name, start, length }) => ({ name, start, length }));
+    const messages = function* (): Generator<InitMessage> {
+      yield { header: { trial, optimizer: header.optimizer, mode: header.mode, slices } };
+      for (const chunk of sliceChunks(header.slices, values)) yield { chunk };
+    };
+    const callOptions = { deadline: deadlineIn(this.deadlineMs) };
+    const reply = await clientStream<InitMessage, InitReply__Output>(
+      (cb) => this.client.Init(callOptions, cb),
+      messages(),
+      options.signal,
+    );
+    return reply.elements;
+  }
+
+  /**
+   * Writes the shard's values of `slices` into the full tensors of `into`, in place. On failure
+   * some ranges may already hold the new values.
+   */
+  pull(
+    trial: string,
+    slices: readonly Slice[],
+    into: Map<string, Float32Array>,
+    options: PullOptions = {},
+  ): Promise<{ version: number }> {
+    const waitMs = Math.max(0, Math.round(options.waitMs ?? this.deadlineMs));
+    const request = { trial, min_version: options.minVersion ?? 0, wait_ms: waitMs };
+    const call = this.client.Pull(request, { deadline: deadlineIn(this.deadlineMs + waitMs) });
+    const unsubscribe = cancelOnAbort(call, options.signal);
+    const expected = slices.reduce((n, s) => n + s.length, 0);
+    const resolveTarget = pullTargets(slices, into);
+    let version: number | undefined;
+    let received = 0;
+    return new Promise<{ version: number }>((resolve, reject) => {
+      const fail = (err: unknown): void => {
+        unsubscribe();
+        call.cancel();
+        reject(err);
+      };
+      call.on('data', (msg: PullMessage__Output) => {
+        try {
+          if (msg.header) version = msg.header.version;
+          else if (msg.chunk && version === undefined)
+            throw new Error('a chunk came before the header');
+          else if (msg.chunk) received += writeChunk(msg.chunk, resolveTarget);
+        } catch (err) {
+          const why = err instanceof Error ? err.message : String(err);
+          fail(localError(grpc.status.INTERNAL, `pull of ${trial} from ${this.address}: ${why}`));
+        }
+      });
+      call.on('error', fail);
+      call.on('end', () => {
+        unsubscribe();
+        if (version === undefined || received !== expected) {
+          const what = `pull of ${trial} from ${this.address} got ${received} of ${expected} elements`;
+          reject(localError(grpc.status.INTERNAL, what));
+        } else {
+          resolve({ version });
+        }
+      });
+    });
+  }
+
+  /** Sends the gradient of `slices` (from the full tensors in `grads`) tagged with `header`. */
+  push(
+    header: PushHeader,
+    slices: readonly Slice[],
+    grads: ReadonlyMap<string, Float32Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PushReply__Output> {
+    const messages = function* (): Generator<PushMessage> {
+      yield { header };
+      for (const chunk of sliceChunks(slices, grads)) yield { chunk };
+    };
+    const callOptions = { deadline: deadlineIn(this.deadlineMs) };
+    return clientStream((cb) => this.client.Push(callOptions, cb), messages(), options.signal);
+  }
+
+  /** Frees the trial on the shard; resolves to whether the shard held it. */
+  async drop(trial: string, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const reply = await this.unary<{ dropped: boolean }>(
+      (cb) => this.client.Drop({ trial }, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      options.signal,
+    );
+    return reply.dropped;
+  }
+
+  stats(trial: string, options: { signal?: AbortSignal } = {}): Promise<ShardStats__Output> {
+    return this.unary(
+      (cb) => this.client.Stats({ trial }, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      options.signal,
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<Res>(
+    start: (callback: grpc.requestCallback<Res>) => grpc.ClientUnaryCall,
+    signal: AbortSignal | undefined,
+  ): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      const call = start((err, reply) => {
+        unsubscribe();
+        if (err) reject(err);
+        else if (reply === undefined) reject(localError(grpc.status.INTERNAL, 'empty reply'));
+        else resolve(reply);
+      });
+      const unsubscribe = cancelOnAbort(call, signal);
+    });
+  }
+}

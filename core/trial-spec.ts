@@ -1,0 +1,99 @@
+import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
+import type { OptimizerConfig, OptimizerConfig__Output } from '../proto/gen/caviar/v1/OptimizerConfig';
+import { InvalidArgumentError } from './errors';
+import { parseModelSpec, type ModelSpec } from './model-spec';
+import { resolveOptimizerConfig } from './optimizer-config';
+
+export const MODES = ['sync', 'async'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** A trial's settings, checked and with every default filled in. */
+export interface ResolvedTrialSpec {
+  name: string;
+  dataset: string;
+  labelColumn: string;
+  model: ModelSpec;
+  modelText: string;
+  optimizer: OptimizerConfig;
+  batch: number;
+  epochs: number;
+  mode: Mode;
+  seed: number;
+  clipNorm: number;
+}
+
+function integerIn(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
+  const v = value === undefined || value === 0 ? fallback : value;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new InvalidArgumentError(`${what} must be an integer in ${min}..${max}, got ${String(value)}`);
+  }
+  return v;
+}
+
+/**
+ * The optimizer fields a client set. proto3 cannot tell an unset double from 0, so 0 for the
+ * betas, epsilon, momentum and rho means "the default" (none of them is useful at 0).
+ */
+function optimizerFields(o: OptimizerConfig): Partial<OptimizerConfig__Output> {
+  const fields: Partial<OptimizerConfig__Output> = {};
+  if (o.kind) fields.kind = o.kind;
+  if (o.lr_decay) fields.lr_decay = o.lr_decay;
+  if (o.lr !== undefined && Number(o.lr) !== 0) fields.lr = Number(o.lr);
+  if (o.l2 !== undefined) fields.l2 = Number(o.l2);
+  for (const key of ['beta1', 'beta2', 'epsilon', 'momentum', 'rho'] as const) {
+    const value = o[key];
+    if (value !== undefined && Number(value) !== 0) fields[key] = Number(value);
+  }
+  return fields;
+}
+
+function seedOf(value: number | undefined): number {
+  const v = value ?? 0;
+  if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) throw new InvalidArgumentError(`seed must be an integer in 0..2147483647, got ${v}`);
+  return v;
+}
+
+/**
+ * Checks a trial spec as received from a client (proto3 leaves unset numbers at 0 and strings
+ * empty, so those mean "default"): batch 128, epochs 5, mode async, model mlp:256.
+ */
+export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
+  const dataset = (spec.dataset ?? '').trim();
+  if (!dataset) throw new InvalidArgumentError('a trial needs a data set (mnist, csv:PATH or synthetic:NAME)');
+  const modelText = (spec.model ?? '').trim() || 'mlp:256';
+  const mode = (spec.mode ?? '').trim() || 'async';
+  if (!(MODES as readonly string[]).includes(mode)) {
+    throw new InvalidArgumentError(`mode "${mode}" is not one of ${MODES.join(', ')}`);
+  }
+  const clipNorm = Number(spec.clip_norm ?? 0);
+  if (!Number.isFinite(clipNorm) || clipNorm < 0) throw new InvalidArgumentError('clip norm must be a non-negative number');
+  return {
+    name: (spec.name ?? '').trim(),
+    dataset,
+    labelColumn: (spec.label_column ?? '').trim(),
+    model: parseModelSpec(modelText),
+    modelText,
+    optimizer: resolveOptimizerConfig(optimizerFields(spec.optimizer ?? {})),
+    batch: integerIn(spec.batch, 128, 1, 65_536, 'batch size'),
+    epochs: integerIn(spec.epochs, 5, 1, 100_000, 'epochs'),
+    mode: mode as Mode,
+    seed: seedOf(spec.seed),
+    clipNorm,
+  };
+}
+
+/** The wire form of a resolved spec, as the coordinator hands it to workers. */
+export function trialSpecMessage(spec: ResolvedTrialSpec): TrialSpec {
+  return {
+    name: spec.name,
+    dataset: spec.dataset,
+    label_column: spec.labelColumn,
+    model: spec.modelText,
+    optimizer: spec.optimizer,
+    batch: spec.batch,
+    epochs: spec.epochs,
+    mode: spec.mode,
+    seed: spec.seed,
+    clip_norm: spec.clipNorm,
+  };
+}

@@ -1,0 +1,54 @@
+import { Command, CommanderError, InvalidArgumentError as BadFlagError } from 'commander';
+import { errorMessage } from '../core/errors';
+import { createLogger } from '../core/log';
+import { announceReady, exitOnSignals } from '../core/role-process';
+import { ParameterServerShard } from './server';
+
+export interface PsFlags {
+  id: string;
+  host: string;
+  port: number;
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65_535) throw new BadFlagError('must be an integer 0..65535');
+  return port;
+}
+
+/** Parses `caviar ps` flags (argv as process.argv, the role already removed by bin/caviar.js). */
+export function parsePsFlags(argv: readonly string[]): PsFlags {
+  const program = new Command('caviar ps')
+    .description('a parameter-server shard')
+    .option('--id <id>', 'shard id, unique in the cluster', 'ps-0')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 0)
+    .exitOverride()
+    // main prints the one error line itself.
+    .configureOutput({ outputError: () => {} });
+  program.parse([...argv]);
+  return program.opts<PsFlags>();
+}
+
+async function main(): Promise<void> {
+  let flags: PsFlags;
+  try {
+    flags = parsePsFlags(process.argv);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    if (err.exitCode === 0) process.exit(0); // --help, --version
+    process.stderr.write(`caviar ps: ${err.message.replace(/^error: /, '')}\n`);
+    process.exit(2);
+  }
+  const log = createLogger('ps', { id: flags.id });
+  const shard = new ParameterServerShard({ ...flags, logger: log });
+  exitOnSignals(log, () => shard.close());
+  const address = await shard.start();
+  log.info({ address }, 'serving');
+  announceReady({ role: 'ps', id: flags.id, address });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`caviar ps: ${errorMessage(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,412 @@
+import * as grpc from '@grpc/grpc-js';
+import type { InitHeader__Output } from '../proto/gen/caviar/v1/InitHeader';
+import type { InitMessage__Output } from '../proto/gen/caviar/v1/InitMessage';
+import type { InitReply } from '../proto/gen/caviar/v1/InitReply';
+import type { ParameterServerHandlers } from '../proto/gen/caviar/v1/ParameterServer';
+import type { PullMessage } from '../proto/gen/caviar/v1/PullMessage';
+import type { PullRequest__Output } from '../proto/gen/caviar/v1/PullRequest';
+import type { PushHeader__Output } from '../proto/gen/caviar/v1/PushHeader';
+import type { PushMessage__Output } from '../proto/gen/caviar/v1/PushMessage';
+import type { PushReply } from '../proto/gen/caviar/v1/PushReply';
+import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
+import {
+  CaviarError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  NotFoundError,
+  toServiceError,
+} from '../core/errors';
+import type { Logger } from '../core/log';
+import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
+import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
+import { chunkTensor } from '../core/tensor-codec';
+import { RefusedInputError, refusalReason, type RefusalReason } from './refusal';
+import { SliceAssembler, validateSliceRanges, type SliceRange } from './slice-assembler';
+import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
+
+export interface ShardOptions {
+  /** Names the shard in logs and errors. Defaults to "ps-0". */
+  id?: string;
+  /** Interface to listen on. Defaults to 127.0.0.1. */
+  host?: string;
+  /** TCP port; 0 picks a free one. Defaults to 0. */
+  port?: number;
+  /** Upper bound on how long a Pull may wait for its min_version. Defaults to 30 s. */
+  maxPullWaitMs?: number;
+  /** How long `close` lets in-flight calls finish before cutting them. Defaults to 5 s. */
+  closeGraceMs?: number;
+  /** Where refused calls and internal errors are logged. Defaults to no logging. */
+  logger?: Logger;
+}
+
+type ResolvedShardOptions = Required<Omit<ShardOptions, 'logger'>> & { logger?: Logger };
+
+const DEFAULTS = {
+  id: 'ps-0',
+  host: '127.0.0.1',
+  port: 0,
+  maxPullWaitMs: 30_000,
+  closeGraceMs: 5_000,
+} as const;
+
+function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
+  const o = { ...DEFAULTS, ...options };
+  const fail = (what: string): never => {
+    throw new InvalidArgumentError(`ShardOptions: ${what}`);
+  };
+  if (!o.id) fail('id must be a non-empty string');
+  if (!o.host) fail('host must be a non-empty string');
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65_535)
+    fail(`port ${o.port} is not 0..65535`);
+  if (!(Number.isFinite(o.maxPullWaitMs) && o.maxPullWaitMs >= 0))
+    fail('maxPullWaitMs must be >= 0');
+  if (!(Number.isFinite(o.closeGraceMs) && o.closeGraceMs >= 0)) fail('closeGraceMs must be >= 0');
+  return o;
+}
+
+type Waiter = () => void;
+
+/** Feeds each message of a client stream to `onMessage`; settles at its end or first failure. */
+function consume<T>(
+  call: grpc.ServerReadableStream<T, unknown>,
+  onMessage: (msg: T) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    const fail = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      reject(err);
+    };
+    // Messages after a failure are still read (and dropped) so the stream drains.
+    call.on('data', (msg: T) => {
+      if (failed) return;
+      try {
+        onMessage(msg);
+      } catch (err) {
+        fail(err);
+      }
+    });
+    call.on('end', () => {
+      if (!failed) resolve();
+    });
+    call.on('error', fail);
+    call.on('cancelled', () =>
+      fail(new CaviarError(grpc.status.CANCELLED, 'cancelled by the client')),
+    );
+  });
+}
+
+/** Resolves when the stream can take more, or when it will never drain because the call ended. */
+function writable(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done).off('cancelled', done).off('close', done);
+      resolve();
+    };
+    call.on('drain', done).on('cancelled', done).on('close', done);
+  });
+}
+
+interface ValidInitHeader {
+  trial: string;
+  optimizer: OptimizerConfig;
+  mode: ConsistencyMode;
+  slices: SliceRange[];
+}
+
+function validateInitHeader(header: InitHeader__Output): ValidInitHeader {
+  const { trial, optimizer, mode, slices } = header;
+  if (!trial) throw new InvalidArgumentError('Init header has an empty trial id');
+  if (!optimizer) throw new InvalidArgumentError(`Init of trial ${trial} has no optimizer config`);
+  if (!isConsistencyMode(mode)) {
+    throw new InvalidArgumentError(`Init of trial ${trial}: mode "${mode}" is not sync or async`);
+  }
+  validateSliceRanges(slices);
+  return { trial, optimizer: validateOptimizerConfig(optimizer), mode, slices };
+}
+
+/** A push being received: the trial it named (when found) and its gradient so far. */
+interface PushInProgress {
+  header: PushHeader__Output;
+  trial: TrialShard;
+  /** Undefined when the header already named an applied batch: the chunks are then ignored. */
+  assembler?: SliceAssembler;
+}
+
+/**
+ * A parameter-server shard: holds slices of many trials' parameters and applies their optimizers
+ * when gradients arrive. Use with `await using`, or call `close`.
+ */
+export class ParameterServerShard {
+  readonly options: ResolvedShardOptions;
+  private readonly trials = new Map<string, TrialShard>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Pushes naming a trial this shard does not hold; no trial to charge them to. */
+  private unknownTrialPushes = 0;
+  private server: grpc.Server | undefined;
+  private closing = false;
+
+  constructor(options: ShardOptions = {}) {
+    this.options = resolveShardOptions(options);
+  }
+
+  /** Starts serving and returns the address it listens on ("host:port"). */
+  async start(): Promise<string> {
+    if (this.server || this.closing)
+      throw new Error(`shard ${this.options.id} was already started`);
+    const server = new grpc.Server(SERVER_OPTIONS);
+    server.addService(parameterServerProto().ParameterServer.service, this.handlers());
+    this.server = server;
+    return bindServer(server, this.options.host, this.options.port);
+  }
+
+  /** Stops serving: waiting pulls answer UNAVAILABLE, other calls get closeGraceMs to finish. */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.closing = true;
+    this.server = undefined;
+    for (const trial of this.waiters.keys()) this.notify(trial);
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, this.options.closeGraceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.trials.clear();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private handlers(): ParameterServerHandlers {
+    return {
+      Init: (call, callback) => this.reply(this.init(call), callback),
+      Push: (call, callback) => this.reply(this.push(call), callback),
+      Pull: (call) => {
+        this.pull(call).catch((err: unknown) => call.emit('error', this.toStatus(err, 'Pull')));
+      },
+      Drop: (call, callback) =>
+        this.reply(
+          Promise.resolve().then(() => this.drop(call.request.trial)),
+          callback,
+        ),
+      Stats: (call, callback) =>
+        this.reply(
+          Promise.resolve().then(() => this.stats(call.request.trial)),
+          callback,
+        ),
+    };
+  }
+
+  /** The one place where a handler's outcome becomes a gRPC reply or status. */
+  private reply<T>(result: Promise<T>, callback: grpc.sendUnaryData<T>): void {
+    result.then(
+      (value) => callback(null, value),
+      (err: unknown) => callback(this.toStatus(err, 'call')),
+    );
+  }
+
+  private toStatus(err: unknown, what: string): Partial<grpc.ServiceError> {
+    const serviceError = toServiceError(err);
+    if (serviceError.code === grpc.status.INTERNAL)
+      this.options.logger?.error({ err }, `${what} failed`);
+    else
+      this.options.logger?.debug(
+        { code: serviceError.code, details: serviceError.details },
+        `${what} refused`,
+      );
+    return serviceError;
+  }
+
+  private async init(
+    call: grpc.ServerReadableStream<InitMessage__Output, InitReply>,
+  ): Promise<InitReply> {
+    let header: ValidInitHeader | undefined;
+    let assembler: SliceAssembler | undefined;
+    await consume(call, (msg) => {
+      if (msg.header) {
+        if (header)
+          throw new InvalidArgumentError(`Init of trial ${header.trial} sent a second header`);
+        header = validateInitHeader(msg.header);
+        assembler = new SliceAssembler(header.slices, `initial values of trial ${header.trial}`);
+      } else if (msg.chunk) {
+        if (!assembler)
+          throw new InvalidArgumentError('Init stream sent a chunk before its header');
+        assembler.add(msg.chunk);
+      }
+    });
+    if (!header || !assembler) throw new InvalidArgumentError('Init stream ended without a header');
+    const values = assembler.finish();
+    const slices = header.slices.map((s, i) => ({ ...s, values: values[i] }));
+    const trial = new TrialShard(header.trial, header.optimizer, header.mode, slices);
+    if (this.closing)
+      throw new CaviarError(grpc.status.UNAVAILABLE, `shard ${this.options.id} is closing`);
+    this.trials.set(header.trial, trial);
+    this.notify(header.trial);
+    return { elements: trial.elements };
+  }
+
+  private async push(
+    call: grpc.ServerReadableStream<PushMessage__Output, PushReply>,
+  ): Promise<PushReply> {
+    let current: PushInProgress | undefined;
+    try {
+      await consume(call, (msg) => {
+        if (msg.header) {
+          if (current)
+            throw new RefusedInputError(
+              'bad_header',
+              `push for trial ${current.header.trial} sent a second header`,
+            );
+          current = this.beginPush(msg.header);
+        } else if (msg.chunk) {
+          if (!current)
+            throw new RefusedInputError('bad_header', 'push stream sent a chunk before its header');
+          current.assembler?.add(msg.chunk);
+        }
+      });
+      if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
+      return this.finishPush(current);
+    } catch (err) {
+      this.countRefusal(current?.trial, refusalReason(err));
+      throw err;
+    }
+  }
+
+  private beginPush(header: PushHeader__Output): PushInProgress {
+    const trial = this.requireTrial(header.trial);
+    const duplicate = trial.isDuplicate(header.epoch, header.batch);
+    const what = `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`;
+    return {
+      header,
+      trial,
+      assembler: duplicate ? undefined : new SliceAssembler(trial.slices, what),
+    };
+  }
+
+  private finishPush({ header, trial, assembler }: PushInProgress): PushReply {
+    // Init or Drop may have replaced the trial while the gradient streamed in.
+    if (this.trials.get(header.trial) !== trial) {
+      throw new NotFoundError(
+        `trial ${header.trial} was dropped or re-initialized during the push`,
+      );
+    }
+    const grads = assembler ? assembler.finish() : [];
+    const before = trial.version;
+    const outcome = trial.push(header, grads);
+    if (trial.version !== before) this.notify(header.trial);
+    return outcome;
+  }
+
+  private countRefusal(trial: TrialShard | undefined, reason: RefusalReason | undefined): void {
+    if (!reason) return;
+    if (trial) trial.countRefusal(reason);
+    else if (reason === 'unknown_trial') this.unknownTrialPushes += 1;
+  }
+
+  private async pull(
+    call: grpc.ServerWritableStream<PullRequest__Output, PullMessage>,
+  ): Promise<void> {
+    const { trial: id, min_version: minVersion, wait_ms: waitMs } = call.request;
+    const trial = await this.waitForVersion(
+      id,
+      minVersion,
+      Math.min(waitMs, this.options.maxPullWaitMs),
+      call,
+    );
+    // A copy, so pushes applied while the chunks stream out cannot tear the view.
+    const snapshot = trial.snapshot();
+    const messages = function* (): Generator<PullMessage> {
+      yield { header: { version: snapshot.version } };
+      for (const s of snapshot.slices) {
+        for (const chunk of chunkTensor(s.name, s.start, s.values)) yield { chunk };
+      }
+    };
+    for (const msg of messages()) {
+      if (call.cancelled) return;
+      if (!call.write(msg)) await writable(call);
+    }
+    call.end();
+  }
+
+  /** The trial once its version reaches `minVersion`; DEADLINE_EXCEEDED after `waitMs`. */
+  private waitForVersion(
+    id: string,
+    minVersion: number,
+    waitMs: number,
+    call: grpc.ServerWritableStream<PullRequest__Output, PullMessage>,
+  ): Promise<TrialShard> {
+    const ready = this.requireTrial(id);
+    if (ready.version >= minVersion) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      const settle = (err: Error | null, trial?: TrialShard): void => {
+        clearTimeout(timer);
+        call.off('cancelled', onCancel);
+        this.waiters.get(id)?.delete(check);
+        if (this.waiters.get(id)?.size === 0) this.waiters.delete(id);
+        if (trial) resolve(trial);
+        else reject(err);
+      };
+      const check: Waiter = () => {
+        const trial = this.trials.get(id);
+        if (this.closing)
+          settle(new CaviarError(grpc.status.UNAVAILABLE, `shard ${this.options.id} is closing`));
+        else if (!trial)
+          settle(new NotFoundError(`trial ${id} was dropped from shard ${this.options.id}`));
+        else if (trial.version >= minVersion) settle(null, trial);
+      };
+      const onCancel = (): void =>
+        settle(new CaviarError(grpc.status.CANCELLED, 'pull cancelled by the client'));
+      const timer = setTimeout(() => {
+        const version = this.trials.get(id)?.version ?? 0;
+        settle(
+          new DeadlineExceededError(
+            `trial ${id} is at version ${version} on shard ${this.options.id}; ` +
+              `waited ${waitMs} ms for version ${minVersion}`,
+          ),
+        );
+      }, waitMs);
+      timer.unref();
+      call.on('cancelled', onCancel);
+      this.waiters.set(id, (this.waiters.get(id) ?? new Set<Waiter>()).add(check));
+    });
+  }
+
+  /** Lets waiting pulls of `trial` look again (its version changed, or it was replaced or dropped). */
+  private notify(trial: string): void {
+    for (const check of [...(this.waiters.get(trial) ?? [])]) check();
+  }
+
+  private drop(id: string): { dropped: boolean } {
+    const dropped = this.trials.delete(id);
+    if (dropped) this.notify(id);
+    return { dropped };
+  }
+
+  private stats(id: string): ShardStats {
+    const trial = this.trials.get(id);
+    const refused: Record<string, number> = trial ? Object.fromEntries(trial.refused) : {};
+    if (this.unknownTrialPushes > 0) refused.unknown_trial = this.unknownTrialPushes;
+    if (!trial) return { held: false, version: 0, batches_applied: 0, elements: 0, refused };
+    return {
+      held: true,
+      version: trial.version,
+      batches_applied: trial.batchesApplied,
+      elements: trial.elements,
+      refused,
+    };
+  }
+
+  private requireTrial(id: string): TrialShard {
+    const trial = this.trials.get(id);
+    if (!trial) throw new NotFoundError(`trial ${id} is not held by shard ${this.options.id}`);
+    return trial;
+  }
+}

@@ -1,0 +1,130 @@
+import type { TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
+import { InvalidArgumentError } from '../core/errors';
+import { writeChunk, type ChunkTarget } from '../core/tensor-codec';
+import { RefusedInputError } from './refusal';
+
+/** A contiguous element range [start, start + length) of tensor `name`. */
+export interface SliceRange {
+  readonly name: string;
+  readonly start: number;
+  readonly length: number;
+}
+
+function describe(s: SliceRange): string {
+  return `${s.name}[${s.start}, ${s.start + s.length})`;
+}
+
+/** Throws unless every range is well-formed and no two ranges of one tensor overlap. */
+export function validateSliceRanges(slices: readonly SliceRange[]): void {
+  const sorted = [...slices].sort((a, b) => a.name.localeCompare(b.name) || a.start - b.start);
+  sorted.forEach((s, i) => {
+    if (!s.name) throw new InvalidArgumentError('a slice has an empty tensor name');
+    if (
+      !Number.isSafeInteger(s.start) ||
+      s.start < 0 ||
+      !Number.isSafeInteger(s.length) ||
+      s.length < 0
+    ) {
+      throw new InvalidArgumentError(`slice ${describe(s)} has a bad start or length`);
+    }
+    const prev = sorted[i - 1];
+    if (prev && prev.name === s.name && prev.start + prev.length > s.start) {
+      throw new InvalidArgumentError(`slices ${describe(prev)} and ${describe(s)} overlap`);
+    }
+  });
+}
+
+/**
+ * Collects a stream of chunks into one buffer per slice and checks, before anyone uses them,
+ * that every value is finite and every slice is covered exactly once. Nothing outside the
+ * assembler is touched until `finish` returns, so a refused stream changes no state.
+ */
+export class SliceAssembler {
+  readonly buffers: Float32Array[];
+  private readonly byName = new Map<string, number[]>();
+  private readonly covered: Array<Array<[number, number]>>;
+
+  /** `what` names the stream in error messages ("gradient", "initial values"). */
+  constructor(
+    private readonly slices: readonly SliceRange[],
+    private readonly what: string,
+  ) {
+    this.buffers = slices.map((s) => new Float32Array(s.length));
+    this.covered = slices.map(() => []);
+    slices.forEach((s, i) => this.byName.set(s.name, [...(this.byName.get(s.name) ?? []), i]));
+  }
+
+  add(chunk: TensorChunk__Output): void {
+    let index = -1;
+    const resolve = (name: string, offset: number): ChunkTarget | undefined => {
+      index = this.sliceAt(name, offset);
+      return index < 0
+        ? undefined
+        : { array: this.buffers[index], start: this.slices[index].start };
+    };
+    let written: number;
+    try {
+      written = writeChunk(chunk, resolve);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new RefusedInputError('bad_shape', `${this.what}: ${message}`, { cause: err });
+    }
+    if (written === 0) return;
+    const at = chunk.offset - this.slices[index].start;
+    this.checkFinite(chunk.name, this.buffers[index], at, written, chunk.offset);
+    this.covered[index].push([at, at + written]);
+  }
+
+  /** The buffers, aligned with the slices, once every slice is covered exactly. */
+  finish(): Float32Array[] {
+    this.slices.forEach((s, i) => this.checkCoverage(s, this.covered[i]));
+    return this.buffers;
+  }
+
+  private sliceAt(name: string, offset: number): number {
+    for (const i of this.byName.get(name) ?? []) {
+      const { start, length } = this.slices[i];
+      if (offset >= start && (offset < start + length || (length === 0 && offset === start)))
+        return i;
+    }
+    return -1;
+  }
+
+  private checkFinite(
+    name: string,
+    buf: Float32Array,
+    at: number,
+    n: number,
+    offset: number,
+  ): void {
+    for (let k = 0; k < n; k++) {
+      if (!Number.isFinite(buf[at + k])) {
+        throw new RefusedInputError(
+          'non_finite',
+          `${this.what} for tensor ${name} has a non-finite value (${buf[at + k]}) at element ${offset + k}`,
+        );
+      }
+    }
+  }
+
+  private checkCoverage(s: SliceRange, ranges: Array<[number, number]>): void {
+    ranges.sort((a, b) => a[0] - b[0]);
+    let end = 0;
+    for (const [from, to] of ranges) {
+      if (from < end) {
+        throw new RefusedInputError(
+          'bad_shape',
+          `${this.what} for ${describe(s)}: element ${s.start + from} sent twice`,
+        );
+      }
+      if (from > end) break;
+      end = to;
+    }
+    if (end !== s.length) {
+      throw new RefusedInputError(
+        'bad_shape',
+        `${this.what} for ${describe(s)}: elements from ${s.start + end} are missing`,
+      );
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { FailedPreconditionError } from '../core/errors';
+import { parseLrDecay, type LrSchedule } from '../core/lr-schedule';
+import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
+import { createOptimizerState, optimizerFor, type Optimizer } from './optimizers';
+import { RefusedInputError, type RefusalReason } from './refusal';
+import type { SliceRange } from './slice-assembler';
+
+export type ConsistencyMode = 'sync' | 'async';
+
+export function isConsistencyMode(mode: string): mode is ConsistencyMode {
+  return mode === 'sync' || mode === 'async';
+}
+
+/** One slice of a trial's parameters on this shard, with its optimizer state. */
+export interface TrialSlice extends SliceRange {
+  readonly values: Float32Array;
+  readonly state: Float32Array[];
+}
+
+/** The header fields of a push that the shard's bookkeeping reads. */
+export interface PushMeta {
+  epoch: number;
+  batch: number;
+  /** sync only: the step this batch belongs to and how many batches make it. */
+  step: number;
+  step_size: number;
+}
+
+export interface PushOutcome {
+  accepted: boolean;
+  duplicate: boolean;
+  version: number;
+}
+
+/** A sync step being gathered: the running sum of its gradients and who contributed. */
+interface StepAccumulator {
+  readonly stepSize: number;
+  /** The epoch of the step's first push picks the learning rate for the whole step. */
+  readonly epoch: number;
+  readonly sums: Float32Array[];
+  count: number;
+}
+
+/** (epoch, batch) as one number: both are uint32 on the wire, so the key stays below 2^53. */
+function batchKey(epoch: number, batch: number): number {
+  return epoch * 2 ** 32 + batch;
+}
+
+/**
+ * One trial's state on one shard. Gradients reach `push` already validated (finite, one buffer
+ * per slice, slice-aligned); everything `push` refuses, it refuses before changing anything.
+ */
+export class TrialShard {
+  readonly slices: readonly TrialSlice[];
+  /** Number of optimizer updates applied; Adam's step count is version + 1. */
+  version = 0;
+  /** Distinct (epoch, batch) gradients folded into the parameters. */
+  batchesApplied = 0;
+  readonly refused = new Map<RefusalReason, number>();
+  private readonly optimizer: Optimizer;
+  private readonly schedule: LrSchedule;
+  private readonly accepted = new Set<number>();
+  private readonly pending = new Map<number, StepAccumulator>();
+
+  constructor(
+    readonly trial: string,
+    readonly config: OptimizerConfig,
+    readonly mode: ConsistencyMode,
+    slices: ReadonlyArray<SliceRange & { values: Float32Array }>,
+  ) {
+    validateOptimizerConfig(config);
+    this.optimizer = optimizerFor(config.kind);
+    this.schedule = parseLrDecay(config.lr_decay, config.lr);
+    this.slices = slices.map((s) => ({
+      name: s.name,
+      start: s.start,
+      length: s.length,
+      values: s.values,
+      state: createOptimizerState(this.optimizer, s.length),
+    }));
+  }
+
+  get elements(): number {
+    return this.slices.reduce((n, s) => n + s.length, 0);
+  }
+
+  isDuplicate(epoch: number, batch: number): boolean {
+    return this.accepted.has(batchKey(epoch, batch));
+  }
+
+  countRefusal(reason: RefusalReason): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+  }
+
+  /** Applies (async) or gathers (sync) one batch's gradient; `grads` aligns with `slices`. */
+  push(meta: PushMeta, grads: readonly Float32Array[]): PushOutcome {
+    if (this.isDuplicate(meta.epoch, meta.batch)) {
+      this.countRefusal('duplicate');
+      return { accepted: false, duplicate: true, version: this.version };
+    }
+    if (this.mode === 'async') {
+      this.update(grads, meta.epoch);
+      this.batchesApplied += 1;
+    } else {
+      this.gather(meta, grads);
+    }
+    this.accepted.add(batchKey(meta.epoch, meta.batch));
+    return { accepted: true, duplicate: false, version: this.version };
+  }
+
+  /** Copies of the parameter slices, safe to stream while later pushes apply. */
+  snapshot(): { version: number; slices: Array<SliceRange & { values: Float32Array }> } {
+    const slices = this.slices.map(({ name, start, length, values }) => ({
+      name,
+      start,
+      length,
+      values: values.slice(),
+    }));
+    return { version: this.version, slices };
+  }
+
+  private gather(meta: PushMeta, grads: readonly Float32Array[]): void {
+    const acc = this.accumulatorFor(meta);
+    acc.sums.forEach((sum, i) => {
+      const g = grads[i];
+      for (let k = 0; k < sum.length; k++) sum[k] += g[k];
+    });
+    acc.count += 1;
+    this.applyCompleteSteps();
+  }
+
+  /** Checks the step before anything changes, then finds or opens its accumulator. */
+  private accumulatorFor({ epoch, step, step_size }: PushMeta): StepAccumulator {
+    if (!Number.isSafeInteger(step_size) || step_size < 1) {
+      throw new RefusedInputError(
+        'bad_header',
+        `sync push for trial ${this.trial} has step_size ${step_size}; it must be >= 1`,
+      );
+    }
+    if (step < this.version) {
+      throw new FailedPreconditionError(
+        `trial ${this.trial}: step ${step} is already applied (shard version ${this.version})`,
+      );
+    }
+    const existing = this.pending.get(step);
+    if (existing && existing.stepSize !== step_size) {
+      throw new RefusedInputError(
+        'bad_header',
+        `trial ${this.trial} step ${step}: step_size ${step_size} differs from the step's ${existing.stepSize}`,
+      );
+    }
+    if (existing) return existing;
+    const fresh: StepAccumulator = {
+      stepSize: step_size,
+      epoch,
+      sums: this.slices.map((s) => new Float32Array(s.length)),
+      count: 0,
+    };
+    this.pending.set(step, fresh);
+    return fresh;
+  }
+
+  /** Steps apply strictly in order, so a complete step t+1 waits for step t. */
+  private applyCompleteSteps(): void {
+    for (;;) {
+      const acc = this.pending.get(this.version);
+      if (!acc || acc.count < acc.stepSize) return;
+      this.pending.delete(this.version);
+      for (const sum of acc.sums) for (let k = 0; k < sum.length; k++) sum[k] /= acc.stepSize;
+      this.update(acc.sums, acc.epoch);
+      this.batchesApplied += acc.stepSize;
+    }
+  }
+
+  private update(grads: readonly Float32Array[], epoch: number): void {
+    const ctx = { lr: this.schedule(epoch), step: this.version + 1 };
+    this.slices.forEach((s, i) =>
+      this.optimizer.apply(s.values, grads[i], s.state, ctx, this.config),
+    );
+    this.version += 1;
+  }
+}

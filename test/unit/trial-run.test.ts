@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrialRun, type Task } from '../../coordinator/trial-run';
+import { LeaseTable } from '../../coordinator/leases';
+import { resolveTrialSpec } from '../../core/trial-spec';
+
+type TrainTask = Extract<Task, { kind: 'train' }>;
+
+function run(mode: 'sync' | 'async', quorum: number, trainCount = 10, batch = 2, epochs = 2): TrialRun {
+  const spec = resolveTrialSpec({ dataset: 'synthetic:spirals', model: 'mlp:4', batch, epochs, mode, seed: 3 });
+  return new TrialRun({ spec, trainCount, quorum, lr: () => 0.1 });
+}
+
+function drainTrain(r: TrialRun): TrainTask[] {
+  const tasks: TrainTask[] = [];
+  for (let t = r.takeTask(); t?.kind === 'train'; t = r.takeTask()) tasks.push(t);
+  return tasks;
+}
+
+test('async: every batch of an epoch is handed out once, then the evaluation, then the next epoch', () => {
+  const r = run('async', 1);
+  const tasks = drainTrain(r);
+  assert.equal(tasks.length, 5);
+  const seen = new Set(tasks.flatMap((t) => [...t.indices]));
+  assert.equal(seen.size, 10, 'the epoch covers every training example once');
+  assert.equal(r.takeTask(), undefined, 'nothing more until the batches are done');
+  for (const t of tasks) assert.ok(r.completeTrain(t, 1));
+  const evalTask = r.takeTask();
+  assert.deepEqual(evalTask, { kind: 'eval', epoch: 0 });
+  assert.ok(r.completeEval(0, 0.5, 0.9));
+  assert.equal(r.epoch, 1);
+  const next = drainTrain(r);
+  assert.notDeepEqual(next.map((t) => [...t.indices]), tasks.map((t) => [...t.indices]), 'epochs are shuffled differently');
+  for (const t of next) r.completeTrain(t, 1);
+  r.completeEval(1, 0.4, 0.92);
+  assert.equal(r.state, 'finishing');
+  assert.equal(r.scheduled, 10);
+  assert.equal(r.history.length, 2);
+});
+
+test('sync: a step is handed out only once every earlier step is done, with its size and version', () => {
+  const r = run('sync', 2, 10, 2); // 5 batches: steps of 2, 2, 1
+  const first = drainTrain(r);
+  assert.deepEqual(first.map((t) => [t.step, t.stepSize, t.minVersion]), [[0, 2, 0], [0, 2, 0]]);
+  r.completeTrain(first[0], 1);
+  assert.equal(r.takeTask(), undefined, 'step 1 waits for all of step 0');
+  r.completeTrain(first[1], 1);
+  const second = drainTrain(r);
+  assert.deepEqual(second.map((t) => [t.step, t.stepSize, t.minVersion]), [[1, 2, 1], [1, 2, 1]]);
+  second.forEach((t) => r.completeTrain(t, 1));
+  const third = drainTrain(r);
+  assert.deepEqual(third.map((t) => [t.step, t.stepSize]), [[2, 1]]);
+  r.completeTrain(third[0], 1);
+  r.takeTask();
+  r.completeEval(0, 1, 0.5);
+  assert.equal(drainTrain(r)[0].minVersion, 3, 'epoch 2 starts after the 3 steps of epoch 1');
+});
+
+test('a released task goes back to the queue and is counted as re-queued; a stale completion is ignored', () => {
+  const r = run('async', 1);
+  const [a, b] = drainTrain(r);
+  r.release(a);
+  assert.equal(r.requeued, 1);
+  assert.equal(r.completeTrain(a, 1), false, 'a released batch is no longer out on lease');
+  const again = r.takeTask() as TrainTask;
+  assert.equal(again.batch, a.batch);
+  assert.ok(r.completeTrain(again, 1));
+  assert.ok(r.completeTrain(b, 1));
+});
+
+test('an expired lease hands its task back', () => {
+  let now = 0;
+  const expired: string[] = [];
+  const leases = new LeaseTable<string>((lease) => expired.push(lease.item), 1_000_000, () => now);
+  const a = leases.grant('w1', 'batch-a', 100);
+  leases.grant('w2', 'batch-b', 300);
+  now = 150;
+  leases.sweep();
+  assert.deepEqual(expired, ['batch-a']);
+  assert.equal(leases.complete(a.id), undefined, 'completing an expired lease finds nothing');
+  now = 400;
+  leases.sweep();
+  assert.deepEqual(expired, ['batch-a', 'batch-b']);
+  leases.close();
+});

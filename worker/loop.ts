@@ -1,0 +1,163 @@
+import { performance } from 'node:perf_hooks';
+import type { Work__Output } from '../proto/gen/caviar/v1/Work';
+import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
+import { CoordinatorClient } from '../core/coordinator-client';
+import { ParameterServerClient } from '../core/ps-client';
+import { errorMessage } from '../core/errors';
+import type { Logger } from '../core/log';
+import type { ComputeBackend } from './compute-backend';
+import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
+import { clipByGlobalNorm } from './clip';
+
+export interface WorkerOptions {
+  id: string;
+  coordinator: string;
+  backend: ComputeBackend;
+  log: Logger;
+  /** How long one AcquireWork call may wait for a task. Defaults to 1 s. */
+  pollMs?: number;
+  /** Trials whose model and buffers stay cached. Defaults to 4. */
+  maxCachedTrials?: number;
+}
+
+/**
+ * A worker's loop: take a task, pull the trial's parameters from every shard, compute the
+ * gradient (or the evaluation), push the slices back, report. Failures are reported as such so
+ * the coordinator hands the task to another worker.
+ */
+export class Worker {
+  private readonly coordinator: CoordinatorClient;
+  private readonly shards = new Map<string, ParameterServerClient>();
+  private readonly contexts = new Map<string, TrialContext>();
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private readonly pollMs: number;
+  private readonly maxCachedTrials: number;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.coordinator = new CoordinatorClient(options.coordinator);
+    this.pollMs = options.pollMs ?? 1_000;
+    this.maxCachedTrials = options.maxCachedTrials ?? 4;
+  }
+
+  async start(): Promise<void> {
+    await this.coordinator.registerWorker({ id: this.options.id, backend: this.options.backend.name, pid: process.pid });
+    this.loop = this.run();
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    for (const c of this.contexts.values()) c.model.dispose();
+    for (const c of this.shards.values()) c.close();
+    this.coordinator.close();
+  }
+
+  private async run(): Promise<void> {
+    const { log, id } = this.options;
+    while (!this.abort.signal.aborted) {
+      let work: Work__Output;
+      try {
+        work = await this.coordinator.acquireWork(id, this.pollMs, this.abort.signal);
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        log.warn({ err: errorMessage(err) }, 'cannot reach the coordinator; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      if (work.kind === 'none') continue;
+      const result = await this.execute(work).catch(
+        (err: unknown): WorkResult => {
+          log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
+          return { error: errorMessage(err) || 'unknown error' };
+        },
+      );
+      await this.coordinator
+        .completeWork({ ...result, lease: work.lease, worker: id })
+        .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'cannot report a finished task'));
+    }
+  }
+
+  private shard(address: string): ParameterServerClient {
+    let client = this.shards.get(address);
+    if (!client) {
+      client = new ParameterServerClient(address);
+      this.shards.set(address, client);
+    }
+    return client;
+  }
+
+  private async context(work: Work__Output): Promise<TrialContext> {
+    const cached = this.contexts.get(work.trial);
+    if (cached && cached.shards.join() === work.shards.join()) return cached;
+    cached?.model.dispose();
+    const context = await createTrialContext(work.trial, work.spec!, work.shards, this.options.backend);
+    this.contexts.set(work.trial, context);
+    while (this.contexts.size > this.maxCachedTrials) {
+      const oldest = this.contexts.keys().next().value as string;
+      this.contexts.get(oldest)?.model.dispose();
+      this.contexts.delete(oldest);
+    }
+    return context;
+  }
+
+  private async pull(context: TrialContext, minVersion: number, waitMs: number): Promise<number> {
+    const versions = await Promise.all(
+      context.shards.map((address, s) =>
+        context.shardSlices[s].length === 0
+          ? Promise.resolve({ version: 0 })
+          : this.shard(address).pull(context.trial, context.shardSlices[s], context.values, {
+              minVersion,
+              waitMs,
+              signal: this.abort.signal,
+            }),
+      ),
+    );
+    return Math.min(...versions.map((v) => v.version));
+  }
+
+  private async execute(work: Work__Output): Promise<WorkResult> {
+    const context = await this.context(work);
+    let t = performance.now();
+    const version = await this.pull(context, Number(work.min_version), work.lease_ms);
+    const pullMs = performance.now() - t;
+    context.model.setParameters(context.values);
+    if (work.kind === 'eval') {
+      const { validation } = context.splits;
+      t = performance.now();
+      const result = context.model.evaluate(validation.features, validation.labels, validation.count);
+      return { loss: result.loss, accuracy: result.accuracy, examples: result.examples, pull_ms: pullMs, compute_ms: performance.now() - t };
+    }
+    t = performance.now();
+    const batch = gatherBatch(context, context.splits.train, work.indices);
+    const { loss, grads } = context.model.gradients(batch.features, batch.labels, work.indices.length);
+    const clip = work.spec?.clip_norm ?? 0;
+    if (clip > 0) clipByGlobalNorm(grads.values(), clip);
+    const computeMs = performance.now() - t;
+    t = performance.now();
+    const header = {
+      trial: work.trial,
+      epoch: work.epoch,
+      batch: work.batch,
+      worker: this.options.id,
+      version,
+      step: work.step,
+      step_size: work.step_size,
+    };
+    const replies = await Promise.all(
+      context.shards.map((address, s) =>
+        context.shardSlices[s].length === 0
+          ? Promise.resolve({ duplicate: false })
+          : this.shard(address).push(header, context.shardSlices[s], grads, { signal: this.abort.signal }),
+      ),
+    );
+    return {
+      loss,
+      examples: work.indices.length,
+      compute_ms: computeMs,
+      pull_ms: pullMs,
+      push_ms: performance.now() - t,
+      duplicate: replies.some((r) => r.duplicate),
+    };
+  }
+}

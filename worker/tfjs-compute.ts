@@ -1,0 +1,133 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { InvalidArgumentError } from '../core/errors';
+import { buildLayersModel, paramVariables, setModelParameters } from '../core/layers-model';
+import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec';
+import { elementCount } from '../core/placement';
+import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
+
+/** Evaluation runs in chunks of at most this many examples, bounding activation memory. */
+export const EVAL_CHUNK = 1_000;
+
+/**
+ * Makes `backend` tfjs's active backend. tfjs has one global active backend, so a model built on
+ * one must switch back before each call when several coexist (only tests do that). For an
+ * already-initialized backend tf.setBackend completes synchronously; selectBackend awaited the init.
+ */
+function activate(backend: string): void {
+  if (tf.getBackend() === backend) return;
+  void tf.setBackend(backend);
+  if (tf.getBackend() !== backend) throw new Error(`tfjs backend ${backend} is not initialized`);
+}
+
+class TfjsTrialModel implements TrialModel {
+  private readonly model: tfl.LayersModel;
+  private readonly params: ParamInfo[];
+  private readonly variables: tf.Variable[];
+  private readonly exampleSize: number;
+
+  constructor(
+    private readonly backend: string,
+    spec: ModelSpec,
+    private readonly inputShape: readonly number[],
+    private readonly numClasses: number,
+  ) {
+    activate(backend);
+    this.params = modelParams(spec, inputShape, numClasses);
+    this.model = buildLayersModel(spec, inputShape, numClasses);
+    const byName = paramVariables(this.model, this.params);
+    this.variables = this.params.map((p) => byName.get(p.name) as tf.Variable);
+    this.exampleSize = elementCount(inputShape);
+  }
+
+  setParameters(params: ReadonlyMap<string, Float32Array>): void {
+    activate(this.backend);
+    setModelParameters(this.model, params);
+  }
+
+  gradients(features: Float32Array, labels: Int32Array, count: number): GradientResult {
+    this.checkBatch(features, labels, count);
+    activate(this.backend);
+    let result: GradientResult | undefined;
+    // The result is built inside tidy and handed out through a closure: tidy would walk a
+    // returned object's typed arrays element by element looking for tensors.
+    tf.tidy(() => {
+      const [x, y] = this.batchTensors(features, labels, 0, count);
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = this.model.apply(x, { training: true }) as tf.Tensor;
+        return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+      }, this.variables);
+      const out = new Map<string, Float32Array>();
+      this.params.forEach((p, i) => {
+        out.set(p.name, new Float32Array(grads[this.variables[i].name].dataSync()));
+      });
+      result = { loss: value.dataSync()[0], grads: out };
+    });
+    return result as GradientResult;
+  }
+
+  evaluate(features: Float32Array, labels: Int32Array, count: number): EvalResult {
+    this.checkBatch(features, labels, count);
+    activate(this.backend);
+    let lossSum = 0;
+    let correct = 0;
+    for (let start = 0; start < count; start += EVAL_CHUNK) {
+      const n = Math.min(EVAL_CHUNK, count - start);
+      tf.tidy(() => {
+        const [x, y] = this.batchTensors(features, labels, start, n);
+        const logits = this.model.apply(x, { training: false }) as tf.Tensor;
+        const losses = tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.NONE);
+        const hits = tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32');
+        const [l, c] = tf.stack([tf.sum(losses), tf.sum(hits)]).dataSync();
+        lossSum += l;
+        correct += c;
+      });
+    }
+    // An empty set has no mean; zeros keep the result JSON-safe and `examples` says why.
+    return count === 0
+      ? { loss: 0, accuracy: 0, examples: 0 }
+      : { loss: lossSum / count, accuracy: correct / count, examples: count };
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+
+  /** Features [n, ...inputShape] and one-hot labels [n, classes] for examples start..start+n. */
+  private batchTensors(features: Float32Array, labels: Int32Array, start: number, n: number): [tf.Tensor, tf.Tensor] {
+    const size = this.exampleSize;
+    const x = tf.tensor(features.subarray(start * size, (start + n) * size), [n, ...this.inputShape], 'float32');
+    const y = tf.oneHot(tf.tensor1d(labels.subarray(start, start + n), 'int32'), this.numClasses);
+    return [x, y];
+  }
+
+  private checkBatch(features: Float32Array, labels: Int32Array, count: number): void {
+    if (!Number.isInteger(count) || count < 0 || features.length < count * this.exampleSize || labels.length < count) {
+      throw new InvalidArgumentError(
+        `a batch of ${count} examples needs ${count * this.exampleSize} feature values and ${count} labels; got ${features.length} and ${labels.length}`,
+      );
+    }
+    for (let i = 0; i < count; i++) {
+      // oneHot would silently turn an out-of-range label into an all-zero row.
+      if (labels[i] < 0 || labels[i] >= this.numClasses) {
+        throw new InvalidArgumentError(`label ${labels[i]} of example ${i} is not a class in 0..${this.numClasses - 1}`);
+      }
+    }
+  }
+}
+
+/** A ComputeBackend on one initialized tfjs backend ('cpu', 'wasm', 'tensorflow'). */
+export class TfjsComputeBackend implements ComputeBackend {
+  /**
+   * @param tfjsBackend the tfjs backend name, already initialized (tf.setBackend awaited).
+   * @param name the name reported in logs and metrics. Defaults to `tfjsBackend`.
+   */
+  constructor(
+    readonly tfjsBackend: string,
+    readonly name: string = tfjsBackend,
+  ) {}
+
+  createModel(spec: ModelSpec, inputShape: readonly number[], numClasses: number): TrialModel {
+    return new TfjsTrialModel(this.tfjsBackend, spec, inputShape, numClasses);
+  }
+}

@@ -1,0 +1,65 @@
+import type { TrialSpec__Output } from '../proto/gen/caviar/v1/TrialSpec';
+import type { DatasetSplits, Dataset } from '../core/datasets/dataset';
+import { loadSplits } from '../core/datasets';
+import { modelParams, parseModelSpec, type ParamInfo } from '../core/model-spec';
+import { elementCount, placeTensors, slicesOnShard, type Slice } from '../core/placement';
+import type { ComputeBackend, TrialModel } from './compute-backend';
+
+/** What a worker keeps per trial between tasks: data, model, parameter buffers, placement. */
+export interface TrialContext {
+  trial: string;
+  splits: DatasetSplits;
+  model: TrialModel;
+  params: ParamInfo[];
+  /** Full parameter tensors, refilled by every pull. */
+  values: Map<string, Float32Array>;
+  /** Slices per shard index, for the shard list the coordinator gave. */
+  shardSlices: Slice[][];
+  shards: string[];
+  /** Reused buffers for one mini-batch's features and labels. */
+  batchFeatures: Float32Array;
+  batchLabels: Int32Array;
+}
+
+export async function createTrialContext(
+  trial: string,
+  spec: TrialSpec__Output,
+  shards: string[],
+  backend: ComputeBackend,
+): Promise<TrialContext> {
+  const splits = await loadSplits(spec.dataset, { labelColumn: spec.label_column || undefined });
+  const { featureShape, numClasses } = splits.train;
+  const modelSpec = parseModelSpec(spec.model);
+  const params = modelParams(modelSpec, featureShape, numClasses);
+  const slices = placeTensors(params, shards.length);
+  const featureSize = elementCount(featureShape);
+  return {
+    trial,
+    splits,
+    model: backend.createModel(modelSpec, featureShape, numClasses),
+    params,
+    values: new Map(params.map((p) => [p.name, new Float32Array(elementCount(p.shape))])),
+    shardSlices: shards.map((_, s) => slicesOnShard(slices, s)),
+    shards,
+    batchFeatures: new Float32Array(spec.batch * featureSize),
+    batchLabels: new Int32Array(spec.batch),
+  };
+}
+
+/** Copies the examples at `indices` of `data` into the context's batch buffers; returns their views. */
+export function gatherBatch(
+  context: TrialContext,
+  data: Dataset,
+  indices: readonly number[],
+): { features: Float32Array; labels: Int32Array } {
+  const size = elementCount(data.featureShape);
+  for (let i = 0; i < indices.length; i++) {
+    const at = indices[i];
+    context.batchFeatures.set(data.features.subarray(at * size, (at + 1) * size), i * size);
+    context.batchLabels[i] = data.labels[at];
+  }
+  return {
+    features: context.batchFeatures.subarray(0, indices.length * size),
+    labels: context.batchLabels.subarray(0, indices.length),
+  };
+}
