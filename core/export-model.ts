@@ -10,7 +10,10 @@ export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
 /** model.json as tfjs-node's file:// handler writes it: topology plus a manifest naming weights.bin. */
-function modelJson(artifacts: tf.io.ModelArtifacts, metadata: Record<string, unknown>): tf.io.ModelJSON {
+function modelJson(
+  artifacts: tf.io.ModelArtifacts,
+  metadata: Record<string, unknown>,
+): tf.io.ModelJSON {
   return {
     modelTopology: artifacts.modelTopology as tf.io.ModelJSON['modelTopology'],
     format: artifacts.format,
@@ -42,7 +45,10 @@ export async function exportLayersModel(
         const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
         // Weights first: a reader that finds model.json finds its weights too.
         await fs.writeFile(path.join(dir, WEIGHTS_BIN), new Uint8Array(weights));
-        await fs.writeFile(path.join(dir, MODEL_JSON), JSON.stringify(modelJson(artifacts, metadata)));
+        await fs.writeFile(
+          path.join(dir, MODEL_JSON),
+          JSON.stringify(modelJson(artifacts, metadata)),
+        );
         return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
       }),
     );
@@ -56,7 +62,10 @@ async function readModelJson(file: string): Promise<tf.io.ModelJSON> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
-    throw new InvalidArgumentError(`cannot read exported model ${file}: ${(err as Error).message}`, { cause: err });
+    throw new InvalidArgumentError(
+      `cannot read exported model ${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   try {
     return JSON.parse(text) as tf.io.ModelJSON;
@@ -66,13 +75,23 @@ async function readModelJson(file: string): Promise<tf.io.ModelJSON> {
 }
 
 /** Reads every weights file the manifest names, in order, as one buffer. */
-async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
+async function readWeights(
+  dir: string,
+  manifest: tf.io.WeightsManifestConfig,
+): Promise<[tf.io.WeightsManifestEntry[], ArrayBuffer]> {
   const specs = manifest.flatMap((group) => group.weights);
   const buffers: ArrayBuffer[] = [];
   for (const group of manifest) {
     for (const file of group.paths) {
-      const bytes = await fs.readFile(path.join(dir, file));
-      buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      const bytes = await fs.readFile(path.join(dir, file)).catch((err: Error) => {
+        throw new InvalidArgumentError(
+          `cannot read weights file ${path.join(dir, file)}: ${err.message}`,
+          { cause: err },
+        );
+      });
+      buffers.push(
+        bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      );
     }
   }
   return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
@@ -81,6 +100,8 @@ async function readWeights(dir: string, manifest: tf.io.WeightsManifestConfig): 
 /** Loads a model written by exportLayersModel (or any tfjs LayersModel directory). */
 export async function loadExportedModel(dir: string): Promise<tfl.LayersModel> {
   const json = await readModelJson(path.join(dir, MODEL_JSON));
-  const artifacts = await tf.io.getModelArtifactsForJSON(json, (manifest) => readWeights(dir, manifest));
+  const artifacts = await tf.io.getModelArtifactsForJSON(json, (manifest) =>
+    readWeights(dir, manifest),
+  );
   return tfl.loadLayersModel(tf.io.fromMemory(artifacts));
 }

@@ -1,4 +1,7 @@
-import type { OptimizerConfig__Output } from '../proto/gen/caviar/v1/OptimizerConfig';
+import type {
+  OptimizerConfig as WireOptimizerConfig,
+  OptimizerConfig__Output,
+} from '../proto/gen/caviar/v1/OptimizerConfig';
 import { InvalidArgumentError } from './errors';
 import { parseLrDecay } from './lr-schedule';
 
@@ -41,6 +44,24 @@ export function resolveOptimizerConfig(cfg: Partial<OptimizerConfig> = {}): Opti
     if (value !== undefined) Object.assign(resolved, { [key]: value });
   }
   return validateOptimizerConfig(resolved);
+}
+
+/**
+ * Resolves a config as it arrives over gRPC inside another message (a TrialSpec): proto3 sends
+ * unset fields as 0 and "", so here 0, "", null and undefined all mean "use the default". The
+ * price: a wire config cannot ask for momentum 0, rho 0 or beta1 0 (use kind sgd instead of
+ * momentum 0). Numbers given as strings (protobuf's long form) are parsed.
+ */
+export function resolveWireOptimizerConfig(cfg: WireOptimizerConfig | null = {}): OptimizerConfig {
+  const given: Partial<OptimizerConfig> = {};
+  for (const [key, value] of Object.entries(cfg ?? {})) {
+    if (!(key in OPTIMIZER_DEFAULTS) || value === undefined || value === null || value === '')
+      continue;
+    const isText = key === 'kind' || key === 'lr_decay';
+    const parsed = isText ? String(value) : Number(value);
+    if (parsed !== 0) Object.assign(given, { [key]: parsed });
+  }
+  return resolveOptimizerConfig(given);
 }
 
 function check(ok: boolean, message: string): void {

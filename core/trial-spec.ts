@@ -1,8 +1,7 @@
 import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
-import type { OptimizerConfig, OptimizerConfig__Output } from '../proto/gen/caviar/v1/OptimizerConfig';
 import { InvalidArgumentError } from './errors';
 import { parseModelSpec, type ModelSpec } from './model-spec';
-import { resolveOptimizerConfig } from './optimizer-config';
+import { resolveWireOptimizerConfig, type OptimizerConfig } from './optimizer-config';
 
 export const MODES = ['sync', 'async'] as const;
 export type Mode = (typeof MODES)[number];
@@ -28,23 +27,6 @@ function integerIn(value: number | undefined, fallback: number, min: number, max
     throw new InvalidArgumentError(`${what} must be an integer in ${min}..${max}, got ${String(value)}`);
   }
   return v;
-}
-
-/**
- * The optimizer fields a client set. proto3 cannot tell an unset double from 0, so 0 for the
- * betas, epsilon, momentum and rho means "the default" (none of them is useful at 0).
- */
-function optimizerFields(o: OptimizerConfig): Partial<OptimizerConfig__Output> {
-  const fields: Partial<OptimizerConfig__Output> = {};
-  if (o.kind) fields.kind = o.kind;
-  if (o.lr_decay) fields.lr_decay = o.lr_decay;
-  if (o.lr !== undefined && Number(o.lr) !== 0) fields.lr = Number(o.lr);
-  if (o.l2 !== undefined) fields.l2 = Number(o.l2);
-  for (const key of ['beta1', 'beta2', 'epsilon', 'momentum', 'rho'] as const) {
-    const value = o[key];
-    if (value !== undefined && Number(value) !== 0) fields[key] = Number(value);
-  }
-  return fields;
 }
 
 function seedOf(value: number | undefined): number {
@@ -73,7 +55,7 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
     labelColumn: (spec.label_column ?? '').trim(),
     model: parseModelSpec(modelText),
     modelText,
-    optimizer: resolveOptimizerConfig(optimizerFields(spec.optimizer ?? {})),
+    optimizer: resolveWireOptimizerConfig(spec.optimizer),
     batch: integerIn(spec.batch, 128, 1, 65_536, 'batch size'),
     epochs: integerIn(spec.epochs, 5, 1, 100_000, 'epochs'),
     mode: mode as Mode,

@@ -50,7 +50,9 @@ const DEFAULTS = {
 } as const;
 
 function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
-  const o = { ...DEFAULTS, ...options };
+  // An option given as undefined takes its default, as if it were left out.
+  const given = Object.entries(options).filter(([, value]) => value !== undefined);
+  const o: ResolvedShardOptions = { ...DEFAULTS, ...Object.fromEntries(given) };
   const fail = (what: string): never => {
     throw new InvalidArgumentError(`ShardOptions: ${what}`);
   };
@@ -187,30 +189,24 @@ export class ParameterServerShard {
 
   private handlers(): ParameterServerHandlers {
     return {
-      Init: (call, callback) => this.reply(this.init(call), callback),
-      Push: (call, callback) => this.reply(this.push(call), callback),
+      Init: (call, callback) => this.reply(() => this.init(call), callback),
+      Push: (call, callback) => this.reply(() => this.push(call), callback),
       Pull: (call) => {
         this.pull(call).catch((err: unknown) => call.emit('error', this.toStatus(err, 'Pull')));
       },
-      Drop: (call, callback) =>
-        this.reply(
-          Promise.resolve().then(() => this.drop(call.request.trial)),
-          callback,
-        ),
-      Stats: (call, callback) =>
-        this.reply(
-          Promise.resolve().then(() => this.stats(call.request.trial)),
-          callback,
-        ),
+      Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
+      Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
     };
   }
 
   /** The one place where a handler's outcome becomes a gRPC reply or status. */
-  private reply<T>(result: Promise<T>, callback: grpc.sendUnaryData<T>): void {
-    result.then(
-      (value) => callback(null, value),
-      (err: unknown) => callback(this.toStatus(err, 'call')),
-    );
+  private reply<T>(run: () => T | Promise<T>, callback: grpc.sendUnaryData<T>): void {
+    Promise.resolve()
+      .then(run)
+      .then(
+        (value) => callback(null, value),
+        (err: unknown) => callback(this.toStatus(err, 'call')),
+      );
   }
 
   private toStatus(err: unknown, what: string): Partial<grpc.ServiceError> {
@@ -390,6 +386,10 @@ export class ParameterServerShard {
     return { dropped };
   }
 
+  /**
+   * A trial this shard does not hold (never initialized, or dropped) answers held = false rather
+   * than NOT_FOUND. `refused.unknown_trial` is shard-wide: such pushes have no trial to charge.
+   */
   private stats(id: string): ShardStats {
     const trial = this.trials.get(id);
     const refused: Record<string, number> = trial ? Object.fromEntries(trial.refused) : {};

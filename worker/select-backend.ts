@@ -5,6 +5,7 @@ import type { Logger } from '../core/log';
 import type { BackendChoice, ComputeBackend } from './compute-backend';
 import { SyntheticComputeBackend } from './synthetic-compute';
 import { TfjsComputeBackend } from './tfjs-compute';
+import { registerWasmTrainingKernels } from './wasm-conv-grad';
 
 const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
 const NODE_PACKAGE = '@tensorflow/tfjs-node';
@@ -28,7 +29,9 @@ function loadOptional(pkg: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const missing = code === 'MODULE_NOT_FOUND' && reason(err).includes(`'${pkg}'`);
-    throw new Unavailable(missing ? `${pkg} is not installed` : `${pkg} failed to load: ${reason(err)}`);
+    throw new Unavailable(
+      missing ? `${pkg} is not installed` : `${pkg} failed to load: ${reason(err)}`,
+    );
   }
   if (!tf.findBackendFactory(NATIVE_BACKEND)) {
     // It registered on its own copy of @tensorflow/tfjs-core, which caviar's models never see.
@@ -69,6 +72,7 @@ async function wasm(): Promise<ComputeBackend> {
   // A worker is one process per core: more XNNPACK threads would fight the other workers.
   // It only takes effect before the backend's first initialization.
   setThreadsCount(1);
+  registerWasmTrainingKernels();
   await activate('wasm');
   return new TfjsComputeBackend('wasm');
 }
@@ -78,7 +82,10 @@ async function cpu(): Promise<ComputeBackend> {
   return new TfjsComputeBackend('cpu');
 }
 
-const EXPLICIT: Record<Exclude<BackendChoice, 'auto' | 'synthetic'>, () => Promise<ComputeBackend>> = {
+const EXPLICIT: Record<
+  Exclude<BackendChoice, 'auto' | 'synthetic'>,
+  () => Promise<ComputeBackend>
+> = {
   gpu,
   node,
   wasm,

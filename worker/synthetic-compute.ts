@@ -30,7 +30,8 @@ class SyntheticTrialModel implements TrialModel {
   private steps = 0;
 
   constructor(spec: ModelSpec, inputShape: readonly number[], numClasses: number) {
-    for (const p of modelParams(spec, inputShape, numClasses)) this.grads.set(p.name, new Float32Array(elementCount(p.shape)));
+    for (const p of modelParams(spec, inputShape, numClasses))
+      this.grads.set(p.name, new Float32Array(elementCount(p.shape)));
     this.exampleSize = elementCount(inputShape);
   }
 
@@ -38,7 +39,9 @@ class SyntheticTrialModel implements TrialModel {
     for (const [name, grad] of this.grads) {
       const values = params.get(name);
       if (!values || values.length !== grad.length) {
-        throw new InvalidArgumentError(`parameter ${name} needs ${grad.length} values, got ${values ? values.length : 'none'}`);
+        throw new InvalidArgumentError(
+          `parameter ${name} needs ${grad.length} values, got ${values ? values.length : 'none'}`,
+        );
       }
     }
   }
@@ -63,11 +66,16 @@ class SyntheticTrialModel implements TrialModel {
 
   /** Falls slowly with the step count, like a training curve, and stays positive. */
   private loss(): number {
-    return START_LOSS / (1 + this.steps / 1_000);
+    return START_LOSS / (1 + this.steps / 10_000);
   }
 
   private checkBatch(features: Float32Array, labels: Int32Array, count: number): void {
-    if (!Number.isInteger(count) || count < 0 || features.length < count * this.exampleSize || labels.length < count) {
+    if (
+      !Number.isInteger(count) ||
+      count < 0 ||
+      features.length < count * this.exampleSize ||
+      labels.length < count
+    ) {
       throw new InvalidArgumentError(
         `a batch of ${count} examples needs ${count * this.exampleSize} feature values and ${count} labels; got ${features.length} and ${labels.length}`,
       );

@@ -76,7 +76,13 @@ class TfjsTrialModel implements TrialModel {
       tf.tidy(() => {
         const [x, y] = this.batchTensors(features, labels, start, n);
         const logits = this.model.apply(x, { training: false }) as tf.Tensor;
-        const losses = tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.NONE);
+        const losses = tf.losses.softmaxCrossEntropy(
+          y,
+          logits,
+          undefined,
+          undefined,
+          tf.Reduction.NONE,
+        );
         const hits = tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32');
         const [l, c] = tf.stack([tf.sum(losses), tf.sum(hits)]).dataSync();
         lossSum += l;
@@ -94,15 +100,29 @@ class TfjsTrialModel implements TrialModel {
   }
 
   /** Features [n, ...inputShape] and one-hot labels [n, classes] for examples start..start+n. */
-  private batchTensors(features: Float32Array, labels: Int32Array, start: number, n: number): [tf.Tensor, tf.Tensor] {
+  private batchTensors(
+    features: Float32Array,
+    labels: Int32Array,
+    start: number,
+    n: number,
+  ): [tf.Tensor, tf.Tensor] {
     const size = this.exampleSize;
-    const x = tf.tensor(features.subarray(start * size, (start + n) * size), [n, ...this.inputShape], 'float32');
+    const x = tf.tensor(
+      features.subarray(start * size, (start + n) * size),
+      [n, ...this.inputShape],
+      'float32',
+    );
     const y = tf.oneHot(tf.tensor1d(labels.subarray(start, start + n), 'int32'), this.numClasses);
     return [x, y];
   }
 
   private checkBatch(features: Float32Array, labels: Int32Array, count: number): void {
-    if (!Number.isInteger(count) || count < 0 || features.length < count * this.exampleSize || labels.length < count) {
+    if (
+      !Number.isInteger(count) ||
+      count < 0 ||
+      features.length < count * this.exampleSize ||
+      labels.length < count
+    ) {
       throw new InvalidArgumentError(
         `a batch of ${count} examples needs ${count * this.exampleSize} feature values and ${count} labels; got ${features.length} and ${labels.length}`,
       );
@@ -110,7 +130,9 @@ class TfjsTrialModel implements TrialModel {
     for (let i = 0; i < count; i++) {
       // oneHot would silently turn an out-of-range label into an all-zero row.
       if (labels[i] < 0 || labels[i] >= this.numClasses) {
-        throw new InvalidArgumentError(`label ${labels[i]} of example ${i} is not a class in 0..${this.numClasses - 1}`);
+        throw new InvalidArgumentError(
+          `label ${labels[i]} of example ${i} is not a class in 0..${this.numClasses - 1}`,
+        );
       }
     }
   }

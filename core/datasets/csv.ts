@@ -31,7 +31,12 @@ async function readText(file: string): Promise<string> {
 
 function parseRows(file: string, text: string): CsvRow[] {
   try {
-    return parse(text, { info: true, skip_empty_lines: true, trim: true, bom: true }) as unknown as CsvRow[];
+    return parse(text, {
+      info: true,
+      skip_empty_lines: true,
+      trim: true,
+      bom: true,
+    }) as unknown as CsvRow[];
   } catch (err) {
     // csv-parse's messages already carry the line ("... at line 3").
     const why = err instanceof Error ? err.message : String(err);
@@ -92,7 +97,14 @@ function toDataset(file: string, header: string[], rows: CsvRow[], label: number
   }
   const classOf = new Map(classNames.map((name, i) => [name, i]));
   const labels = Int32Array.from(rawLabels, (l) => classOf.get(l) ?? -1);
-  return { features, labels, count: rows.length, featureShape: [width], numClasses: classNames.length, classNames };
+  return {
+    features,
+    labels,
+    count: rows.length,
+    featureShape: [width],
+    numClasses: classNames.length,
+    classNames,
+  };
 }
 
 /** `csv:PATH`: a header row, numeric feature columns and one label column. */
@@ -110,9 +122,12 @@ export class CsvSource implements DatasetSource {
     const rows = parseRows(this.file, await readText(this.file));
     if (rows.length === 0) throw new InvalidArgumentError(`CSV file ${this.file} is empty`);
     const header = rows[0].record;
-    if (rows.length === 1) throw new InvalidArgumentError(`CSV file ${this.file} has a header but no data rows`);
+    if (rows.length === 1)
+      throw new InvalidArgumentError(`CSV file ${this.file} has a header but no data rows`);
     if (header.length < 2) {
-      throw new InvalidArgumentError(`CSV file ${this.file} needs at least one feature column and a label column`);
+      throw new InvalidArgumentError(
+        `CSV file ${this.file} needs at least one feature column and a label column`,
+      );
     }
     const label = labelIndex(this.file, header, this.options.labelColumn);
     return toDataset(this.file, header, rows.slice(1), label);

@@ -22,7 +22,9 @@ const FORMS = 'expected mnist, csv:PATH or synthetic:NAME';
 export function datasetSource(spec: string, options: DatasetOptions = {}): DatasetSource {
   const text = spec.trim();
   if (options.labelColumn !== undefined && !text.startsWith('csv:')) {
-    throw new InvalidArgumentError(`a label column applies only to csv:PATH data sets, not "${text}"`);
+    throw new InvalidArgumentError(
+      `a label column applies only to csv:PATH data sets, not "${text}"`,
+    );
   }
   if (text === 'mnist') return new MnistSource();
   if (text.startsWith('csv:') && text.length > 4) {
@@ -52,6 +54,9 @@ export function loadSplits(spec: string, options: DatasetOptions = {}): Promise<
  * Throws the InvalidArgumentError a bad spec, a missing file or a malformed CSV would cause, so
  * the CLI can report it in one line before it launches a cluster.
  */
-export async function validateDatasetSpec(spec: string, options: DatasetOptions = {}): Promise<void> {
+export async function validateDatasetSpec(
+  spec: string,
+  options: DatasetOptions = {},
+): Promise<void> {
   await loadSplits(spec, options);
 }

@@ -26,7 +26,9 @@ export class MnistSource implements DatasetSource {
 
   async load(): Promise<Dataset> {
     const folder = digitsFolder();
-    const perDigit = await Promise.all(Array.from({ length: CLASSES }, (_, d) => readDigit(folder, d)));
+    const perDigit = await Promise.all(
+      Array.from({ length: CLASSES }, (_, d) => readDigit(folder, d)),
+    );
     const count = perDigit.reduce((n, values) => n + values.length / PIXELS, 0);
     const features = new Float32Array(count * PIXELS);
     const labels = new Int32Array(count);

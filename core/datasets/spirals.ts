@@ -26,7 +26,14 @@ function spirals(): Dataset {
       labels[e] = arm;
     }
   }
-  return { features, labels, count, featureShape: [2], numClasses: ARMS, classNames: ['0', '1', '2'] };
+  return {
+    features,
+    labels,
+    count,
+    featureShape: [2],
+    numClasses: ARMS,
+    classNames: ['0', '1', '2'],
+  };
 }
 
 const GENERATORS: Record<string, () => Dataset> = { spirals };

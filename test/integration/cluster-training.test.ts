@@ -114,8 +114,8 @@ test('2 workers and 2 shards train MNIST to >= 0.88 validation accuracy in 2 epo
   const { validation } = await loadSplits('mnist');
   const accuracy = tf.tidy(() => {
     const x = tf.tensor(validation.features, [validation.count, ...validation.featureShape]);
-    const predicted = (model.predict(x) as tf.Tensor).argMax(-1);
-    return tf.equal(predicted, tf.tensor1d(validation.labels, 'int32')).mean().dataSync()[0];
+    const predicted = tf.argMax(model.predict(x) as tf.Tensor, -1);
+    return tf.mean(tf.cast(tf.equal(predicted, tf.tensor1d(validation.labels, 'int32')), 'float32')).dataSync()[0];
   });
   assert.ok(Math.abs(accuracy - summary.val_accuracy) < 2e-3, `exported model accuracy ${accuracy} vs reported ${summary.val_accuracy}`);
   model.dispose();

@@ -6,8 +6,21 @@ import { resolveTrialSpec } from '../../core/trial-spec';
 
 type TrainTask = Extract<Task, { kind: 'train' }>;
 
-function run(mode: 'sync' | 'async', quorum: number, trainCount = 10, batch = 2, epochs = 2): TrialRun {
-  const spec = resolveTrialSpec({ dataset: 'synthetic:spirals', model: 'mlp:4', batch, epochs, mode, seed: 3 });
+function run(
+  mode: 'sync' | 'async',
+  quorum: number,
+  trainCount = 10,
+  batch = 2,
+  epochs = 2,
+): TrialRun {
+  const spec = resolveTrialSpec({
+    dataset: 'synthetic:spirals',
+    model: 'mlp:4',
+    batch,
+    epochs,
+    mode,
+    seed: 3,
+  });
   return new TrialRun({ spec, trainCount, quorum, lr: () => 0.1 });
 }
 
@@ -30,7 +43,11 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
   assert.ok(r.completeEval(0, 0.5, 0.9));
   assert.equal(r.epoch, 1);
   const next = drainTrain(r);
-  assert.notDeepEqual(next.map((t) => [...t.indices]), tasks.map((t) => [...t.indices]), 'epochs are shuffled differently');
+  assert.notDeepEqual(
+    next.map((t) => [...t.indices]),
+    tasks.map((t) => [...t.indices]),
+    'epochs are shuffled differently',
+  );
   for (const t of next) r.completeTrain(t, 1);
   r.completeEval(1, 0.4, 0.92);
   assert.equal(r.state, 'finishing');
@@ -41,15 +58,30 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
 test('sync: a step is handed out only once every earlier step is done, with its size and version', () => {
   const r = run('sync', 2, 10, 2); // 5 batches: steps of 2, 2, 1
   const first = drainTrain(r);
-  assert.deepEqual(first.map((t) => [t.step, t.stepSize, t.minVersion]), [[0, 2, 0], [0, 2, 0]]);
+  assert.deepEqual(
+    first.map((t) => [t.step, t.stepSize, t.minVersion]),
+    [
+      [0, 2, 0],
+      [0, 2, 0],
+    ],
+  );
   r.completeTrain(first[0], 1);
   assert.equal(r.takeTask(), undefined, 'step 1 waits for all of step 0');
   r.completeTrain(first[1], 1);
   const second = drainTrain(r);
-  assert.deepEqual(second.map((t) => [t.step, t.stepSize, t.minVersion]), [[1, 2, 1], [1, 2, 1]]);
+  assert.deepEqual(
+    second.map((t) => [t.step, t.stepSize, t.minVersion]),
+    [
+      [1, 2, 1],
+      [1, 2, 1],
+    ],
+  );
   second.forEach((t) => r.completeTrain(t, 1));
   const third = drainTrain(r);
-  assert.deepEqual(third.map((t) => [t.step, t.stepSize]), [[2, 1]]);
+  assert.deepEqual(
+    third.map((t) => [t.step, t.stepSize]),
+    [[2, 1]],
+  );
   r.completeTrain(third[0], 1);
   r.takeTask();
   r.completeEval(0, 1, 0.5);
@@ -71,7 +103,11 @@ test('a released task goes back to the queue and is counted as re-queued; a stal
 test('an expired lease hands its task back', () => {
   let now = 0;
   const expired: string[] = [];
-  const leases = new LeaseTable<string>((lease) => expired.push(lease.item), 1_000_000, () => now);
+  const leases = new LeaseTable<string>(
+    (lease) => expired.push(lease.item),
+    1_000_000,
+    () => now,
+  );
   const a = leases.grant('w1', 'batch-a', 100);
   leases.grant('w2', 'batch-b', 300);
   now = 150;
