@@ -12,7 +12,14 @@ export default tseslint.config(
       // A role folder may use core/ and the generated wire types, never a sibling role.
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../ps/*', '../worker/*', '../coordinator/*', '../client/*'], message: 'roles talk over gRPC; share code through core/' }] },
+        {
+          patterns: [
+            {
+              group: ['../ps/*', '../worker/*', '../coordinator/*', '../client/*'],
+              message: 'roles talk over gRPC; share code through core/',
+            },
+          ],
+        },
       ],
     },
   },

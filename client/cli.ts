@@ -10,7 +10,9 @@ const BACKENDS = ['auto', 'gpu', 'node', 'wasm', 'cpu', 'synthetic'];
 const DEFAULT_COORDINATOR = process.env.CAVIAR_COORDINATOR ?? '127.0.0.1:7070';
 
 /** Runs a command's action and exits with its code; errors become one line and exit 1 or 2. */
-function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+function action<A extends unknown[]>(
+  fn: (...args: A) => Promise<number>,
+): (...args: A) => Promise<void> {
   return async (...args) => {
     try {
       process.exitCode = await fn(...args);
@@ -20,7 +22,10 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...a
   };
 }
 
-function withCoordinator<T>(address: string, fn: (client: CoordinatorClient) => Promise<T>): Promise<T> {
+function withCoordinator<T>(
+  address: string,
+  fn: (client: CoordinatorClient) => Promise<T>,
+): Promise<T> {
   const client = new CoordinatorClient(address, { deadlineMs: 10_000 });
   return fn(client).finally(() => client.close());
 }
@@ -29,8 +34,16 @@ function clusterOptions(command: Command): Command {
   return command
     .option('--workers <n>', 'worker processes of a local cluster', parseIntIn(1, 64), 2)
     .option('--shards <n>', 'parameter-server shards of a local cluster', parseIntIn(1, 64), 2)
-    .addOption(new Option('--backend <name>', 'compute backend of the workers').choices(BACKENDS).default('auto'))
-    .option('--lease-ms <ms>', 'how long a worker may hold a mini-batch before it goes to another', parseIntIn(100, 3_600_000));
+    .addOption(
+      new Option('--backend <name>', 'compute backend of the workers')
+        .choices(BACKENDS)
+        .default('auto'),
+    )
+    .option(
+      '--lease-ms <ms>',
+      'how long a worker may hold a mini-batch before it goes to another',
+      parseIntIn(100, 3_600_000),
+    );
 }
 
 export function buildProgram(): Command {
@@ -39,7 +52,10 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') })
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-    .addHelpText('after', '\nRoles of a real cluster: caviar coordinator --ps ADDR,... | caviar ps | caviar worker --coordinator ADDR');
+    .addHelpText(
+      'after',
+      '\nRoles of a real cluster: caviar coordinator --ps ADDR,... | caviar ps | caviar worker --coordinator ADDR',
+    );
 
   clusterOptions(
     program
@@ -48,23 +64,43 @@ export function buildProgram(): Command {
       .option('--local', 'start a local cluster for this run and tear it down after (the default)')
       .option('--coordinator <host:port>', 'submit to a running cluster instead')
       .requiredOption('--dataset <spec>', 'mnist | csv:PATH | synthetic:spirals')
-      .option('--label-column <name>', 'the label column of a CSV data set (default: the last column)')
+      .option(
+        '--label-column <name>',
+        'the label column of a CSV data set (default: the last column)',
+      )
       .option('--model <spec>', 'mlp:256[,128] | lenet5 | a JSON file', 'mlp:256')
-      .addOption(new Option('--optimizer <name>', 'server-side optimizer').choices(['adam', 'sgd', 'momentum', 'rmsprop']).default('adam'))
+      .addOption(
+        new Option('--optimizer <name>', 'server-side optimizer')
+          .choices(['adam', 'sgd', 'momentum', 'rmsprop'])
+          .default('adam'),
+      )
       .option('--lr <rate>', 'learning rate', parsePositiveNumber, 1e-3)
       .option('--lr-decay <schedule>', 'inverse:k | step:gamma:n | exp:gamma')
       .option('--l2 <lambda>', 'L2 weight decay', parseNonNegativeNumber, 0)
       .option('--batch <n>', 'mini-batch size', parseIntIn(1, 65_536), 128)
       .option('--epochs <n>', 'epochs', parseIntIn(1, 100_000), 5)
-      .addOption(new Option('--mode <mode>', 'consistency: sync averages one gradient per worker per step').choices(['sync', 'async']).default('async'))
+      .addOption(
+        new Option('--mode <mode>', 'consistency: sync averages one gradient per worker per step')
+          .choices(['sync', 'async'])
+          .default('async'),
+      )
       .option('--seed <n>', 'seed of initialization and shuffling', parseIntIn(0, 2 ** 31 - 1), 1)
-      .option('--clip-norm <norm>', 'clip gradients to this global norm (0: off)', parseNonNegativeNumber, 0)
+      .option(
+        '--clip-norm <norm>',
+        'clip gradients to this global norm (0: off)',
+        parseNonNegativeNumber,
+        0,
+      )
       .option('--name <id>', 'the trial id (default: trial-N)')
-      .option('--export <dir>', 'write the trained model as a tfjs LayersModel (model.json + weights.bin)')
+      .option(
+        '--export <dir>',
+        'write the trained model as a tfjs LayersModel (model.json + weights.bin)',
+      )
       .option('--json', 'print the summary as one JSON object on the last line of stdout'),
   ).action(
     action(async (opts: TrainOptions) => {
-      if (opts.local && opts.coordinator) throw new UsageError('--local and --coordinator exclude each other');
+      if (opts.local && opts.coordinator)
+        throw new UsageError('--local and --coordinator exclude each other');
       return trainCommand(opts);
     }),
   );
@@ -83,7 +119,11 @@ export function buildProgram(): Command {
         withCoordinator(opts.coordinator, async (client) => {
           const state = await client.clusterInfo();
           if (opts.json) process.stdout.write(JSON.stringify(state) + '\n');
-          else for (const m of state.members) process.stdout.write(`${m.role.padEnd(12)} ${m.id.padEnd(14)} ${m.address || '-'} ${m.pid || ''} ${m.backend}\n`);
+          else
+            for (const m of state.members)
+              process.stdout.write(
+                `${m.role.padEnd(12)} ${m.id.padEnd(14)} ${m.address || '-'} ${m.pid || ''} ${m.backend}\n`,
+              );
           return 0;
         }),
       ),
@@ -98,7 +138,9 @@ export function buildProgram(): Command {
       action((opts: { coordinator: string; json?: boolean }) =>
         withCoordinator(opts.coordinator, async (client) => {
           const trials = await client.listTrials();
-          process.stdout.write((opts.json ? JSON.stringify(trials.map(trainSummary)) : trialsTable(trials)) + '\n');
+          process.stdout.write(
+            (opts.json ? JSON.stringify(trials.map(trainSummary)) : trialsTable(trials)) + '\n',
+          );
           return 0;
         }),
       ),
@@ -114,7 +156,11 @@ export function buildProgram(): Command {
       action((trial: string, opts: { coordinator: string; json?: boolean }) =>
         withCoordinator(opts.coordinator, async (client) => {
           const status = await client.getTrial(trial);
-          process.stdout.write((opts.json ? JSON.stringify({ ...trainSummary(status), history: status.history }) : historyTable(status)) + '\n');
+          process.stdout.write(
+            (opts.json
+              ? JSON.stringify({ ...trainSummary(status), history: status.history })
+              : historyTable(status)) + '\n',
+          );
           return 0;
         }),
       ),
@@ -138,7 +184,11 @@ export function buildProgram(): Command {
   return program;
 }
 
-if (require.main === module || process.argv[1]?.endsWith('caviar.js') || process.argv[1]?.endsWith('caviar')) {
+if (
+  require.main === module ||
+  process.argv[1]?.endsWith('caviar.js') ||
+  process.argv[1]?.endsWith('caviar')
+) {
   buildProgram()
     .parseAsync(process.argv)
     .catch((err: unknown) => exitWithError(err));

@@ -4,7 +4,11 @@ import { CaviarError, errorMessage } from '../core/errors';
 /** Bad input from the user: one line on stderr and exit code 2. */
 export class UsageError extends Error {}
 
-const USER_ERROR_CODES = new Set<number>([status.INVALID_ARGUMENT, status.NOT_FOUND, status.ALREADY_EXISTS]);
+const USER_ERROR_CODES = new Set<number>([
+  status.INVALID_ARGUMENT,
+  status.NOT_FOUND,
+  status.ALREADY_EXISTS,
+]);
 
 /** 2 for anything the user can fix by changing the command, 1 for everything else. */
 export function exitCodeOf(err: unknown): number {

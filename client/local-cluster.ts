@@ -45,7 +45,9 @@ export class LocalCluster {
     process.once('exit', this.onExit);
     try {
       const shards = await Promise.all(
-        Array.from({ length: this.options.shards }, (_, i) => this.spawnRole('ps', `ps-${i}`, ['--id', `ps-${i}`])),
+        Array.from({ length: this.options.shards }, (_, i) =>
+          this.spawnRole('ps', `ps-${i}`, ['--id', `ps-${i}`]),
+        ),
       );
       const leaseArgs = this.options.leaseMs ? ['--lease-ms', String(this.options.leaseMs)] : [];
       const coordinator = await this.spawnRole('coordinator', 'coordinator', [
@@ -77,10 +79,16 @@ export class LocalCluster {
   spawnRole(role: ReadyLine['role'], id: string, args: string[]): Promise<ClusterProcess> {
     const logFile = path.join(this.logDir, `${id}.log`);
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [CAVIAR_BIN, role, ...args], { stdio: ['ignore', 'pipe', log] });
+    const child = spawn(process.execPath, [CAVIAR_BIN, role, ...args], {
+      stdio: ['ignore', 'pipe', log],
+    });
     fs.closeSync(log);
     return new Promise((resolve, reject) => {
-      const timeout = setTimeout(() => fail(new Error(`${id} did not start within ${this.startTimeoutMs} ms; see ${logFile}`)), this.startTimeoutMs);
+      const timeout = setTimeout(
+        () =>
+          fail(new Error(`${id} did not start within ${this.startTimeoutMs} ms; see ${logFile}`)),
+        this.startTimeoutMs,
+      );
       const lines = readline.createInterface({ input: child.stdout! });
       const fail = (err: Error): void => {
         clearTimeout(timeout);
@@ -88,7 +96,11 @@ export class LocalCluster {
         child.kill('SIGKILL');
         reject(err);
       };
-      child.once('exit', (code, signal) => fail(new Error(`${id} exited (${signal ?? code}) before it was ready: ${lastLine(logFile)}`)));
+      child.once('exit', (code, signal) =>
+        fail(
+          new Error(`${id} exited (${signal ?? code}) before it was ready: ${lastLine(logFile)}`),
+        ),
+      );
       lines.once('line', (line) => {
         clearTimeout(timeout);
         child.removeAllListeners('exit');
@@ -109,7 +121,8 @@ export class LocalCluster {
   }
 
   private killAll(signal: NodeJS.Signals): void {
-    for (const p of this.processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+    for (const p of this.processes)
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
   }
 
   /** SIGTERM to every process (workers first), SIGKILL to any still alive after `graceMs`. */
@@ -117,8 +130,12 @@ export class LocalCluster {
     if (this.closed) return;
     this.closed = true;
     process.off('exit', this.onExit);
-    const alive = this.processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
-    const exited = alive.map((p) => new Promise<void>((resolve) => p.child.once('exit', () => resolve())));
+    const alive = this.processes.filter(
+      (p) => p.child.exitCode === null && p.child.signalCode === null,
+    );
+    const exited = alive.map(
+      (p) => new Promise<void>((resolve) => p.child.once('exit', () => resolve())),
+    );
     for (const role of ['worker', 'coordinator', 'ps']) {
       for (const p of alive) if (p.role === role) p.child.kill('SIGTERM');
     }

@@ -36,7 +36,8 @@ export class TrialProgress {
     const bar = new SingleBar(
       {
         stream: this.stream,
-        format: 'training {bar} {percentage}% | epoch {epoch} | loss {loss} | val acc {acc} | {eta_formatted} left',
+        format:
+          'training {bar} {percentage}% | epoch {epoch} | loss {loss} | val acc {acc} | {eta_formatted} left',
         hideCursor: true,
       },
       Presets.shades_classic,

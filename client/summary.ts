@@ -20,7 +20,8 @@ export interface TrainSummary {
   error?: string;
 }
 
-const finite = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
+const finite = (x: number | undefined): number | null =>
+  x !== undefined && Number.isFinite(x) ? x : null;
 const round = (x: number, digits: number): number => Number(x.toFixed(digits));
 
 export function trainSummary(status: TrialStatus__Output): TrainSummary {
@@ -46,13 +47,23 @@ export function trainSummary(status: TrialStatus__Output): TrainSummary {
   };
 }
 
-const fmt = (x: number | null | undefined, digits = 4): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
+const fmt = (x: number | null | undefined, digits = 4): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
 
 /** The per-epoch learning curve as a table, for people. */
 export function historyTable(status: TrialStatus__Output): string {
-  const table = new Table({ head: ['epoch', 'train loss', 'val loss', 'val accuracy', 'lr', 'seconds'] });
+  const table = new Table({
+    head: ['epoch', 'train loss', 'val loss', 'val accuracy', 'lr', 'seconds'],
+  });
   for (const e of status.history) {
-    table.push([e.epoch + 1, fmt(e.train_loss), fmt(e.val_loss), fmt(e.val_accuracy), e.lr.toPrecision(3), fmt(e.seconds, 1)]);
+    table.push([
+      e.epoch + 1,
+      fmt(e.train_loss),
+      fmt(e.val_loss),
+      fmt(e.val_accuracy),
+      e.lr.toPrecision(3),
+      fmt(e.seconds, 1),
+    ]);
   }
   return table.toString();
 }
@@ -70,10 +81,20 @@ export function summaryText(summary: TrainSummary): string {
 
 /** All trials, one row each. */
 export function trialsTable(trials: readonly TrialStatus__Output[]): string {
-  const table = new Table({ head: ['trial', 'status', 'model', 'epoch', 'val accuracy', 'val loss', 'seconds'] });
+  const table = new Table({
+    head: ['trial', 'status', 'model', 'epoch', 'val accuracy', 'val loss', 'seconds'],
+  });
   for (const t of trials) {
     const last = t.history[t.history.length - 1];
-    table.push([t.trial, t.status, t.spec?.model ?? '', `${t.history.length}/${t.spec?.epochs ?? 0}`, fmt(last?.val_accuracy), fmt(last?.val_loss), fmt(Number(t.seconds), 1)]);
+    table.push([
+      t.trial,
+      t.status,
+      t.spec?.model ?? '',
+      `${t.history.length}/${t.spec?.epochs ?? 0}`,
+      fmt(last?.val_accuracy),
+      fmt(last?.val_loss),
+      fmt(Number(t.seconds), 1),
+    ]);
   }
   return table.toString();
 }

@@ -50,7 +50,11 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
 }
 
 /** Submits a trial and follows it to its end, showing progress unless `json`. */
-export async function runTrial(client: CoordinatorClient, spec: TrialSpec, json: boolean): Promise<TrialStatus__Output> {
+export async function runTrial(
+  client: CoordinatorClient,
+  spec: TrialSpec,
+  json: boolean,
+): Promise<TrialStatus__Output> {
   const submitted = await client.submitTrial(spec);
   const progress = json ? undefined : new TrialProgress();
   let last = submitted;
@@ -65,7 +69,11 @@ export async function runTrial(client: CoordinatorClient, spec: TrialSpec, json:
   return last;
 }
 
-async function exportModel(client: CoordinatorClient, status: TrialStatus__Output, dir: string): Promise<void> {
+async function exportModel(
+  client: CoordinatorClient,
+  status: TrialStatus__Output,
+  dir: string,
+): Promise<void> {
   const spec = parseModelSpec(status.spec?.model ?? '');
   const params = modelParams(spec, status.input_shape, status.num_classes);
   const values = await client.getParameters(
@@ -84,15 +92,24 @@ export async function trainCommand(options: TrainOptions): Promise<number> {
   if (!address) {
     // Refuse bad data before starting any process: the user gets one line, not a dead cluster.
     await loadSplits(resolved.dataset, { labelColumn: resolved.labelColumn || undefined });
-    cluster = new LocalCluster({ workers: options.workers, shards: options.shards, backend: options.backend, leaseMs: options.leaseMs });
-    if (!options.json) process.stderr.write(`starting a local cluster: ${options.shards} shard(s), ${options.workers} worker(s); logs in ${cluster.logDir}\n`);
+    cluster = new LocalCluster({
+      workers: options.workers,
+      shards: options.shards,
+      backend: options.backend,
+      leaseMs: options.leaseMs,
+    });
+    if (!options.json)
+      process.stderr.write(
+        `starting a local cluster: ${options.shards} shard(s), ${options.workers} worker(s); logs in ${cluster.logDir}\n`,
+      );
     await cluster.start();
     address = cluster.coordinator;
   }
   const client = new CoordinatorClient(address);
   try {
     const status = await runTrial(client, spec, options.json ?? false);
-    if (options.export && status.status === 'completed') await exportModel(client, status, options.export);
+    if (options.export && status.status === 'completed')
+      await exportModel(client, status, options.export);
     const summary = trainSummary(status);
     if (options.json) {
       process.stdout.write(JSON.stringify(summary) + '\n');

@@ -10,7 +10,12 @@ export interface UpOptions {
 
 /** `caviar up`: a local cluster that stays up until SIGINT or SIGTERM. */
 export async function upCommand(options: UpOptions): Promise<number> {
-  const cluster = new LocalCluster({ workers: options.workers, shards: options.shards, backend: options.backend, leaseMs: options.leaseMs });
+  const cluster = new LocalCluster({
+    workers: options.workers,
+    shards: options.shards,
+    backend: options.backend,
+    leaseMs: options.leaseMs,
+  });
   await cluster.start();
   const ready = {
     coordinator: cluster.coordinator,
@@ -18,14 +23,21 @@ export async function upCommand(options: UpOptions): Promise<number> {
     metrics: [] as string[],
     etcd: null,
     logs: cluster.logDir,
-    processes: cluster.processes.map((p) => ({ role: p.role, id: p.id, pid: p.pid, ...(p.address ? { address: p.address } : {}) })),
+    processes: cluster.processes.map((p) => ({
+      role: p.role,
+      id: p.id,
+      pid: p.pid,
+      ...(p.address ? { address: p.address } : {}),
+    })),
   };
   if (options.json) {
     process.stdout.write(JSON.stringify(ready) + '\n');
   } else {
     process.stdout.write(
       `caviar cluster up: coordinator ${cluster.coordinator}\n` +
-        ready.processes.map((p) => `  ${p.role.padEnd(11)} ${p.id.padEnd(12)} pid ${p.pid}`).join('\n') +
+        ready.processes
+          .map((p) => `  ${p.role.padEnd(11)} ${p.id.padEnd(12)} pid ${p.pid}`)
+          .join('\n') +
         `\nlogs in ${cluster.logDir}\nsubmit with: caviar train --coordinator ${cluster.coordinator} --dataset mnist --model mlp:256\nCtrl-C stops it.\n`,
     );
   }

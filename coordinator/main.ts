@@ -5,7 +5,8 @@ import { CoordinatorServer } from './server';
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CommanderArgumentError('must be a non-negative integer');
+  if (!Number.isInteger(n) || n < 0)
+    throw new CommanderArgumentError('must be a non-negative integer');
   return n;
 }
 
@@ -23,7 +24,13 @@ const program = new Command('caviar coordinator')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
-    const server = new CoordinatorServer({ shards, log, host: opts.host, port: opts.port, leaseMs: opts.leaseMs });
+    const server = new CoordinatorServer({
+      shards,
+      log,
+      host: opts.host,
+      port: opts.port,
+      leaseMs: opts.leaseMs,
+    });
     const address = await server.start();
     log.info({ address, shards }, 'coordinator serving');
     announceReady({ role: 'coordinator', id: 'coordinator', address });

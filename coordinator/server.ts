@@ -68,7 +68,8 @@ export class CoordinatorServer {
   private readonly maxFailuresInARow: number;
 
   constructor(private readonly options: CoordinatorOptions) {
-    if (options.shards.length === 0) throw new Error('the coordinator needs at least one parameter-server shard');
+    if (options.shards.length === 0)
+      throw new Error('the coordinator needs at least one parameter-server shard');
     this.leaseMs = options.leaseMs ?? 30_000;
     this.workerTimeoutMs = options.workerTimeoutMs ?? 10_000;
     this.maxFailuresInARow = options.maxFailuresInARow ?? 20;
@@ -79,7 +80,11 @@ export class CoordinatorServer {
   }
 
   async start(): Promise<string> {
-    this.address = await bindServer(this.server, this.options.host ?? '127.0.0.1', this.options.port ?? 0);
+    this.address = await bindServer(
+      this.server,
+      this.options.host ?? '127.0.0.1',
+      this.options.port ?? 0,
+    );
     return this.address;
   }
 
@@ -144,7 +149,12 @@ export class CoordinatorServer {
   }
 
   private touchWorker(id: string, backend?: string, pid?: number): void {
-    const entry = this.workers.get(id) ?? { id, backend: backend ?? '', pid: pid ?? 0, lastSeen: 0 };
+    const entry = this.workers.get(id) ?? {
+      id,
+      backend: backend ?? '',
+      pid: pid ?? 0,
+      lastSeen: 0,
+    };
     if (backend) entry.backend = backend;
     if (pid) entry.pid = pid;
     entry.lastSeen = Date.now();
@@ -155,7 +165,12 @@ export class CoordinatorServer {
     const members: Member[] = [
       { role: 'coordinator', id: 'coordinator', address: this.address, pid: process.pid },
       ...this.options.shards.map((address, i) => ({ role: 'ps', id: `ps-${i}`, address })),
-      ...this.liveWorkers().map((w) => ({ role: 'worker', id: w.id, pid: w.pid, backend: w.backend })),
+      ...this.liveWorkers().map((w) => ({
+        role: 'worker',
+        id: w.id,
+        pid: w.pid,
+        backend: w.backend,
+      })),
     ];
     return { members, shards: this.options.shards };
   }
@@ -174,10 +189,19 @@ export class CoordinatorServer {
       this.shardClients.map((client, shard) => {
         const mine = slicesOnShard(slices, shard);
         if (mine.length === 0) return Promise.resolve(0);
-        return client.init(id, { optimizer: spec.optimizer, mode: spec.mode, slices: mine }, values);
+        return client.init(
+          id,
+          { optimizer: spec.optimizer, mode: spec.mode, slices: mine },
+          values,
+        );
       }),
     );
-    const run = new TrialRun({ spec, trainCount: splits.train.count, quorum: this.liveWorkers().length, lr });
+    const run = new TrialRun({
+      spec,
+      trainCount: splits.train.count,
+      quorum: this.liveWorkers().length,
+      lr,
+    });
     const record: TrialRecord = {
       id,
       spec,
@@ -195,7 +219,10 @@ export class CoordinatorServer {
     };
     this.trials.set(id, record);
     this.order.push(id);
-    this.options.log.info({ trial: id, spec: trialSpecMessage(spec), train: splits.train.count }, 'trial submitted');
+    this.options.log.info(
+      { trial: id, spec: trialSpecMessage(spec), train: splits.train.count },
+      'trial submitted',
+    );
     this.changed(id);
     return trialStatus(record);
   }
@@ -256,7 +283,10 @@ export class CoordinatorServer {
       clearTimeout(timer);
       callback(null, work);
     };
-    const timer = setTimeout(() => answer({ kind: 'none' }), Math.min(call.request.wait_ms || 1_000, MAX_WAIT_MS));
+    const timer = setTimeout(
+      () => answer({ kind: 'none' }),
+      Math.min(call.request.wait_ms || 1_000, MAX_WAIT_MS),
+    );
     this.waiters.push(() => {
       if (answered) return true;
       if (call.cancelled) {
@@ -310,7 +340,10 @@ export class CoordinatorServer {
   private onLeaseExpired(lease: Lease<LeasedTask>): void {
     const record = this.trials.get(lease.item.trial);
     if (!record) return;
-    this.options.log.warn({ trial: record.id, worker: lease.worker, task: lease.item.task.kind }, 'lease expired');
+    this.options.log.warn(
+      { trial: record.id, worker: lease.worker, task: lease.item.task.kind },
+      'lease expired',
+    );
     record.run.release(lease.item.task);
     this.changed(record.id);
   }
@@ -318,7 +351,9 @@ export class CoordinatorServer {
   /** A trial's last epoch is evaluated: count what the shards applied, keep the parameters, free the shards. */
   private async finish(record: TrialRecord): Promise<void> {
     try {
-      const holding = this.shardClients.map((c, s) => ({ c, s })).filter(({ s }) => slicesOnShard(record.slices, s).length > 0);
+      const holding = this.shardClients
+        .map((c, s) => ({ c, s }))
+        .filter(({ s }) => slicesOnShard(record.slices, s).length > 0);
       const stats = await Promise.all(holding.map(({ c }) => c.stats(record.id)));
       record.batchesApplied = Math.min(...stats.map((s) => Number(s.batches_applied)));
       record.finalParams = await this.pullAll(record);
@@ -328,7 +363,10 @@ export class CoordinatorServer {
       record.run.state = 'failed';
     }
     record.finishedAt = Date.now();
-    this.options.log.info({ trial: record.id, state: record.run.state, applied: record.batchesApplied }, 'trial ended');
+    this.options.log.info(
+      { trial: record.id, state: record.run.state, applied: record.batchesApplied },
+      'trial ended',
+    );
     await this.release(record);
     this.changed(record.id);
   }
@@ -339,17 +377,25 @@ export class CoordinatorServer {
     this.leases.revoke((l) => l.item.trial === record.id);
     await Promise.all(
       this.shardClients.map((c) =>
-        c.drop(record.id).catch((err: unknown) => this.options.log.warn({ err: errorMessage(err) }, 'drop failed')),
+        c
+          .drop(record.id)
+          .catch((err: unknown) =>
+            this.options.log.warn({ err: errorMessage(err) }, 'drop failed'),
+          ),
       ),
     );
   }
 
   private async pullAll(record: TrialRecord): Promise<Map<string, Float32Array>> {
-    const values = new Map(record.params.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))]));
+    const values = new Map(
+      record.params.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))]),
+    );
     await Promise.all(
       this.shardClients.map((client, shard) => {
         const mine = slicesOnShard(record.slices, shard);
-        return mine.length === 0 ? Promise.resolve() : client.pull(record.id, mine, values, { minVersion: 0 });
+        return mine.length === 0
+          ? Promise.resolve()
+          : client.pull(record.id, mine, values, { minVersion: 0 });
       }),
     );
     return values;
@@ -370,7 +416,9 @@ export class CoordinatorServer {
     const id = call.request.trial;
     const record = this.trials.get(id);
     if (!record) {
-      call.destroy(Object.assign(new Error(`no trial ${JSON.stringify(id)}`), { code: grpc.status.NOT_FOUND }));
+      call.destroy(
+        Object.assign(new Error(`no trial ${JSON.stringify(id)}`), { code: grpc.status.NOT_FOUND }),
+      );
       return;
     }
     let last = 0;
@@ -409,6 +457,8 @@ export class CoordinatorServer {
         }
         call.end();
       })
-      .catch((err: unknown) => call.destroy(Object.assign(new Error(errorMessage(err)), toServiceError(err))));
+      .catch((err: unknown) =>
+        call.destroy(Object.assign(new Error(errorMessage(err)), toServiceError(err))),
+      );
   }
 }

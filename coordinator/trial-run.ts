@@ -71,7 +71,12 @@ export class TrialRun {
 
   private startEpoch(epoch: number): void {
     this.epoch = epoch;
-    this.batches = epochBatches(this.options.trainCount, this.options.spec.batch, this.options.spec.seed, epoch);
+    this.batches = epochBatches(
+      this.options.trainCount,
+      this.options.spec.batch,
+      this.options.spec.seed,
+      epoch,
+    );
     this.queue = this.batches.map((_, i) => i);
     this.leased.clear();
     this.done.clear();

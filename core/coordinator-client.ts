@@ -30,7 +30,11 @@ export class CoordinatorClient {
     this.deadlineMs = options.deadlineMs ?? 30_000;
   }
 
-  private call<T>(invoke: (options: grpc.CallOptions, cb: Callback<T>) => grpc.ClientUnaryCall, extraMs = 0, signal?: AbortSignal): Promise<T> {
+  private call<T>(
+    invoke: (options: grpc.CallOptions, cb: Callback<T>) => grpc.ClientUnaryCall,
+    extraMs = 0,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       const call = invoke({ deadline: deadlineIn(this.deadlineMs + extraMs) }, (err, value) => {
         signal?.removeEventListener('abort', onAbort);
@@ -51,7 +55,9 @@ export class CoordinatorClient {
   }
 
   listTrials(): Promise<TrialStatus__Output[]> {
-    return this.call<{ trials: TrialStatus__Output[] }>((o, cb) => this.client.ListTrials({}, o, cb)).then((r) => r.trials);
+    return this.call<{ trials: TrialStatus__Output[] }>((o, cb) =>
+      this.client.ListTrials({}, o, cb),
+    ).then((r) => r.trials);
   }
 
   stopTrial(trial: string): Promise<TrialStatus__Output> {
@@ -68,11 +74,17 @@ export class CoordinatorClient {
 
   /** Long-polls for a task for up to `waitMs`; kind "none" when there is nothing to do. */
   acquireWork(worker: string, waitMs: number, signal?: AbortSignal): Promise<Work__Output> {
-    return this.call((o, cb) => this.client.AcquireWork({ worker, wait_ms: waitMs }, o, cb), waitMs, signal);
+    return this.call(
+      (o, cb) => this.client.AcquireWork({ worker, wait_ms: waitMs }, o, cb),
+      waitMs,
+      signal,
+    );
   }
 
   completeWork(result: WorkResult): Promise<boolean> {
-    return this.call<{ ok: boolean }>((o, cb) => this.client.CompleteWork(result, o, cb)).then((r) => r.ok);
+    return this.call<{ ok: boolean }>((o, cb) => this.client.CompleteWork(result, o, cb)).then(
+      (r) => r.ok,
+    );
   }
 
   /** Status updates of a trial until it ends; the stream has no deadline, `signal` cancels it. */
@@ -88,7 +100,10 @@ export class CoordinatorClient {
   }
 
   /** A trial's parameters, as full tensors by name. */
-  async getParameters(trial: string, shapes: ReadonlyArray<{ name: string; size: number }>): Promise<Map<string, Float32Array>> {
+  async getParameters(
+    trial: string,
+    shapes: ReadonlyArray<{ name: string; size: number }>,
+  ): Promise<Map<string, Float32Array>> {
     const values = new Map(shapes.map((s) => [s.name, new Float32Array(s.size)]));
     const stream = this.client.GetParameters({ trial }, { deadline: deadlineIn(this.deadlineMs) });
     for await (const chunk of stream) {

@@ -39,7 +39,8 @@ export class DeadlineExceededError extends CaviarError {
 
 /** Any thrown value as the error object a grpc-js handler passes to its callback. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
-  if (err instanceof CaviarError) return { code: err.code, details: err.message, metadata: new Metadata() };
+  if (err instanceof CaviarError)
+    return { code: err.code, details: err.message, metadata: new Metadata() };
   const message = err instanceof Error ? err.message : String(err);
   return { code: status.INTERNAL, details: message, metadata: new Metadata() };
 }
@@ -59,7 +60,13 @@ export function isRetryable(err: unknown): boolean {
 
 /** The message of an error from a gRPC call, without grpc-js's "N CODE: " prefix. */
 export function errorMessage(err: unknown): string {
-  if (err && typeof err === 'object' && 'details' in err && typeof err.details === 'string' && err.details) {
+  if (
+    err &&
+    typeof err === 'object' &&
+    'details' in err &&
+    typeof err.details === 'string' &&
+    err.details
+  ) {
     return err.details;
   }
   return err instanceof Error ? err.message : String(err);

@@ -8,7 +8,11 @@ export type Logger = pino.Logger;
  */
 export function createLogger(name: string, bindings: Record<string, string | number> = {}): Logger {
   return pino(
-    { name, level: process.env.CAVIAR_LOG_LEVEL ?? 'info', base: { pid: process.pid, ...bindings } },
+    {
+      name,
+      level: process.env.CAVIAR_LOG_LEVEL ?? 'info',
+      base: { pid: process.pid, ...bindings },
+    },
     pino.destination(2),
   );
 }

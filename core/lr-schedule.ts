@@ -6,7 +6,9 @@ export type LrSchedule = (epoch: number) => number;
 function positive(text: string, what: string, spec: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0) {
-    throw new InvalidArgumentError(`learning-rate decay "${spec}": ${what} must be a non-negative number`);
+    throw new InvalidArgumentError(
+      `learning-rate decay "${spec}": ${what} must be a non-negative number`,
+    );
   }
   return value;
 }
@@ -30,7 +32,10 @@ export function parseLrDecay(spec: string, lr0: number): LrSchedule {
       if (parts.length !== 3) break;
       const gamma = positive(parts[1], 'gamma', spec);
       const n = positive(parts[2], 'n', spec);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`learning-rate decay "${spec}": n must be a positive integer`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new InvalidArgumentError(
+          `learning-rate decay "${spec}": n must be a positive integer`,
+        );
       return (epoch) => lr0 * Math.pow(gamma, Math.floor(epoch / n));
     }
     case 'exp': {

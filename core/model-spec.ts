@@ -9,29 +9,36 @@ export type ModelSpec = { type: 'mlp'; hidden: number[] } | { type: 'lenet5' };
 const SPEC_HELP = 'expected mlp:UNITS[,UNITS...] (e.g. mlp:256,128), lenet5, or a JSON file';
 
 function parseHidden(list: unknown, source: string): number[] {
-  if (!Array.isArray(list) || list.length === 0) throw new InvalidArgumentError(`model spec "${source}": ${SPEC_HELP}`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new InvalidArgumentError(`model spec "${source}": ${SPEC_HELP}`);
   return list.map((u) => {
     const n = typeof u === 'number' ? u : Number(String(u).trim());
     if (!Number.isInteger(n) || n < 1 || n > 65_536) {
-      throw new InvalidArgumentError(`model spec "${source}": hidden layer size "${String(u)}" is not an integer in 1..65536`);
+      throw new InvalidArgumentError(
+        `model spec "${source}": hidden layer size "${String(u)}" is not an integer in 1..65536`,
+      );
     }
     return n;
   });
 }
 
 function fromObject(value: unknown, source: string): ModelSpec {
-  if (!value || typeof value !== 'object') throw new InvalidArgumentError(`model spec "${source}": ${SPEC_HELP}`);
+  if (!value || typeof value !== 'object')
+    throw new InvalidArgumentError(`model spec "${source}": ${SPEC_HELP}`);
   const obj = value as Record<string, unknown>;
   if (obj.type === 'lenet5') return { type: 'lenet5' };
   if (obj.type === 'mlp') return { type: 'mlp', hidden: parseHidden(obj.hidden, source) };
-  throw new InvalidArgumentError(`model spec "${source}": unknown type ${JSON.stringify(obj.type)}; ${SPEC_HELP}`);
+  throw new InvalidArgumentError(
+    `model spec "${source}": unknown type ${JSON.stringify(obj.type)}; ${SPEC_HELP}`,
+  );
 }
 
 /** Parses `mlp:256,128`, `lenet5`, a JSON object text, or the path of a JSON file holding one. */
 export function parseModelSpec(text: string): ModelSpec {
   const spec = text.trim();
   if (spec === 'lenet5') return { type: 'lenet5' };
-  if (spec.startsWith('mlp:')) return { type: 'mlp', hidden: parseHidden(spec.slice(4).split(','), spec) };
+  if (spec.startsWith('mlp:'))
+    return { type: 'mlp', hidden: parseHidden(spec.slice(4).split(','), spec) };
   if (spec.startsWith('{')) {
     try {
       return fromObject(JSON.parse(spec), spec);
@@ -74,10 +81,20 @@ export interface ParamInfo extends TensorShape {
  * (kernel then bias, layer by layer). ReLU layers get He-normal kernels; the output layer gets
  * Glorot-uniform; biases start at zero.
  */
-export function modelParams(spec: ModelSpec, inputShape: readonly number[], numClasses: number): ParamInfo[] {
+export function modelParams(
+  spec: ModelSpec,
+  inputShape: readonly number[],
+  numClasses: number,
+): ParamInfo[] {
   const params: ParamInfo[] = [];
   const dense = (name: string, fanIn: number, fanOut: number, output: boolean): void => {
-    params.push({ name: `${name}/kernel`, shape: [fanIn, fanOut], init: output ? 'glorot_uniform' : 'he_normal', fanIn, fanOut });
+    params.push({
+      name: `${name}/kernel`,
+      shape: [fanIn, fanOut],
+      init: output ? 'glorot_uniform' : 'he_normal',
+      fanIn,
+      fanOut,
+    });
     params.push({ name: `${name}/bias`, shape: [fanOut], init: 'zeros', fanIn, fanOut });
   };
   if (spec.type === 'mlp') {
@@ -90,12 +107,26 @@ export function modelParams(spec: ModelSpec, inputShape: readonly number[], numC
     return params;
   }
   if (inputShape.length !== 3 || inputShape[0] !== 28 || inputShape[1] !== 28) {
-    throw new InvalidArgumentError(`lenet5 needs 28x28xC images; this data set has features of shape [${inputShape.join(', ')}]`);
+    throw new InvalidArgumentError(
+      `lenet5 needs 28x28xC images; this data set has features of shape [${inputShape.join(', ')}]`,
+    );
   }
   const channels = inputShape[2];
   const conv = (name: string, k: number, cin: number, cout: number): void => {
-    params.push({ name: `${name}/kernel`, shape: [k, k, cin, cout], init: 'he_normal', fanIn: k * k * cin, fanOut: k * k * cout });
-    params.push({ name: `${name}/bias`, shape: [cout], init: 'zeros', fanIn: k * k * cin, fanOut: k * k * cout });
+    params.push({
+      name: `${name}/kernel`,
+      shape: [k, k, cin, cout],
+      init: 'he_normal',
+      fanIn: k * k * cin,
+      fanOut: k * k * cout,
+    });
+    params.push({
+      name: `${name}/bias`,
+      shape: [cout],
+      init: 'zeros',
+      fanIn: k * k * cin,
+      fanOut: k * k * cout,
+    });
   };
   conv('conv0', 5, channels, 6);
   conv('conv1', 5, 6, 16);
@@ -110,7 +141,10 @@ export function parameterCount(params: readonly TensorShape[]): number {
 }
 
 /** Initial values for every parameter, a pure function of (params, seed). */
-export function initialParameters(params: readonly ParamInfo[], seed: number): Map<string, Float32Array> {
+export function initialParameters(
+  params: readonly ParamInfo[],
+  seed: number,
+): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const p of params) {
     const values = new Float32Array(elementCount(p.shape));

@@ -51,14 +51,16 @@ export function placeTensors(
   shards: number,
   options: PlacementOptions = {},
 ): Slice[] {
-  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shard count must be a positive integer, got ${shards}`);
+  if (!Number.isInteger(shards) || shards < 1)
+    throw new RangeError(`shard count must be a positive integer, got ${shards}`);
   const threshold = options.splitThreshold ?? DEFAULT_SPLIT_THRESHOLD;
   const pieces: Array<Omit<Slice, 'shard'>> = [];
   for (const t of tensors) {
     const size = elementCount(t.shape);
     if (size > threshold && shards > 1) {
       const count = Math.max(shards, Math.ceil(size / threshold));
-      for (const [start, length] of rowRanges(t.shape, count)) pieces.push({ name: t.name, start, length });
+      for (const [start, length] of rowRanges(t.shape, count))
+        pieces.push({ name: t.name, start, length });
     } else {
       pieces.push({ name: t.name, start: 0, length: size });
     }

@@ -16,7 +16,9 @@ export function encodeFloat32(values: Float32Array): Buffer {
 /** Copies little-endian float32 bytes into a fresh, aligned Float32Array. */
 export function decodeFloat32(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0) {
-    throw new InvalidArgumentError(`tensor data of ${bytes.byteLength} bytes is not a whole number of float32 values`);
+    throw new InvalidArgumentError(
+      `tensor data of ${bytes.byteLength} bytes is not a whole number of float32 values`,
+    );
   }
   const out = new Float32Array(bytes.byteLength / 4);
   if (LITTLE_ENDIAN) {

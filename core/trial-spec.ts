@@ -21,17 +21,26 @@ export interface ResolvedTrialSpec {
   clipNorm: number;
 }
 
-function integerIn(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
+function integerIn(
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+  what: string,
+): number {
   const v = value === undefined || value === 0 ? fallback : value;
   if (!Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidArgumentError(`${what} must be an integer in ${min}..${max}, got ${String(value)}`);
+    throw new InvalidArgumentError(
+      `${what} must be an integer in ${min}..${max}, got ${String(value)}`,
+    );
   }
   return v;
 }
 
 function seedOf(value: number | undefined): number {
   const v = value ?? 0;
-  if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) throw new InvalidArgumentError(`seed must be an integer in 0..2147483647, got ${v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1)
+    throw new InvalidArgumentError(`seed must be an integer in 0..2147483647, got ${v}`);
   return v;
 }
 
@@ -41,14 +50,16 @@ function seedOf(value: number | undefined): number {
  */
 export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
   const dataset = (spec.dataset ?? '').trim();
-  if (!dataset) throw new InvalidArgumentError('a trial needs a data set (mnist, csv:PATH or synthetic:NAME)');
+  if (!dataset)
+    throw new InvalidArgumentError('a trial needs a data set (mnist, csv:PATH or synthetic:NAME)');
   const modelText = (spec.model ?? '').trim() || 'mlp:256';
   const mode = (spec.mode ?? '').trim() || 'async';
   if (!(MODES as readonly string[]).includes(mode)) {
     throw new InvalidArgumentError(`mode "${mode}" is not one of ${MODES.join(', ')}`);
   }
   const clipNorm = Number(spec.clip_norm ?? 0);
-  if (!Number.isFinite(clipNorm) || clipNorm < 0) throw new InvalidArgumentError('clip norm must be a non-negative number');
+  if (!Number.isFinite(clipNorm) || clipNorm < 0)
+    throw new InvalidArgumentError('clip norm must be a non-negative number');
   return {
     name: (spec.name ?? '').trim(),
     dataset,

@@ -41,7 +41,11 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    await this.coordinator.registerWorker({ id: this.options.id, backend: this.options.backend.name, pid: process.pid });
+    await this.coordinator.registerWorker({
+      id: this.options.id,
+      backend: this.options.backend.name,
+      pid: process.pid,
+    });
     this.loop = this.run();
   }
 
@@ -66,15 +70,15 @@ export class Worker {
         continue;
       }
       if (work.kind === 'none') continue;
-      const result = await this.execute(work).catch(
-        (err: unknown): WorkResult => {
-          log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
-          return { error: errorMessage(err) || 'unknown error' };
-        },
-      );
+      const result = await this.execute(work).catch((err: unknown): WorkResult => {
+        log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
+        return { error: errorMessage(err) || 'unknown error' };
+      });
       await this.coordinator
         .completeWork({ ...result, lease: work.lease, worker: id })
-        .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'cannot report a finished task'));
+        .catch((err: unknown) =>
+          log.warn({ err: errorMessage(err) }, 'cannot report a finished task'),
+        );
     }
   }
 
@@ -91,7 +95,12 @@ export class Worker {
     const cached = this.contexts.get(work.trial);
     if (cached && cached.shards.join() === work.shards.join()) return cached;
     cached?.model.dispose();
-    const context = await createTrialContext(work.trial, work.spec!, work.shards, this.options.backend);
+    const context = await createTrialContext(
+      work.trial,
+      work.spec!,
+      work.shards,
+      this.options.backend,
+    );
     this.contexts.set(work.trial, context);
     while (this.contexts.size > this.maxCachedTrials) {
       const oldest = this.contexts.keys().next().value as string;
@@ -125,12 +134,26 @@ export class Worker {
     if (work.kind === 'eval') {
       const { validation } = context.splits;
       t = performance.now();
-      const result = context.model.evaluate(validation.features, validation.labels, validation.count);
-      return { loss: result.loss, accuracy: result.accuracy, examples: result.examples, pull_ms: pullMs, compute_ms: performance.now() - t };
+      const result = context.model.evaluate(
+        validation.features,
+        validation.labels,
+        validation.count,
+      );
+      return {
+        loss: result.loss,
+        accuracy: result.accuracy,
+        examples: result.examples,
+        pull_ms: pullMs,
+        compute_ms: performance.now() - t,
+      };
     }
     t = performance.now();
     const batch = gatherBatch(context, context.splits.train, work.indices);
-    const { loss, grads } = context.model.gradients(batch.features, batch.labels, work.indices.length);
+    const { loss, grads } = context.model.gradients(
+      batch.features,
+      batch.labels,
+      work.indices.length,
+    );
     const clip = work.spec?.clip_norm ?? 0;
     if (clip > 0) clipByGlobalNorm(grads.values(), clip);
     const computeMs = performance.now() - t;
@@ -148,7 +171,9 @@ export class Worker {
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
           ? Promise.resolve({ duplicate: false })
-          : this.shard(address).push(header, context.shardSlices[s], grads, { signal: this.abort.signal }),
+          : this.shard(address).push(header, context.shardSlices[s], grads, {
+              signal: this.abort.signal,
+            }),
       ),
     );
     return {

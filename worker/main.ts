@@ -8,8 +8,10 @@ import { Worker } from './loop';
 const program = new Command('caviar worker')
   .description('run a worker of a caviar cluster')
   .requiredOption('--coordinator <address>', 'the coordinator, host:port')
-  .option('--id <id>', 'this worker\'s id', `worker-${process.pid}`)
-  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto'))
+  .option('--id <id>', "this worker's id", `worker-${process.pid}`)
+  .addOption(
+    new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto'),
+  )
   .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .action(async (opts: { coordinator: string; id: string; backend: BackendChoice }) => {

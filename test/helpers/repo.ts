@@ -31,7 +31,10 @@ export interface CliResult {
 }
 
 /** Runs `caviar ARGS` as a child process and collects its output. */
-export function runCaviar(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runCaviar(
+  args: string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CAVIAR_BIN, ...args], {
       cwd: REPO_ROOT,

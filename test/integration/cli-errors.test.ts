@@ -22,24 +22,42 @@ fs.writeFileSync(ragged, 'a,b,label\n1,2,x\n3,4\n5,6,x\n');
 const textValue = path.join(dir, 'text.csv');
 fs.writeFileSync(textValue, 'a,b,label\n1,2,x\n3,hello,y\n');
 
-test('unknown flag', () => expectUsageError(['train', '--dataset', 'mnist', '--no-such-flag'], /unknown option/));
+test('unknown flag', () =>
+  expectUsageError(['train', '--dataset', 'mnist', '--no-such-flag'], /unknown option/));
 
 test('unknown command', () => expectUsageError(['frobnicate'], /unknown command/));
 
 test('missing CSV file', () =>
-  expectUsageError(['train', '--dataset', `csv:${path.join(dir, 'absent.csv')}`, '--epochs', '1'], /absent\.csv/));
+  expectUsageError(
+    ['train', '--dataset', `csv:${path.join(dir, 'absent.csv')}`, '--epochs', '1'],
+    /absent\.csv/,
+  ));
 
-test('malformed CSV (ragged row)', () => expectUsageError(['train', '--dataset', `csv:${ragged}`, '--epochs', '1'], /ragged\.csv|line|record|column/i));
+test('malformed CSV (ragged row)', () =>
+  expectUsageError(
+    ['train', '--dataset', `csv:${ragged}`, '--epochs', '1'],
+    /ragged\.csv|line|record|column/i,
+  ));
 
-test('non-numeric CSV feature', () => expectUsageError(['train', '--dataset', `csv:${textValue}`, '--epochs', '1'], /hello|numeric|number/i));
+test('non-numeric CSV feature', () =>
+  expectUsageError(
+    ['train', '--dataset', `csv:${textValue}`, '--epochs', '1'],
+    /hello|numeric|number/i,
+  ));
 
 test('unknown label column', () =>
-  expectUsageError(['train', '--dataset', `csv:${good}`, '--label-column', 'digit', '--epochs', '1'], /digit/));
+  expectUsageError(
+    ['train', '--dataset', `csv:${good}`, '--label-column', 'digit', '--epochs', '1'],
+    /digit/,
+  ));
 
-test('bad model spec', () => expectUsageError(['train', '--dataset', 'mnist', '--model', 'mlp:abc'], /model spec/));
+test('bad model spec', () =>
+  expectUsageError(['train', '--dataset', 'mnist', '--model', 'mlp:abc'], /model spec/));
 
 test('unknown data set', () => expectUsageError(['train', '--dataset', 'imagenet'], /imagenet/));
 
-test('bad number', () => expectUsageError(['train', '--dataset', 'mnist', '--batch', '-3'], /batch|integer/));
+test('bad number', () =>
+  expectUsageError(['train', '--dataset', 'mnist', '--batch', '-3'], /batch|integer/));
 
-test('bad learning-rate decay', () => expectUsageError(['train', '--dataset', 'mnist', '--lr-decay', 'cosine:3'], /cosine/));
+test('bad learning-rate decay', () =>
+  expectUsageError(['train', '--dataset', 'mnist', '--lr-decay', 'cosine:3'], /cosine/));

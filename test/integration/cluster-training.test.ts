@@ -19,7 +19,13 @@ const SPIRALS = 'synthetic:spirals';
  * The same trial, trained by one process with tfjs's own Adam: same initial values, same
  * batches in the same order, same loss.
  */
-async function trainSingleProcess(modelText: string, seed: number, batch: number, epochs: number, lr: number): Promise<Map<string, Float32Array>> {
+async function trainSingleProcess(
+  modelText: string,
+  seed: number,
+  batch: number,
+  epochs: number,
+  lr: number,
+): Promise<Map<string, Float32Array>> {
   await tf.setBackend('cpu');
   const splits = await loadSplits(SPIRALS);
   const { train } = splits;
@@ -41,7 +47,11 @@ async function trainSingleProcess(modelText: string, seed: number, batch: number
       tf.tidy(() => {
         const xs = tf.tensor(x, [indices.length, ...train.featureShape]);
         const ys = tf.oneHot(tf.tensor1d(y, 'int32'), train.numClasses);
-        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs) as tf.Tensor) as tf.Scalar, false, [...variables.values()]);
+        optimizer.minimize(
+          () => tf.losses.softmaxCrossEntropy(ys, model.apply(xs) as tf.Tensor) as tf.Scalar,
+          false,
+          [...variables.values()],
+        );
       });
     }
   }
@@ -52,71 +62,120 @@ async function trainSingleProcess(modelText: string, seed: number, batch: number
   return out;
 }
 
-test('1 worker in sync mode matches a single-process tfjs loop within 1e-5', { timeout: 180_000 }, async () => {
-  const modelText = 'mlp:16';
-  const [seed, batch, epochs, lr] = [7, 64, 2, 0.01];
-  const cluster = await new LocalCluster({ workers: 1, shards: 2, backend: 'cpu', logDir: testOutputDir('equivalence') }).start();
-  const client = new CoordinatorClient(cluster.coordinator);
-  try {
-    const submitted = await client.submitTrial({
-      dataset: SPIRALS,
-      model: modelText,
-      optimizer: { kind: 'adam', lr },
-      batch,
-      epochs,
-      mode: 'sync',
-      seed,
-    });
-    let last = submitted;
-    for await (const status of client.watchTrial(submitted.trial)) last = status;
-    assert.equal(last.status, 'completed', last.error);
-    assert.equal(Number(last.batches_applied), Number(last.batches_scheduled));
-    const params = modelParams(parseModelSpec(modelText), last.input_shape, last.num_classes);
-    const cluster_ = await client.getParameters(last.trial, params.map((p) => ({ name: p.name, size: elementCount(p.shape) })));
-    const reference = await trainSingleProcess(modelText, seed, batch, epochs, lr);
-    const initial = initialParameters(params, seed);
-    for (const p of params) {
-      const a = cluster_.get(p.name)!;
-      const b = reference.get(p.name)!;
-      let maxDiff = 0;
-      let moved = 0;
-      for (let i = 0; i < a.length; i++) {
-        maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-        moved = Math.max(moved, Math.abs(a[i] - initial.get(p.name)![i]));
+test(
+  '1 worker in sync mode matches a single-process tfjs loop within 1e-5',
+  { timeout: 180_000 },
+  async () => {
+    const modelText = 'mlp:16';
+    const [seed, batch, epochs, lr] = [7, 64, 2, 0.01];
+    const cluster = await new LocalCluster({
+      workers: 1,
+      shards: 2,
+      backend: 'cpu',
+      logDir: testOutputDir('equivalence'),
+    }).start();
+    const client = new CoordinatorClient(cluster.coordinator);
+    try {
+      const submitted = await client.submitTrial({
+        dataset: SPIRALS,
+        model: modelText,
+        optimizer: { kind: 'adam', lr },
+        batch,
+        epochs,
+        mode: 'sync',
+        seed,
+      });
+      let last = submitted;
+      for await (const status of client.watchTrial(submitted.trial)) last = status;
+      assert.equal(last.status, 'completed', last.error);
+      assert.equal(Number(last.batches_applied), Number(last.batches_scheduled));
+      const params = modelParams(parseModelSpec(modelText), last.input_shape, last.num_classes);
+      const cluster_ = await client.getParameters(
+        last.trial,
+        params.map((p) => ({ name: p.name, size: elementCount(p.shape) })),
+      );
+      const reference = await trainSingleProcess(modelText, seed, batch, epochs, lr);
+      const initial = initialParameters(params, seed);
+      for (const p of params) {
+        const a = cluster_.get(p.name)!;
+        const b = reference.get(p.name)!;
+        let maxDiff = 0;
+        let moved = 0;
+        for (let i = 0; i < a.length; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+          moved = Math.max(moved, Math.abs(a[i] - initial.get(p.name)![i]));
+        }
+        assert.ok(maxDiff <= 1e-5, `${p.name}: cluster and single process differ by ${maxDiff}`);
+        assert.ok(moved > 1e-3, `${p.name} did not train (moved ${moved})`);
       }
-      assert.ok(maxDiff <= 1e-5, `${p.name}: cluster and single process differ by ${maxDiff}`);
-      assert.ok(moved > 1e-3, `${p.name} did not train (moved ${moved})`);
+    } finally {
+      client.close();
+      await cluster.close();
     }
-  } finally {
-    client.close();
-    await cluster.close();
-  }
-});
+  },
+);
 
-test('2 workers and 2 shards train MNIST to >= 0.88 validation accuracy in 2 epochs, and the export loads back', { timeout: 300_000 }, async () => {
-  const out = testOutputDir('mnist');
-  const result = await runCaviar(
-    ['train', '--local', '--dataset', 'mnist', '--model', 'mlp:256', '--workers', '2', '--shards', '2', '--epochs', '2', '--batch', '64', '--lr', '2e-3', '--export', `${out}/model`, '--json'],
-    { timeoutMs: 280_000 },
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const summary = lastJsonLine<TrainSummary>(result.stdout);
-  assert.equal(summary.status, 'completed');
-  assert.equal(summary.epochs, 2);
-  assert.ok(summary.val_accuracy !== null && summary.val_accuracy >= 0.88, `val accuracy ${summary.val_accuracy}`);
-  assert.equal(summary.batches_applied, summary.batches_scheduled, 'every scheduled batch applied exactly once');
-  assert.ok(summary.examples_per_s > 0);
-  for (const key of ['trial', 'seconds', 'examples', 'train_loss', 'val_loss', 'backend']) assert.ok(key in summary, key);
+test(
+  '2 workers and 2 shards train MNIST to >= 0.88 validation accuracy in 2 epochs, and the export loads back',
+  { timeout: 300_000 },
+  async () => {
+    const out = testOutputDir('mnist');
+    const result = await runCaviar(
+      [
+        'train',
+        '--local',
+        '--dataset',
+        'mnist',
+        '--model',
+        'mlp:256',
+        '--workers',
+        '2',
+        '--shards',
+        '2',
+        '--epochs',
+        '2',
+        '--batch',
+        '128',
+        '--lr',
+        '1e-3',
+        '--export',
+        `${out}/model`,
+        '--json',
+      ],
+      { timeoutMs: 280_000 },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const summary = lastJsonLine<TrainSummary>(result.stdout);
+    assert.equal(summary.status, 'completed');
+    assert.equal(summary.epochs, 2);
+    assert.ok(
+      summary.val_accuracy !== null && summary.val_accuracy >= 0.88,
+      `val accuracy ${summary.val_accuracy}`,
+    );
+    assert.equal(
+      summary.batches_applied,
+      summary.batches_scheduled,
+      'every scheduled batch applied exactly once',
+    );
+    assert.ok(summary.examples_per_s > 0);
+    for (const key of ['trial', 'seconds', 'examples', 'train_loss', 'val_loss', 'backend'])
+      assert.ok(key in summary, key);
 
-  // The exported LayersModel reproduces the reported validation accuracy.
-  await tf.setBackend('cpu');
-  const model = await loadExportedModel(`${out}/model`);
-  const { validation } = await loadSplits('mnist');
-  const accuracy = tf.tidy(() => {
-    const x = tf.tensor(validation.features, [validation.count, ...validation.featureShape]);
-    const predicted = tf.argMax(model.predict(x) as tf.Tensor, -1);
-    return tf.mean(tf.cast(tf.equal(predicted, tf.tensor1d(validation.labels, 'int32')), 'float32')).dataSync()[0];
-  });
-  assert.ok(Math.abs(accuracy - summary.val_accuracy) < 2e-3, `exported model accuracy ${accuracy} vs reported ${summary.val_accuracy}`);
-  model.dispose();
-});
+    // The exported LayersModel reproduces the reported validation accuracy.
+    await tf.setBackend('cpu');
+    const model = await loadExportedModel(`${out}/model`);
+    const { validation } = await loadSplits('mnist');
+    const accuracy = tf.tidy(() => {
+      const x = tf.tensor(validation.features, [validation.count, ...validation.featureShape]);
+      const predicted = tf.argMax(model.predict(x) as tf.Tensor, -1);
+      return tf
+        .mean(tf.cast(tf.equal(predicted, tf.tensor1d(validation.labels, 'int32')), 'float32'))
+        .dataSync()[0];
+    });
+    assert.ok(
+      Math.abs(accuracy - summary.val_accuracy) < 2e-3,
+      `exported model accuracy ${accuracy} vs reported ${summary.val_accuracy}`,
+    );
+    model.dispose();
+  },
+);

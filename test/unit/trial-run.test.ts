@@ -49,7 +49,11 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
     'epochs are shuffled differently',
   );
   for (const t of next) r.completeTrain(t, 1);
-  assert.equal(r.completeEval(1, 0.4, 0.92), false, 'an evaluation that was never handed out is refused');
+  assert.equal(
+    r.completeEval(1, 0.4, 0.92),
+    false,
+    'an evaluation that was never handed out is refused',
+  );
   assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 1 });
   assert.ok(r.completeEval(1, 0.4, 0.92));
   assert.equal(r.state, 'finishing');
