@@ -17,6 +17,9 @@ export interface TrainSummary {
   batches_applied: number;
   batches_requeued: number;
   mode: string;
+  workers: number;
+  /** Seconds summed over the workers' tasks per phase (apply: the shards' optimizer time). */
+  time: { compute: number; pull: number; push: number; apply: number; eval: number };
   error?: string;
 }
 
@@ -43,6 +46,14 @@ export function trainSummary(status: TrialStatus__Output): TrainSummary {
     batches_applied: Number(status.batches_applied),
     batches_requeued: status.batches_requeued,
     mode: status.spec?.mode ?? '',
+    workers: status.workers,
+    time: {
+      compute: round(status.compute_seconds, 3),
+      pull: round(status.pull_seconds, 3),
+      push: round(status.push_seconds, 3),
+      apply: round(status.apply_seconds, 3),
+      eval: round(status.eval_seconds, 3),
+    },
     ...(status.error ? { error: status.error } : {}),
   };
 }

@@ -215,6 +215,8 @@ export class CoordinatorServer {
       error: '',
       batchesApplied: 0,
       backends: new Set(),
+      workers: new Set(),
+      timing: { compute: 0, pull: 0, push: 0, eval: 0, apply: 0 },
       failuresInARow: 0,
     };
     this.trials.set(id, record);
@@ -314,6 +316,8 @@ export class CoordinatorServer {
     record.failuresInARow = 0;
     const backend = this.workers.get(result.worker)?.backend;
     if (backend) record.backends.add(backend);
+    record.workers.add(result.worker);
+    this.addTiming(record, task, result);
     if (task.kind === 'train') {
       record.run.completeTrain(task, result.loss);
     } else if (record.run.completeEval(task.epoch, result.loss, result.accuracy)) {
@@ -323,6 +327,17 @@ export class CoordinatorServer {
     }
     this.changed(record.id);
     return true;
+  }
+
+  private addTiming(record: TrialRecord, task: Task, result: WorkResult__Output): void {
+    const t = record.timing;
+    t.pull += result.pull_ms / 1000;
+    if (task.kind === 'eval') {
+      t.eval += result.compute_ms / 1000;
+    } else {
+      t.compute += result.compute_ms / 1000;
+      t.push += result.push_ms / 1000;
+    }
   }
 
   private onTaskFailed(record: TrialRecord, task: Task, worker: string, error: string): void {
@@ -356,6 +371,7 @@ export class CoordinatorServer {
         .filter(({ s }) => slicesOnShard(record.slices, s).length > 0);
       const stats = await Promise.all(holding.map(({ c }) => c.stats(record.id)));
       record.batchesApplied = Math.min(...stats.map((s) => Number(s.batches_applied)));
+      record.timing.apply = stats.reduce((sum, s) => sum + s.apply_seconds, 0);
       record.finalParams = await this.pullAll(record);
       record.run.state = 'completed';
     } catch (err) {

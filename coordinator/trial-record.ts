@@ -21,6 +21,10 @@ export interface TrialRecord {
   error: string;
   batchesApplied: number;
   backends: Set<string>;
+  /** Workers that completed at least one of the trial's tasks. */
+  workers: Set<string>;
+  /** Seconds the workers spent per phase, summed over tasks; apply time is the shards'. */
+  timing: { compute: number; pull: number; push: number; eval: number; apply: number };
   /** Worker failures in a row; a trial that keeps failing is stopped rather than retried forever. */
   failuresInARow: number;
   /** The trained parameters, fetched from the shards when the trial ends (the shards then drop them). */
@@ -51,5 +55,11 @@ export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus 
     batches_requeued: run.requeued,
     input_shape: record.inputShape,
     num_classes: record.numClasses,
+    compute_seconds: record.timing.compute,
+    pull_seconds: record.timing.pull,
+    push_seconds: record.timing.push,
+    eval_seconds: record.timing.eval,
+    apply_seconds: record.timing.apply,
+    workers: record.workers.size,
   };
 }

@@ -397,6 +397,7 @@ export class ParameterServerShard {
     if (!trial) return { held: false, version: 0, batches_applied: 0, elements: 0, refused };
     return {
       held: true,
+      apply_seconds: trial.applySeconds,
       version: trial.version,
       batches_applied: trial.batchesApplied,
       elements: trial.elements,

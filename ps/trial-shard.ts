@@ -56,6 +56,8 @@ export class TrialShard {
   version = 0;
   /** Distinct (epoch, batch) gradients folded into the parameters. */
   batchesApplied = 0;
+  /** Time spent in the optimizer, for the benchmark's breakdown of where a step's time goes. */
+  applySeconds = 0;
   readonly refused = new Map<RefusalReason, number>();
   private readonly optimizer: Optimizer;
   private readonly schedule: LrSchedule;
@@ -173,10 +175,12 @@ export class TrialShard {
   }
 
   private update(grads: readonly Float32Array[], epoch: number): void {
+    const started = performance.now();
     const ctx = { lr: this.schedule(epoch), step: this.version + 1 };
     this.slices.forEach((s, i) =>
       this.optimizer.apply(s.values, grads[i], s.state, ctx, this.config),
     );
     this.version += 1;
+    this.applySeconds += (performance.now() - started) / 1000;
   }
 }
