@@ -1,12 +1,12 @@
 import { Command, Option } from 'commander';
 import { CoordinatorClient } from '../core/coordinator-client';
+import { BACKEND_CHOICES } from '../core/backend-choice';
 import { exitWithError, UsageError } from './exit-codes';
 import { parseIntIn, parseNonNegativeNumber, parsePositiveNumber } from './option-parsers';
 import { trainCommand, type TrainOptions } from './train-command';
 import { upCommand, type UpOptions } from './up-command';
 import { historyTable, trialsTable, trainSummary } from './summary';
 
-const BACKENDS = ['auto', 'gpu', 'node', 'wasm', 'cpu', 'synthetic'];
 const DEFAULT_COORDINATOR = process.env.CAVIAR_COORDINATOR ?? '127.0.0.1:7070';
 
 /** Runs a command's action and exits with its code; errors become one line and exit 1 or 2. */
@@ -36,7 +36,7 @@ function clusterOptions(command: Command): Command {
     .option('--shards <n>', 'parameter-server shards of a local cluster', parseIntIn(1, 64), 2)
     .addOption(
       new Option('--backend <name>', 'compute backend of the workers')
-        .choices(BACKENDS)
+        .choices(BACKEND_CHOICES)
         .default('auto'),
     )
     .option(

@@ -1,8 +1,6 @@
 import type { ModelSpec } from '../core/model-spec';
 
-/** `--backend` values; `auto` tries gpu, node, wasm, cpu in that order. */
-export const BACKEND_CHOICES = ['auto', 'gpu', 'node', 'wasm', 'cpu', 'synthetic'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+export { BACKEND_CHOICES, type BackendChoice } from '../core/backend-choice';
 
 /** Gradients of the mean loss over one mini-batch, keyed by parameter name (core/model-spec names). */
 export interface GradientResult {
