@@ -43,7 +43,13 @@ function clusterOptions(command: Command): Command {
       '--lease-ms <ms>',
       'how long a worker may hold a mini-batch before it goes to another',
       parseIntIn(100, 3_600_000),
-    );
+    )
+    .option(
+      '--etcd <auto|none|url>',
+      'membership: start an etcd when installed (auto), run without (none), or use this one',
+      'auto',
+    )
+    .option('--member-ttl <seconds>', 'membership lease TTL', parseIntIn(1, 3_600));
 }
 
 export function buildProgram(): Command {

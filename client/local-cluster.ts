@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ReadyLine } from '../core/role-process';
+import { EtcdServer, etcdAvailable } from '../core/etcd-server';
 
 export interface LocalClusterOptions {
   workers: number;
@@ -16,10 +17,39 @@ export interface LocalClusterOptions {
   leaseMs?: number;
   /** How long a process may take to report ready. Defaults to 60 s. */
   startTimeoutMs?: number;
+  /**
+   * Membership: "auto" starts an etcd here when the `etcd` binary is installed (and runs without
+   * one, saying so, when it is not), "none" runs without, a URL uses an existing etcd.
+   * Defaults to "auto".
+   */
+  etcd?: string;
+  /** Membership lease TTL in seconds. Defaults to the roles' own (3 s). */
+  memberTtl?: number;
+  /** Cluster name in etcd keys. Defaults to a name unique to this launcher. */
+  cluster?: string;
+  /** Extra environment for every role process (tests inject faults this way). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ClusterProcess extends ReadyLine {
   child: ChildProcess;
+  /** What started it, so a fault test can start it again the same way. */
+  args: string[];
+}
+
+/** The CLI flags that shape a local cluster (`caviar train --local`, `caviar up`). */
+export interface LocalClusterFlags {
+  workers: number;
+  shards: number;
+  backend: string;
+  leaseMs?: number;
+  etcd?: string;
+  memberTtl?: number;
+}
+
+export function localClusterOptions(flags: LocalClusterFlags): LocalClusterOptions {
+  const { workers, shards, backend, leaseMs, etcd, memberTtl } = flags;
+  return { workers, shards, backend, leaseMs, etcd, memberTtl };
 }
 
 /** bin/caviar.js, which starts a role's entry point. */
@@ -33,17 +63,61 @@ export class LocalCluster {
   readonly processes: ClusterProcess[] = [];
   readonly logDir: string;
   coordinator = '';
+  /** The etcd the roles register with, or undefined when running without membership. */
+  etcdUrl: string | undefined;
+  etcdServer: EtcdServer | undefined;
+  readonly cluster: string;
+  /** Why there is no etcd, when there is none. */
+  etcdNote = '';
   private closed = false;
   private readonly onExit = (): void => this.killAll('SIGKILL');
 
   constructor(private readonly options: LocalClusterOptions) {
     this.logDir = options.logDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-'));
     fs.mkdirSync(this.logDir, { recursive: true });
+    this.cluster = options.cluster ?? `local-${process.pid}-${Date.now().toString(36)}`;
+  }
+
+  private async startEtcd(): Promise<void> {
+    const choice = this.options.etcd ?? 'auto';
+    if (choice === 'none') {
+      this.etcdNote = 'membership without etcd (--etcd none): no fencing';
+      return;
+    }
+    if (choice !== 'auto') {
+      this.etcdUrl = choice;
+      return;
+    }
+    if (!etcdAvailable()) {
+      this.etcdNote =
+        'no etcd binary found: membership without etcd, no fencing (apt-get install etcd-server)';
+      return;
+    }
+    this.etcdServer = new EtcdServer({
+      dataDir: path.join(this.logDir, 'etcd-data'),
+      logFile: path.join(this.logDir, 'etcd.log'),
+    });
+    this.etcdUrl = await this.etcdServer.start();
+  }
+
+  /** One line on how members find each other, for the launcher's log. */
+  membershipLine(): string {
+    return this.etcdUrl
+      ? `membership: etcd at ${this.etcdUrl}, cluster ${this.cluster}`
+      : this.etcdNote;
+  }
+
+  /** The flags that put a role process in this cluster's membership. */
+  private membershipArgs(): string[] {
+    if (!this.etcdUrl) return [];
+    const ttl = this.options.memberTtl ? ['--member-ttl', String(this.options.memberTtl)] : [];
+    return ['--etcd', this.etcdUrl, '--cluster', this.cluster, ...ttl];
   }
 
   async start(): Promise<this> {
     process.once('exit', this.onExit);
     try {
+      await this.startEtcd();
       const shards = await Promise.all(
         Array.from({ length: this.options.shards }, (_, i) =>
           this.spawnRole('ps', `ps-${i}`, ['--id', `ps-${i}`]),
@@ -76,11 +150,13 @@ export class LocalCluster {
   }
 
   /** Starts one role process and waits for its ready line on stdout. */
-  spawnRole(role: ReadyLine['role'], id: string, args: string[]): Promise<ClusterProcess> {
+  spawnRole(role: ReadyLine['role'], id: string, roleArgs: string[]): Promise<ClusterProcess> {
+    const args = [role, ...roleArgs, ...this.membershipArgs()];
     const logFile = path.join(this.logDir, `${id}.log`);
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [CAVIAR_BIN, role, ...args], {
+    const child = spawn(process.execPath, [CAVIAR_BIN, ...args], {
       stdio: ['ignore', 'pipe', log],
+      env: { ...process.env, ...this.options.env },
     });
     fs.closeSync(log);
     return new Promise((resolve, reject) => {
@@ -106,14 +182,36 @@ export class LocalCluster {
         child.removeAllListeners('exit');
         try {
           const ready = JSON.parse(line) as ReadyLine;
-          const entry = { ...ready, child };
-          this.processes.push(entry);
+          const entry = { ...ready, child, args: roleArgs };
+          const at = this.processes.findIndex((p) => p.id === ready.id);
+          if (at >= 0) this.processes[at] = entry;
+          else this.processes.push(entry);
           resolve(entry);
         } catch {
           fail(new Error(`${id} printed ${JSON.stringify(line)} instead of its ready line`));
         }
       });
     });
+  }
+
+  process(id: string): ClusterProcess {
+    const found = this.processes.find((p) => p.id === id);
+    if (!found) throw new Error(`no process ${id} in this cluster`);
+    return found;
+  }
+
+  /** Sends `signal` to a role process and, for a killing signal, waits for it to exit. */
+  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    const { child } = this.process(id);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
+  }
+
+  /** Starts a role process again with the arguments it was first started with. */
+  restart(id: string): Promise<ClusterProcess> {
+    const p = this.process(id);
+    return this.spawnRole(p.role, p.id, p.args);
   }
 
   private get startTimeoutMs(): number {
@@ -139,9 +237,12 @@ export class LocalCluster {
     for (const role of ['worker', 'coordinator', 'ps']) {
       for (const p of alive) if (p.role === role) p.child.kill('SIGTERM');
     }
+    // A stopped (SIGSTOP) process cannot act on SIGTERM until it continues.
+    for (const p of alive) p.child.kill('SIGCONT');
     const timer = setTimeout(() => this.killAll('SIGKILL'), graceMs);
     await Promise.all(exited);
     clearTimeout(timer);
+    await this.etcdServer?.stop();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -6,11 +6,11 @@ import { loadSplits } from '../core/datasets';
 import { elementCount } from '../core/placement';
 import { modelParams, parseModelSpec } from '../core/model-spec';
 import { exportLayersModel } from '../core/export-model';
-import { LocalCluster } from './local-cluster';
+import { LocalCluster, localClusterOptions, type LocalClusterFlags } from './local-cluster';
 import { TrialProgress } from './progress';
 import { historyTable, summaryText, trainSummary } from './summary';
 
-export interface TrainOptions {
+export interface TrainOptions extends LocalClusterFlags {
   local?: boolean;
   coordinator?: string;
   dataset: string;
@@ -23,15 +23,12 @@ export interface TrainOptions {
   batch: number;
   epochs: number;
   mode: string;
-  workers: number;
-  shards: number;
   seed: number;
   clipNorm: number;
-  backend: string;
   name?: string;
   export?: string;
   json?: boolean;
-  leaseMs?: number;
+  memberTtl?: number;
 }
 
 export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
@@ -92,17 +89,13 @@ export async function trainCommand(options: TrainOptions): Promise<number> {
   if (!address) {
     // Refuse bad data before starting any process: the user gets one line, not a dead cluster.
     await loadSplits(resolved.dataset, { labelColumn: resolved.labelColumn || undefined });
-    cluster = new LocalCluster({
-      workers: options.workers,
-      shards: options.shards,
-      backend: options.backend,
-      leaseMs: options.leaseMs,
-    });
+    cluster = new LocalCluster(localClusterOptions(options));
     if (!options.json)
       process.stderr.write(
         `starting a local cluster: ${options.shards} shard(s), ${options.workers} worker(s); logs in ${cluster.logDir}\n`,
       );
     await cluster.start();
+    process.stderr.write(cluster.membershipLine() + '\n');
     address = cluster.coordinator;
   }
   const client = new CoordinatorClient(address);

@@ -1,27 +1,20 @@
-import { LocalCluster } from './local-cluster';
+import { LocalCluster, localClusterOptions, type LocalClusterFlags } from './local-cluster';
 
-export interface UpOptions {
-  workers: number;
-  shards: number;
-  backend: string;
+export interface UpOptions extends LocalClusterFlags {
   json?: boolean;
-  leaseMs?: number;
+  memberTtl?: number;
 }
 
 /** `caviar up`: a local cluster that stays up until SIGINT or SIGTERM. */
 export async function upCommand(options: UpOptions): Promise<number> {
-  const cluster = new LocalCluster({
-    workers: options.workers,
-    shards: options.shards,
-    backend: options.backend,
-    leaseMs: options.leaseMs,
-  });
+  const cluster = new LocalCluster(localClusterOptions(options));
   await cluster.start();
+  process.stderr.write(cluster.membershipLine() + '\n');
   const ready = {
     coordinator: cluster.coordinator,
     dashboard: null,
     metrics: [] as string[],
-    etcd: null,
+    etcd: cluster.etcdUrl ?? null,
     logs: cluster.logDir,
     processes: cluster.processes.map((p) => ({
       role: p.role,

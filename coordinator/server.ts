@@ -9,6 +9,7 @@ import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
 import { bindServer, coordinatorServiceProto, SERVER_OPTIONS } from '../core/rpc';
 import { NotFoundError, toServiceError, errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
+import type { MemberInfo, Membership, MembershipEvent, MembershipWatch } from '../core/membership';
 import { resolveTrialSpec, trialSpecMessage } from '../core/trial-spec';
 import { loadSplits } from '../core/datasets';
 import { initialParameters, modelParams } from '../core/model-spec';
@@ -34,6 +35,11 @@ export interface CoordinatorOptions {
   workerTimeoutMs?: number;
   /** Worker failures in a row after which a trial fails instead of retrying. Defaults to 20. */
   maxFailuresInARow?: number;
+  /**
+   * Cluster membership (etcd). With it, a worker whose lease expires loses its tasks at once and
+   * gets no new ones until it registers again. Without it, workers count as live while they poll.
+   */
+  membership?: Membership;
 }
 
 interface WorkerEntry {
@@ -66,6 +72,9 @@ export class CoordinatorServer {
   private readonly leaseMs: number;
   private readonly workerTimeoutMs: number;
   private readonly maxFailuresInARow: number;
+  /** Live members by role/id, as the membership watch reports them. */
+  private readonly members = new Map<string, MemberInfo>();
+  private membershipWatch: MembershipWatch | undefined;
 
   constructor(private readonly options: CoordinatorOptions) {
     if (options.shards.length === 0)
@@ -80,6 +89,13 @@ export class CoordinatorServer {
   }
 
   async start(): Promise<string> {
+    if (this.options.membership) {
+      this.membershipWatch = await this.options.membership.watch((event) =>
+        this.onMembership(event),
+      );
+      for (const member of this.membershipWatch.members)
+        this.onMembership({ type: 'join', member });
+    }
     this.address = await bindServer(
       this.server,
       this.options.host ?? '127.0.0.1',
@@ -88,7 +104,32 @@ export class CoordinatorServer {
     return this.address;
   }
 
+  private onMembership({ type, member }: MembershipEvent): void {
+    const key = `${member.role}/${member.id}`;
+    if (type === 'join') {
+      this.members.set(key, member);
+      if (member.role === 'worker') this.touchWorker(member.id, member.backend, member.pid);
+      this.changed();
+      return;
+    }
+    // A stale delete (an older registration of a member that registered again) changes nothing.
+    if (this.members.get(key)?.token !== member.token && member.token) return;
+    this.members.delete(key);
+    this.options.log.warn({ role: member.role, id: member.id }, 'member left (lease ended)');
+    if (member.role === 'worker') this.workerLeft(member.id);
+  }
+
+  /** A worker's lease ended: its tasks go back to their queues now, not when their leases time out. */
+  private workerLeft(worker: string): void {
+    for (const lease of this.leases.revoke((l) => l.worker === worker)) {
+      const record = this.trials.get(lease.item.trial);
+      record?.run.release(lease.item.task);
+      if (record) this.changed(record.id);
+    }
+  }
+
   async close(): Promise<void> {
+    await this.membershipWatch?.close().catch(() => undefined);
     this.leases.close();
     for (const waiter of this.waiters) waiter();
     await new Promise<void>((resolve) => {
@@ -145,7 +186,12 @@ export class CoordinatorServer {
   }
 
   private liveWorkers(now = Date.now()): WorkerEntry[] {
-    return [...this.workers.values()].filter((w) => now - w.lastSeen <= this.workerTimeoutMs);
+    return [...this.workers.values()].filter((w) => this.isLive(w, now));
+  }
+
+  private isLive(worker: WorkerEntry, now = Date.now()): boolean {
+    if (this.options.membership) return this.members.has(`worker/${worker.id}`);
+    return now - worker.lastSeen <= this.workerTimeoutMs;
   }
 
   private touchWorker(id: string, backend?: string, pid?: number): void {
@@ -162,6 +208,16 @@ export class CoordinatorServer {
   }
 
   private clusterState(): { members: Member[]; shards: string[] } {
+    if (this.options.membership) {
+      const members = [...this.members.values()].map((m) => ({
+        role: m.role,
+        id: m.id,
+        address: m.address ?? '',
+        pid: m.pid ?? 0,
+        backend: m.backend ?? '',
+      }));
+      return { members, shards: this.options.shards };
+    }
     const members: Member[] = [
       { role: 'coordinator', id: 'coordinator', address: this.address, pid: process.pid },
       ...this.options.shards.map((address, i) => ({ role: 'ps', id: `ps-${i}`, address })),
@@ -199,7 +255,7 @@ export class CoordinatorServer {
     const run = new TrialRun({
       spec,
       trainCount: splits.train.count,
-      quorum: this.liveWorkers().length,
+      quorum: () => this.liveWorkers().length,
       lr,
     });
     const record: TrialRecord = {
@@ -236,6 +292,8 @@ export class CoordinatorServer {
 
   /** The next task of any running trial, in round-robin order so no trial starves. */
   private takeWork(worker: string): Work | undefined {
+    // With membership, a worker without a live lease gets nothing: its pushes would be fenced.
+    if (this.options.membership && !this.members.has(`worker/${worker}`)) return undefined;
     const running = this.order.filter((id) => this.trials.get(id)?.run.state === 'running');
     for (let k = 0; k < running.length; k++) {
       const id = running[(this.roundRobin + k) % running.length];

@@ -23,8 +23,11 @@ export type Task =
 export interface TrialRunOptions {
   spec: ResolvedTrialSpec;
   trainCount: number;
-  /** sync: batches averaged per step (the live workers when the trial started). */
-  quorum: number;
+  /**
+   * sync: batches averaged per step. Asked at each epoch's start, so the quorum follows the live
+   * workers (a dead worker's batches of the current epoch go to the survivors, so no step hangs).
+   */
+  quorum: () => number;
   lr: LrSchedule;
   now?: () => number;
 }
@@ -43,7 +46,10 @@ export class TrialRun {
   examples = 0;
   lastLoss = NaN;
   readonly batchesPerEpoch: number;
-  private readonly stepsPerEpoch: number;
+  /** Batches per sync step in this epoch (1 in async mode). */
+  private quorum = 1;
+  /** Steps of the earlier epochs: the shard version this epoch's first step starts from. */
+  private stepBase = 0;
   private batches: Uint32Array[] = [];
   private queue: number[] = [];
   private readonly leased = new Set<number>();
@@ -57,12 +63,7 @@ export class TrialRun {
   constructor(private readonly options: TrialRunOptions) {
     this.now = options.now ?? Date.now;
     this.batchesPerEpoch = batchesPerEpoch(options.trainCount, options.spec.batch);
-    this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / this.quorum);
     this.startEpoch(0);
-  }
-
-  private get quorum(): number {
-    return this.options.spec.mode === 'sync' ? Math.max(1, this.options.quorum) : 1;
   }
 
   get batchesDone(): number {
@@ -70,6 +71,9 @@ export class TrialRun {
   }
 
   private startEpoch(epoch: number): void {
+    if (epoch > 0) this.stepBase += Math.ceil(this.batchesPerEpoch / this.quorum);
+    this.quorum =
+      this.options.spec.mode === 'sync' ? Math.max(1, Math.floor(this.options.quorum())) : 1;
     this.epoch = epoch;
     this.batches = epochBatches(
       this.options.trainCount,
@@ -109,7 +113,7 @@ export class TrialRun {
     this.leased.add(next);
     const stepStart = step * this.quorum;
     const stepSize = Math.min(this.quorum, this.batchesPerEpoch - stepStart);
-    const globalStep = this.epoch * this.stepsPerEpoch + step;
+    const globalStep = this.stepBase + step;
     return {
       kind: 'train',
       epoch: this.epoch,

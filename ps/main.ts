@@ -2,9 +2,16 @@ import { Command, CommanderError, InvalidArgumentError as BadFlagError } from 'c
 import { errorMessage } from '../core/errors';
 import { createLogger } from '../core/log';
 import { announceReady, exitOnSignals } from '../core/role-process';
+import {
+  addMembershipOptions,
+  membershipFrom,
+  type MembershipFlags,
+} from '../core/membership-options';
+import { RegistrationKeeper } from '../core/registration-keeper';
 import { ParameterServerShard } from './server';
+import { FenceGuard } from './fence-guard';
 
-export interface PsFlags {
+export interface PsFlags extends MembershipFlags {
   id: string;
   host: string;
   port: number;
@@ -18,7 +25,7 @@ function parsePort(text: string): number {
 
 /** Parses `caviar ps` flags (argv as process.argv, the role already removed by bin/caviar.js). */
 export function parsePsFlags(argv: readonly string[]): PsFlags {
-  const program = new Command('caviar ps')
+  const program = addMembershipOptions(new Command('caviar ps'))
     .description('a parameter-server shard')
     .option('--id <id>', 'shard id, unique in the cluster', 'ps-0')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
@@ -41,9 +48,23 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger('ps', { id: flags.id });
-  const shard = new ParameterServerShard({ ...flags, logger: log });
-  exitOnSignals(log, () => shard.close());
+  const membership = membershipFrom(flags);
+  const fence = membership ? new FenceGuard(membership) : undefined;
+  await fence?.start();
+  if (!membership) log.info('no --etcd: pushes are not fenced by membership leases');
+  const { id, host, port } = flags;
+  const shard = new ParameterServerShard({ id, host, port, logger: log, fence });
   const address = await shard.start();
+  const keeper =
+    membership &&
+    new RegistrationKeeper(membership, { role: 'ps', id, address, pid: process.pid }, log);
+  await keeper?.start();
+  exitOnSignals(log, async () => {
+    await keeper?.close();
+    await shard.close();
+    await fence?.close();
+    await membership?.close();
+  });
   log.info({ address }, 'serving');
   announceReady({ role: 'ps', id: flags.id, address });
 }

@@ -2,7 +2,10 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '..
 
 /** Why a shard turned a push away; the keys of ShardStats.refused. */
 export type RefusalReason =
-  'non_finite' | 'bad_shape' | 'bad_header' | 'unknown_trial' | 'duplicate' | 'stale';
+  'non_finite' | 'bad_shape' | 'bad_header' | 'unknown_trial' | 'duplicate' | 'stale' | 'fenced';
+
+/** A push from a sender whose membership lease is gone: FAILED_PRECONDITION, never applied. */
+export class FencedError extends FailedPreconditionError {}
 
 /** An INVALID_ARGUMENT that also says which refusal counter it belongs to. */
 export class RefusedInputError extends InvalidArgumentError {
@@ -18,6 +21,7 @@ export class RefusedInputError extends InvalidArgumentError {
 /** The counter a failed push belongs to, or undefined for failures that are not refusals. */
 export function refusalReason(err: unknown): RefusalReason | undefined {
   if (err instanceof RefusedInputError) return err.reason;
+  if (err instanceof FencedError) return 'fenced';
   if (err instanceof NotFoundError) return 'unknown_trial';
   if (err instanceof FailedPreconditionError) return 'stale';
   // Codec errors (a byte count not a multiple of 4, a chunk outside its slice) are shape errors.

@@ -20,7 +20,8 @@ import type { Logger } from '../core/log';
 import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
 import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
 import { chunkTensor } from '../core/tensor-codec';
-import { RefusedInputError, refusalReason, type RefusalReason } from './refusal';
+import { FencedError, RefusedInputError, refusalReason, type RefusalReason } from './refusal';
+import type { FenceGuard } from './fence-guard';
 import { SliceAssembler, validateSliceRanges, type SliceRange } from './slice-assembler';
 import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
 
@@ -37,9 +38,14 @@ export interface ShardOptions {
   closeGraceMs?: number;
   /** Where refused calls and internal errors are logged. Defaults to no logging. */
   logger?: Logger;
+  /** Refuses pushes from senders whose membership lease is gone. Defaults to none (no fencing). */
+  fence?: FenceGuard;
 }
 
-type ResolvedShardOptions = Required<Omit<ShardOptions, 'logger'>> & { logger?: Logger };
+type ResolvedShardOptions = Required<Omit<ShardOptions, 'logger' | 'fence'>> & {
+  logger?: Logger;
+  fence?: FenceGuard;
+};
 
 const DEFAULTS = {
   id: 'ps-0',
@@ -269,6 +275,7 @@ export class ParameterServerShard {
         }
       });
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
+      if (current.assembler) await this.checkFence(current.header);
       return this.finishPush(current);
     } catch (err) {
       this.countRefusal(current?.trial, refusalReason(err));
@@ -285,6 +292,15 @@ export class ParameterServerShard {
       trial,
       assembler: duplicate ? undefined : new SliceAssembler(trial.slices, what),
     };
+  }
+
+  /** The last check before a gradient applies: nothing awaits between it and the apply. */
+  private async checkFence({ worker, fence }: PushHeader__Output): Promise<void> {
+    const guard = this.options.fence;
+    if (!guard || (await guard.allows(worker, fence))) return;
+    throw new FencedError(
+      `push from ${worker} refused: its membership lease ${fence || '(none)'} is not live`,
+    );
   }
 
   private finishPush({ header, trial, assembler }: PushInProgress): PushReply {

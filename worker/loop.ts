@@ -3,7 +3,8 @@ import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { ParameterServerClient } from '../core/ps-client';
-import { errorMessage } from '../core/errors';
+import { errorMessage, FailedPreconditionError } from '../core/errors';
+import { withRetries } from '../core/retry';
 import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
 import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
@@ -18,6 +19,11 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Trials whose model and buffers stay cached. Defaults to 4. */
   maxCachedTrials?: number;
+  /**
+   * The membership lease token pushes carry ("" when the lease is lost). Absent without etcd:
+   * pushes then carry no token and shards do not fence.
+   */
+  fenceToken?: () => string;
 }
 
 /**
@@ -110,19 +116,42 @@ export class Worker {
     return context;
   }
 
-  private async pull(context: TrialContext, minVersion: number, waitMs: number): Promise<number> {
+  /** Retries a shard call that failed for a reason that may pass (shard restarting, deadline). */
+  private retrying<T>(what: string, budgetMs: number, fn: () => Promise<T>): Promise<T> {
+    return withRetries(fn, {
+      budgetMs,
+      signal: this.abort.signal,
+      onRetry: (err, attempt) =>
+        this.options.log.debug({ what, attempt, err: errorMessage(err) }, 'retrying'),
+    });
+  }
+
+  private async pull(context: TrialContext, minVersion: number, budgetMs: number): Promise<number> {
     const versions = await Promise.all(
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
           ? Promise.resolve({ version: 0 })
-          : this.shard(address).pull(context.trial, context.shardSlices[s], context.values, {
-              minVersion,
-              waitMs,
-              signal: this.abort.signal,
-            }),
+          : this.retrying('pull', budgetMs, () =>
+              this.shard(address).pull(context.trial, context.shardSlices[s], context.values, {
+                minVersion,
+                waitMs: budgetMs,
+                signal: this.abort.signal,
+              }),
+            ),
       ),
     );
     return Math.min(...versions.map((v) => v.version));
+  }
+
+  /** The token pushes carry; refuses to push at all while the membership lease is lost. */
+  private fence(): string {
+    if (!this.options.fenceToken) return '';
+    const token = this.options.fenceToken();
+    if (!token)
+      throw new FailedPreconditionError(
+        `worker ${this.options.id} lost its membership lease; not pushing`,
+      );
+    return token;
   }
 
   private async execute(work: Work__Output): Promise<WorkResult> {
@@ -159,6 +188,7 @@ export class Worker {
     const computeMs = performance.now() - t;
     t = performance.now();
     const header = {
+      fence: this.fence(),
       trial: work.trial,
       epoch: work.epoch,
       batch: work.batch,
@@ -171,9 +201,11 @@ export class Worker {
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
           ? Promise.resolve({ duplicate: false })
-          : this.shard(address).push(header, context.shardSlices[s], grads, {
-              signal: this.abort.signal,
-            }),
+          : this.retrying('push', work.lease_ms, () =>
+              this.shard(address).push(header, context.shardSlices[s], grads, {
+                signal: this.abort.signal,
+              }),
+            ),
       ),
     );
     return {

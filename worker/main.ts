@@ -1,27 +1,74 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger } from '../core/log';
 import { announceReady, exitOnSignals } from '../core/role-process';
+import {
+  addMembershipOptions,
+  membershipFrom,
+  type MembershipFlags,
+} from '../core/membership-options';
+import { RegistrationKeeper } from '../core/registration-keeper';
 import { BACKEND_CHOICES, type BackendChoice } from './compute-backend';
 import { selectBackend } from './select-backend';
 import { Worker } from './loop';
 
-const program = new Command('caviar worker')
+interface WorkerFlags extends MembershipFlags {
+  coordinator: string;
+  id: string;
+  backend: BackendChoice;
+  threads: number;
+}
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return n;
+}
+
+const program = addMembershipOptions(new Command('caviar worker'))
   .description('run a worker of a caviar cluster')
   .requiredOption('--coordinator <address>', 'the coordinator, host:port')
   .option('--id <id>', "this worker's id", `worker-${process.pid}`)
   .addOption(
     new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto'),
   )
+  .option(
+    '--threads <n>',
+    'BLAS threads of the blas backend (one worker process per core wants 1)',
+    wholeNumber,
+    1,
+  )
   .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-  .action(async (opts: { coordinator: string; id: string; backend: BackendChoice }) => {
-    const log = createLogger('worker', { id: opts.id });
-    const backend = await selectBackend(opts.backend, log);
-    const worker = new Worker({ id: opts.id, coordinator: opts.coordinator, backend, log });
+  .action(async (flags: WorkerFlags) => {
+    const log = createLogger('worker', { id: flags.id });
+    const backend = await selectBackend(flags.backend, log, { threads: flags.threads });
+    const membership = membershipFrom(flags);
+    const keeper =
+      membership &&
+      new RegistrationKeeper(
+        membership,
+        { role: 'worker', id: flags.id, pid: process.pid, backend: backend.name },
+        log,
+      );
+    await keeper?.start();
+    const worker = new Worker({
+      id: flags.id,
+      coordinator: flags.coordinator,
+      backend,
+      log,
+      fenceToken: keeper ? () => keeper.token : undefined,
+    });
     await worker.start();
-    log.info({ coordinator: opts.coordinator, backend: backend.name }, 'worker running');
-    announceReady({ role: 'worker', id: opts.id, address: '', backend: backend.name });
-    exitOnSignals(log, () => worker.close());
+    exitOnSignals(log, async () => {
+      await worker.close();
+      await keeper?.close();
+      await membership?.close();
+    });
+    log.info(
+      { coordinator: flags.coordinator, backend: backend.name, etcd: flags.etcd ?? null },
+      'worker running',
+    );
+    announceReady({ role: 'worker', id: flags.id, address: '', backend: backend.name });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

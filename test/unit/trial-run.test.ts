@@ -21,7 +21,7 @@ function run(
     mode,
     seed: 3,
   });
-  return new TrialRun({ spec, trainCount, quorum, lr: () => 0.1 });
+  return new TrialRun({ spec, trainCount, quorum: () => quorum, lr: () => 0.1 });
 }
 
 function drainTrain(r: TrialRun): TrainTask[] {
@@ -92,6 +92,18 @@ test('sync: a step is handed out only once every earlier step is done, with its 
   r.takeTask();
   r.completeEval(0, 1, 0.5);
   assert.equal(drainTrain(r)[0].minVersion, 3, 'epoch 2 starts after the 3 steps of epoch 1');
+});
+
+test('sync: the quorum follows the live workers from one epoch to the next', () => {
+  let live = 2;
+  const spec = resolveTrialSpec({ dataset: 'synthetic:spirals', model: 'mlp:4', batch: 2, epochs: 2, mode: 'sync', seed: 3 });
+  const r = new TrialRun({ spec, trainCount: 8, quorum: () => live, lr: () => 0.1 }); // 4 batches
+  for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
+  r.takeTask();
+  live = 1; // a worker died during epoch 0
+  r.completeEval(0, 1, 0.5);
+  const next = drainTrain(r);
+  assert.deepEqual(next.map((t) => [t.step, t.stepSize, t.minVersion]), [[2, 1, 2]], 'epoch 1 starts at version 2 with steps of 1');
 });
 
 test('a released task goes back to the queue and is counted as re-queued; a stale completion is ignored', () => {

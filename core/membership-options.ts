@@ -1,0 +1,34 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { EtcdMembership } from './etcd-membership';
+import type { Membership } from './membership';
+
+/** The membership flags every role process takes. */
+export interface MembershipFlags {
+  etcd?: string;
+  cluster: string;
+  memberTtl: number;
+}
+
+function parseTtl(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 3_600)
+    throw new InvalidArgumentError('must be whole seconds in 1..3600');
+  return n;
+}
+
+export function addMembershipOptions(command: Command): Command {
+  return command
+    .option('--etcd <urls>', 'etcd client URLs, comma-separated (without it: no etcd, no fencing)')
+    .option('--cluster <name>', 'the cluster name: keys live under /caviar/<name>/', 'default')
+    .option('--member-ttl <seconds>', 'membership lease TTL', parseTtl, 3);
+}
+
+/** The etcd membership the flags name, or undefined when no --etcd was given. */
+export function membershipFrom(flags: MembershipFlags): Membership | undefined {
+  if (!flags.etcd) return undefined;
+  const endpoints = flags.etcd
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  return new EtcdMembership({ endpoints, cluster: flags.cluster, ttlSeconds: flags.memberTtl });
+}
