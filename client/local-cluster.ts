@@ -150,13 +150,18 @@ export class LocalCluster {
   }
 
   /** Starts one role process and waits for its ready line on stdout. */
-  spawnRole(role: ReadyLine['role'], id: string, roleArgs: string[]): Promise<ClusterProcess> {
+  spawnRole(
+    role: ReadyLine['role'],
+    id: string,
+    roleArgs: string[],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<ClusterProcess> {
     const args = [role, ...roleArgs, ...this.membershipArgs()];
     const logFile = path.join(this.logDir, `${id}.log`);
     const log = fs.openSync(logFile, 'a');
     const child = spawn(process.execPath, [CAVIAR_BIN, ...args], {
       stdio: ['ignore', 'pipe', log],
-      env: { ...process.env, ...this.options.env },
+      env: { ...process.env, ...this.options.env, ...env },
     });
     fs.closeSync(log);
     return new Promise((resolve, reject) => {
@@ -208,10 +213,10 @@ export class LocalCluster {
     if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
   }
 
-  /** Starts a role process again with the arguments it was first started with. */
-  restart(id: string): Promise<ClusterProcess> {
+  /** Starts a role process again with the arguments it was first started with (and `env`). */
+  restart(id: string, env: NodeJS.ProcessEnv = {}): Promise<ClusterProcess> {
     const p = this.process(id);
-    return this.spawnRole(p.role, p.id, p.args);
+    return this.spawnRole(p.role, p.id, p.args, env);
   }
 
   private get startTimeoutMs(): number {

@@ -16,6 +16,8 @@ export interface TrainSummary {
   batches_scheduled: number;
   batches_applied: number;
   batches_requeued: number;
+  /** Pushes the shards refused, by reason: duplicates of retried or re-run batches, fenced zombies... */
+  pushes_refused: Record<string, number>;
   mode: string;
   workers: number;
   /** Seconds summed over the workers' tasks per phase (apply: the shards' optimizer time). */
@@ -45,6 +47,7 @@ export function trainSummary(status: TrialStatus__Output): TrainSummary {
     batches_scheduled: Number(status.batches_scheduled),
     batches_applied: Number(status.batches_applied),
     batches_requeued: status.batches_requeued,
+    pushes_refused: status.pushes_refused,
     mode: status.spec?.mode ?? '',
     workers: status.workers,
     time: {

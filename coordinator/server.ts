@@ -56,6 +56,14 @@ interface LeasedTask {
 
 const MAX_WAIT_MS = 5_000;
 
+/**
+ * One number for "batches applied" from every shard's count: their common value when they agree,
+ * otherwise the one furthest from `scheduled`, so a lost or doubled batch on any shard shows.
+ */
+export function agreedCount(perShard: readonly number[], scheduled: number): number {
+  return perShard.reduce((worst, n) => (Math.abs(n - scheduled) > Math.abs(worst - scheduled) ? n : worst), perShard[0] ?? 0);
+}
+
 /** The coordinator: registers trials, hands their tasks to workers on leases, and records progress. */
 export class CoordinatorServer {
   private readonly server = new grpc.Server(SERVER_OPTIONS);
@@ -270,6 +278,8 @@ export class CoordinatorServer {
       startedAt: Date.now(),
       error: '',
       batchesApplied: 0,
+      batchesAppliedPerShard: [],
+      pushesRefused: {},
       backends: new Set(),
       workers: new Set(),
       timing: { compute: 0, pull: 0, push: 0, eval: 0, apply: 0 },
@@ -428,7 +438,13 @@ export class CoordinatorServer {
         .map((c, s) => ({ c, s }))
         .filter(({ s }) => slicesOnShard(record.slices, s).length > 0);
       const stats = await Promise.all(holding.map(({ c }) => c.stats(record.id)));
-      record.batchesApplied = Math.min(...stats.map((s) => Number(s.batches_applied)));
+      record.batchesAppliedPerShard = stats.map((s) => Number(s.batches_applied));
+      record.batchesApplied = agreedCount(record.batchesAppliedPerShard, record.run.scheduled);
+      for (const s of stats) {
+        for (const [reason, n] of Object.entries(s.refused)) {
+          record.pushesRefused[reason] = (record.pushesRefused[reason] ?? 0) + Number(n);
+        }
+      }
       record.timing.apply = stats.reduce((sum, s) => sum + s.apply_seconds, 0);
       record.finalParams = await this.pullAll(record);
       record.run.state = 'completed';

@@ -20,6 +20,8 @@ export interface TrialRecord {
   finishedAt?: number;
   error: string;
   batchesApplied: number;
+  batchesAppliedPerShard: number[];
+  pushesRefused: Record<string, number>;
   backends: Set<string>;
   /** Workers that completed at least one of the trial's tasks. */
   workers: Set<string>;
@@ -61,5 +63,7 @@ export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus 
     eval_seconds: record.timing.eval,
     apply_seconds: record.timing.apply,
     workers: record.workers.size,
+    pushes_refused: record.pushesRefused,
+    batches_applied_per_shard: record.batchesAppliedPerShard,
   };
 }

@@ -22,6 +22,7 @@ import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
 import { chunkTensor } from '../core/tensor-codec';
 import { FencedError, RefusedInputError, refusalReason, type RefusalReason } from './refusal';
 import type { FenceGuard } from './fence-guard';
+import { hit } from '../core/fault-points';
 import { SliceAssembler, validateSliceRanges, type SliceRange } from './slice-assembler';
 import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
 
@@ -196,7 +197,12 @@ export class ParameterServerShard {
   private handlers(): ParameterServerHandlers {
     return {
       Init: (call, callback) => this.reply(() => this.init(call), callback),
-      Push: (call, callback) => this.reply(() => this.push(call), callback),
+      Push: (call, callback) =>
+        this.reply(
+          () => this.push(call),
+          // Fault tests lose this reply after the push applied: the retry must be deduplicated.
+          (err, value) => (hit('drop-push-reply') && !err ? undefined : callback(err, value)),
+        ),
       Pull: (call) => {
         this.pull(call).catch((err: unknown) => call.emit('error', this.toStatus(err, 'Pull')));
       },
@@ -275,7 +281,8 @@ export class ParameterServerShard {
         }
       });
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
-      if (current.assembler) await this.checkFence(current.header);
+      // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
+      await this.checkFence(current.header);
       return this.finishPush(current);
     } catch (err) {
       this.countRefusal(current?.trial, refusalReason(err));

@@ -5,10 +5,14 @@ import { CoordinatorClient } from '../core/coordinator-client';
 import { ParameterServerClient } from '../core/ps-client';
 import { errorMessage, FailedPreconditionError } from '../core/errors';
 import { withRetries } from '../core/retry';
+import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
 import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
 import { clipByGlobalNorm } from './clip';
+
+/** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
+const SHARD_DEADLINE_MS = 5_000;
 
 export interface WorkerOptions {
   id: string;
@@ -91,7 +95,7 @@ export class Worker {
   private shard(address: string): ParameterServerClient {
     let client = this.shards.get(address);
     if (!client) {
-      client = new ParameterServerClient(address);
+      client = new ParameterServerClient(address, { deadlineMs: SHARD_DEADLINE_MS });
       this.shards.set(address, client);
     }
     return client;
@@ -197,6 +201,8 @@ export class Worker {
       step: work.step,
       step_size: work.step_size,
     };
+    // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
+    if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
     const replies = await Promise.all(
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
@@ -208,6 +214,8 @@ export class Worker {
             ),
       ),
     );
+    // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
+    if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
     return {
       loss,
       examples: work.indices.length,

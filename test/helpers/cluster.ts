@@ -1,0 +1,63 @@
+import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
+import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
+import { LocalCluster, type LocalClusterOptions } from '../../client/local-cluster';
+import { CoordinatorClient } from '../../core/coordinator-client';
+import { testOutputDir } from './repo';
+
+/** A local cluster on a real etcd, with its logs under .test-output/<name>-*. */
+export async function startCluster(
+  name: string,
+  options: Partial<LocalClusterOptions> = {},
+): Promise<LocalCluster> {
+  return new LocalCluster({
+    workers: 2,
+    shards: 2,
+    backend: 'wasm',
+    memberTtl: 2,
+    logDir: testOutputDir(name),
+    etcd: 'auto',
+    ...options,
+  }).start();
+}
+
+export interface RunningTrial {
+  id: string;
+  /** Resolves once `predicate` holds for a status update (or the trial ended). */
+  until(predicate: (status: TrialStatus__Output) => boolean): Promise<TrialStatus__Output>;
+  done: Promise<TrialStatus__Output>;
+}
+
+/** Submits a trial and follows it, so a test can act at a chosen point of its progress. */
+export async function submit(client: CoordinatorClient, spec: TrialSpec): Promise<RunningTrial> {
+  const submitted = await client.submitTrial(spec);
+  const listeners: Array<{
+    predicate: (s: TrialStatus__Output) => boolean;
+    resolve: (s: TrialStatus__Output) => void;
+  }> = [];
+  const done = (async () => {
+    let last = submitted;
+    for await (const status of client.watchTrial(submitted.trial)) {
+      last = status;
+      for (const l of [...listeners]) {
+        if (l.predicate(status)) {
+          listeners.splice(listeners.indexOf(l), 1);
+          l.resolve(status);
+        }
+      }
+    }
+    for (const l of listeners) l.resolve(last);
+    return last;
+  })();
+  return {
+    id: submitted.trial,
+    done,
+    until: (predicate) => new Promise((resolve) => listeners.push({ predicate, resolve })),
+  };
+}
+
+/** Batches trained so far, across epochs. */
+export function progress(status: TrialStatus__Output): number {
+  return status.epoch * status.batches_per_epoch + status.batches_done;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
