@@ -49,7 +49,13 @@ function clusterOptions(command: Command): Command {
       'membership: start an etcd when installed (auto), run without (none), or use this one',
       'auto',
     )
-    .option('--member-ttl <seconds>', 'membership lease TTL', parseIntIn(1, 3_600));
+    .option('--member-ttl <seconds>', 'membership lease TTL', parseIntIn(1, 3_600))
+    .option(
+      '--threads <n>',
+      'compute threads per worker (blas backend); workers x threads <= cores',
+      parseIntIn(1, 256),
+      1,
+    );
 }
 
 export function buildProgram(): Command {

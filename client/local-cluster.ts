@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ReadyLine } from '../core/role-process';
-import { EtcdServer, etcdAvailable } from '../core/etcd-server';
+import { EtcdServer, etcdAvailable, freePort } from '../core/etcd-server';
 
 export interface LocalClusterOptions {
   workers: number;
@@ -27,6 +27,8 @@ export interface LocalClusterOptions {
   memberTtl?: number;
   /** Cluster name in etcd keys. Defaults to a name unique to this launcher. */
   cluster?: string;
+  /** Compute threads per worker (BLAS). Defaults to the worker's own (1: one process per core). */
+  threads?: number;
   /** Extra environment for every role process (tests inject faults this way). */
   env?: NodeJS.ProcessEnv;
 }
@@ -45,11 +47,12 @@ export interface LocalClusterFlags {
   leaseMs?: number;
   etcd?: string;
   memberTtl?: number;
+  threads?: number;
 }
 
 export function localClusterOptions(flags: LocalClusterFlags): LocalClusterOptions {
-  const { workers, shards, backend, leaseMs, etcd, memberTtl } = flags;
-  return { workers, shards, backend, leaseMs, etcd, memberTtl };
+  const { workers, shards, backend, leaseMs, etcd, memberTtl, threads } = flags;
+  return { workers, shards, backend, leaseMs, etcd, memberTtl, threads };
 }
 
 /** bin/caviar.js, which starts a role's entry point. */
@@ -118,9 +121,18 @@ export class LocalCluster {
     process.once('exit', this.onExit);
     try {
       await this.startEtcd();
+      // Fixed ports and checkpoint folders: a shard restarted with the same id comes back at the
+      // address the coordinator knows, and restores its newest checkpoint.
       const shards = await Promise.all(
-        Array.from({ length: this.options.shards }, (_, i) =>
-          this.spawnRole('ps', `ps-${i}`, ['--id', `ps-${i}`]),
+        Array.from({ length: this.options.shards }, async (_, i) =>
+          this.spawnRole('ps', `ps-${i}`, [
+            '--id',
+            `ps-${i}`,
+            '--port',
+            String(await freePort()),
+            '--checkpoint-dir',
+            path.join(this.logDir, 'checkpoints', `ps-${i}`),
+          ]),
         ),
       );
       const leaseArgs = this.options.leaseMs ? ['--lease-ms', String(this.options.leaseMs)] : [];
@@ -139,6 +151,7 @@ export class LocalCluster {
             coordinator.address,
             '--backend',
             this.options.backend ?? 'auto',
+            ...(this.options.threads ? ['--threads', String(this.options.threads)] : []),
           ]),
         ),
       );

@@ -16,6 +16,7 @@ import { initialParameters, modelParams } from '../core/model-spec';
 import { placeTensors, slicesOnShard } from '../core/placement';
 import { parseLrDecay } from '../core/lr-schedule';
 import { chunkTensor } from '../core/tensor-codec';
+import { batchKey, batchOfKey } from '../core/batches';
 import { ParameterServerClient } from '../core/ps-client';
 import { LeaseTable, type Lease } from './leases';
 import { TrialRun, type Task } from './trial-run';
@@ -61,7 +62,10 @@ const MAX_WAIT_MS = 5_000;
  * otherwise the one furthest from `scheduled`, so a lost or doubled batch on any shard shows.
  */
 export function agreedCount(perShard: readonly number[], scheduled: number): number {
-  return perShard.reduce((worst, n) => (Math.abs(n - scheduled) > Math.abs(worst - scheduled) ? n : worst), perShard[0] ?? 0);
+  return perShard.reduce(
+    (worst, n) => (Math.abs(n - scheduled) > Math.abs(worst - scheduled) ? n : worst),
+    perShard[0] ?? 0,
+  );
 }
 
 /** The coordinator: registers trials, hands their tasks to workers on leases, and records progress. */
@@ -117,6 +121,7 @@ export class CoordinatorServer {
     if (type === 'join') {
       this.members.set(key, member);
       if (member.role === 'worker') this.touchWorker(member.id, member.backend, member.pid);
+      if (member.role === 'ps') this.onShardJoined(member.address);
       this.changed();
       return;
     }
@@ -388,6 +393,7 @@ export class CoordinatorServer {
     this.addTiming(record, task, result);
     if (task.kind === 'train') {
       record.run.completeTrain(task, result.loss);
+      if (record.run.evalState === 'verify') void this.reconcile(record, 'epoch end');
     } else if (record.run.completeEval(task.epoch, result.loss, result.accuracy)) {
       const last = record.run.history[record.run.history.length - 1];
       this.options.log.info({ trial: record.id, ...last }, 'epoch done');
@@ -405,6 +411,62 @@ export class CoordinatorServer {
     } else {
       t.compute += result.compute_ms / 1000;
       t.push += result.push_ms / 1000;
+    }
+  }
+
+  /**
+   * Asks every shard holding the trial which batches it has applied, and runs again the completed
+   * ones it lacks (a shard restored from a checkpoint older than its crash). At an epoch's end this
+   * is what lets the evaluation go out; after a shard restart it repairs at once.
+   */
+  private async reconcile(record: TrialRecord, why: string): Promise<void> {
+    if (record.reconciling) return record.reconciling;
+    record.reconciling = this.reconcileOnce(record, why).finally(() => {
+      record.reconciling = undefined;
+    });
+    return record.reconciling;
+  }
+
+  private async reconcileOnce(record: TrialRecord, why: string): Promise<void> {
+    const completed = new Set(record.run.completedKeys());
+    const holding = this.shardClients.filter((_, s) => slicesOnShard(record.slices, s).length > 0);
+    let answers;
+    try {
+      answers = await Promise.all(holding.map((c) => c.applied(record.id)));
+    } catch (err) {
+      // A shard that is down cannot answer; the next epoch end or its restart asks again.
+      this.options.log.warn(
+        { trial: record.id, why, err: errorMessage(err) },
+        'cannot reconcile yet',
+      );
+      setTimeout(() => void this.reconcile(record, why), 500).unref();
+      return;
+    }
+    if (answers.some((a) => !a.held)) {
+      record.error =
+        'a parameter-server shard lost the trial (restarted without a checkpoint holding it)';
+      record.run.fail();
+      await this.release(record);
+      this.changed(record.id);
+      return;
+    }
+    const missing = new Map<number, { epoch: number; batch: number }>();
+    for (const answer of answers) {
+      const held = new Set(answer.epochs.map((e, i) => batchKey(e, answer.batches[i])));
+      for (const key of completed) if (!held.has(key)) missing.set(key, batchOfKey(key));
+    }
+    const repaired = record.run.repair([...missing.values()]);
+    if (repaired > 0)
+      this.options.log.warn({ trial: record.id, why, repaired }, 'running lost batches again');
+    else record.run.verified();
+    this.changed(record.id);
+  }
+
+  /** A shard (re)joined: one that restarted from a checkpoint may lack recent batches of every trial. */
+  private onShardJoined(address: string | undefined): void {
+    if (!address || !this.options.shards.includes(address)) return;
+    for (const record of this.trials.values()) {
+      if (record.run.state === 'running') void this.reconcile(record, `shard ${address} joined`);
     }
   }
 

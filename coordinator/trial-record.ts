@@ -29,6 +29,8 @@ export interface TrialRecord {
   timing: { compute: number; pull: number; push: number; eval: number; apply: number };
   /** Worker failures in a row; a trial that keeps failing is stopped rather than retried forever. */
   failuresInARow: number;
+  /** The reconciliation with the shards in flight, if any (one at a time per trial). */
+  reconciling?: Promise<void>;
   /** The trained parameters, fetched from the shards when the trial ends (the shards then drop them). */
   finalParams?: Map<string, Float32Array>;
 }

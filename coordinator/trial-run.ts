@@ -1,24 +1,24 @@
 import type { EpochRecord } from '../proto/gen/caviar/v1/EpochRecord';
-import { batchesPerEpoch, epochBatches } from '../core/batches';
+import { batchKey, batchesPerEpoch, epochBatches } from '../core/batches';
 import type { ResolvedTrialSpec } from '../core/trial-spec';
 import type { LrSchedule } from '../core/lr-schedule';
 
 export type TrialState = 'running' | 'finishing' | 'completed' | 'failed' | 'stopped';
 
+export interface TrainTask {
+  kind: 'train';
+  epoch: number;
+  batch: number;
+  indices: Uint32Array;
+  /** sync: the global step this batch belongs to and how many batches it averages. */
+  step: number;
+  stepSize: number;
+  /** The shard version the worker must pull before computing (sync: all earlier steps applied). */
+  minVersion: number;
+}
+
 /** A unit of work for one worker: one mini-batch's gradient, or the epoch-end evaluation. */
-export type Task =
-  | {
-      kind: 'train';
-      epoch: number;
-      batch: number;
-      indices: Uint32Array;
-      /** sync: the global step this batch belongs to and how many batches it averages. */
-      step: number;
-      stepSize: number;
-      /** The shard version the worker must pull before computing (sync: all earlier steps applied). */
-      minVersion: number;
-    }
-  | { kind: 'eval'; epoch: number };
+export type Task = TrainTask | { kind: 'eval'; epoch: number };
 
 export interface TrialRunOptions {
   spec: ResolvedTrialSpec;
@@ -32,10 +32,23 @@ export interface TrialRunOptions {
   now?: () => number;
 }
 
+/** How an epoch's batches were grouped into sync steps, so a batch re-run later keeps its step. */
+interface EpochLayout {
+  quorum: number;
+  stepBase: number;
+}
+
+/**
+ * The evaluation at an epoch's end goes: idle (batches still out) → verify (the coordinator asks
+ * the shards whether they hold every batch) → pending → leased (a worker evaluates).
+ */
+type EvalState = 'idle' | 'verify' | 'pending' | 'leased';
+
 /**
  * One trial's schedule: each epoch's shuffled mini-batches handed out as tasks, then an
  * evaluation, epoch after epoch. It knows nothing of leases or the network: the coordinator
- * takes tasks, and reports each one done or released (failed, lease expired).
+ * takes tasks, and reports each one done or released (failed, lease expired). Batches that a
+ * restarted shard lost are run again as repairs, before anything else.
  */
 export class TrialRun {
   state: TrialState = 'running';
@@ -45,16 +58,18 @@ export class TrialRun {
   scheduled = 0;
   examples = 0;
   lastLoss = NaN;
+  evalState: EvalState = 'idle';
   readonly batchesPerEpoch: number;
-  /** Batches per sync step in this epoch (1 in async mode). */
-  private quorum = 1;
-  /** Steps of the earlier epochs: the shard version this epoch's first step starts from. */
-  private stepBase = 0;
+  private readonly layouts: EpochLayout[] = [];
   private batches: Uint32Array[] = [];
   private queue: number[] = [];
   private readonly leased = new Set<number>();
   private readonly done = new Set<number>();
-  private evalState: 'idle' | 'pending' | 'leased' = 'idle';
+  /** Every batch completed in any epoch, by core/batches batchKey. */
+  private readonly completed = new Set<number>();
+  /** Batches of earlier epochs to run again, and those of them out on lease. */
+  private repairs: Array<{ epoch: number; batch: number }> = [];
+  private readonly repairsLeased = new Set<number>();
   private lossSum = 0;
   private lossCount = 0;
   private epochStarted = 0;
@@ -70,17 +85,25 @@ export class TrialRun {
     return this.done.size;
   }
 
+  /** Batches completed over all epochs, as (epoch, batch) keys. */
+  completedKeys(): ReadonlySet<number> {
+    return this.completed;
+  }
+
+  private get layout(): EpochLayout {
+    return this.layouts[this.epoch];
+  }
+
   private startEpoch(epoch: number): void {
-    if (epoch > 0) this.stepBase += Math.ceil(this.batchesPerEpoch / this.quorum);
-    this.quorum =
+    const previous = this.layouts[epoch - 1];
+    const stepBase = previous
+      ? previous.stepBase + Math.ceil(this.batchesPerEpoch / previous.quorum)
+      : 0;
+    const quorum =
       this.options.spec.mode === 'sync' ? Math.max(1, Math.floor(this.options.quorum())) : 1;
+    this.layouts[epoch] = { quorum, stepBase };
     this.epoch = epoch;
-    this.batches = epochBatches(
-      this.options.trainCount,
-      this.options.spec.batch,
-      this.options.spec.seed,
-      epoch,
-    );
+    this.batches = this.batchesOf(epoch);
     this.queue = this.batches.map((_, i) => i);
     this.leased.clear();
     this.done.clear();
@@ -90,8 +113,19 @@ export class TrialRun {
     this.scheduled += this.batches.length;
   }
 
-  private stepOf(batch: number): number {
-    return Math.floor(batch / this.quorum);
+  private batchesOf(epoch: number): Uint32Array[] {
+    const { trainCount, spec } = this.options;
+    return epochBatches(trainCount, spec.batch, spec.seed, epoch);
+  }
+
+  private trainTask(epoch: number, batch: number, indices: Uint32Array): TrainTask {
+    const { quorum, stepBase } = this.layouts[epoch];
+    const step = Math.floor(batch / quorum);
+    const stepSize = Math.min(quorum, this.batchesPerEpoch - step * quorum);
+    const sync = this.options.spec.mode === 'sync';
+    // A repair (an earlier epoch's batch) pulls without waiting: its step is long past elsewhere.
+    const minVersion = sync && epoch === this.epoch ? stepBase + step : 0;
+    return { kind: 'train', epoch, batch, indices, step: stepBase + step, stepSize, minVersion };
   }
 
   /**
@@ -101,32 +135,27 @@ export class TrialRun {
    */
   takeTask(): Task | undefined {
     if (this.state !== 'running') return undefined;
+    const repair = this.repairs.shift();
+    if (repair) {
+      this.repairsLeased.add(batchKey(repair.epoch, repair.batch));
+      return this.trainTask(repair.epoch, repair.batch, this.batchesOf(repair.epoch)[repair.batch]);
+    }
     if (this.evalState === 'pending') {
       this.evalState = 'leased';
       return { kind: 'eval', epoch: this.epoch };
     }
     const next = this.queue[0];
     if (next === undefined) return undefined;
-    const step = this.stepOf(next);
-    if (this.options.spec.mode === 'sync' && !this.stepsDoneBefore(step)) return undefined;
+    if (this.options.spec.mode === 'sync' && !this.stepsDoneBefore(next)) return undefined;
     this.queue.shift();
     this.leased.add(next);
-    const stepStart = step * this.quorum;
-    const stepSize = Math.min(this.quorum, this.batchesPerEpoch - stepStart);
-    const globalStep = this.stepBase + step;
-    return {
-      kind: 'train',
-      epoch: this.epoch,
-      batch: next,
-      indices: this.batches[next],
-      step: globalStep,
-      stepSize,
-      minVersion: this.options.spec.mode === 'sync' ? globalStep : 0,
-    };
+    return this.trainTask(this.epoch, next, this.batches[next]);
   }
 
-  private stepsDoneBefore(step: number): boolean {
-    for (let b = 0; b < step * this.quorum; b++) if (!this.done.has(b)) return false;
+  private stepsDoneBefore(batch: number): boolean {
+    const { quorum } = this.layout;
+    const stepStart = Math.floor(batch / quorum) * quorum;
+    for (let b = 0; b < stepStart; b++) if (!this.done.has(b)) return false;
     return true;
   }
 
@@ -136,6 +165,11 @@ export class TrialRun {
       if (task.epoch === this.epoch && this.evalState === 'leased') this.evalState = 'pending';
       return;
     }
+    if (this.repairsLeased.delete(batchKey(task.epoch, task.batch))) {
+      this.repairs.unshift({ epoch: task.epoch, batch: task.batch });
+      this.requeued += 1;
+      return;
+    }
     if (task.epoch !== this.epoch || !this.leased.delete(task.batch)) return;
     this.queue.unshift(task.batch);
     this.queue.sort((a, b) => a - b);
@@ -143,17 +177,61 @@ export class TrialRun {
   }
 
   /** Records a trained batch; returns false for a batch that is not (or no longer) out on lease. */
-  completeTrain(task: Extract<Task, { kind: 'train' }>, loss: number): boolean {
+  completeTrain(task: TrainTask, loss: number): boolean {
+    if (this.repairsLeased.delete(batchKey(task.epoch, task.batch))) {
+      this.completed.add(batchKey(task.epoch, task.batch));
+      this.checkEpochDone();
+      return true;
+    }
     if (task.epoch !== this.epoch || !this.leased.delete(task.batch)) return false;
     this.done.add(task.batch);
+    this.completed.add(batchKey(task.epoch, task.batch));
     this.examples += task.indices.length;
     if (Number.isFinite(loss)) {
       this.lossSum += loss;
       this.lossCount += 1;
       this.lastLoss = loss;
     }
-    if (this.done.size === this.batchesPerEpoch) this.evalState = 'pending';
+    this.checkEpochDone();
     return true;
+  }
+
+  private checkEpochDone(): void {
+    const quiet = this.repairs.length === 0 && this.repairsLeased.size === 0;
+    if (this.evalState === 'idle' && quiet && this.done.size === this.batchesPerEpoch)
+      this.evalState = 'verify';
+  }
+
+  /**
+   * Batches a shard does not hold although they completed (it restarted from an older
+   * checkpoint): they run again. The shards that hold them answer "duplicate", the restored one
+   * applies them, so each shard still applies every batch exactly once.
+   */
+  repair(missing: ReadonlyArray<{ epoch: number; batch: number }>): number {
+    let count = 0;
+    for (const { epoch, batch } of missing) {
+      const key = batchKey(epoch, batch);
+      if (!this.completed.has(key) || this.repairsLeased.has(key)) continue;
+      if (this.repairs.some((r) => r.epoch === epoch && r.batch === batch)) continue;
+      this.completed.delete(key);
+      count += 1;
+      if (epoch === this.epoch) {
+        this.done.delete(batch);
+        this.examples -= this.batches[batch].length;
+        this.queue.push(batch);
+        this.queue.sort((a, b) => a - b);
+      } else {
+        this.repairs.push({ epoch, batch });
+      }
+    }
+    if (count > 0 && this.evalState !== 'leased') this.evalState = 'idle';
+    this.repairs.sort((a, b) => a.epoch - b.epoch || a.batch - b.batch);
+    return count;
+  }
+
+  /** The shards hold every completed batch: the evaluation can go out. */
+  verified(): void {
+    if (this.evalState === 'verify') this.evalState = 'pending';
   }
 
   /** Records the epoch-end evaluation and moves on to the next epoch, or to finishing. */
@@ -166,7 +244,7 @@ export class TrialRun {
       val_loss: valLoss,
       val_accuracy: valAccuracy,
       seconds: (this.now() - this.epochStarted) / 1000,
-      examples: this.done.size === 0 ? 0 : this.batches.reduce((n, b) => n + b.length, 0),
+      examples: this.batches.reduce((n, b) => n + b.length, 0),
       lr: this.options.lr(epoch),
     });
     if (epoch + 1 >= this.options.spec.epochs) this.state = 'finishing';

@@ -18,6 +18,15 @@ export function epochBatches(
   return batches;
 }
 
+/** (epoch, batch) as one number: both are uint32 on the wire, so the key stays below 2^53. */
+export function batchKey(epoch: number, batch: number): number {
+  return epoch * 2 ** 32 + batch;
+}
+
+export function batchOfKey(key: number): { epoch: number; batch: number } {
+  return { epoch: Math.floor(key / 2 ** 32), batch: key % 2 ** 32 };
+}
+
 export function batchesPerEpoch(count: number, batchSize: number): number {
   return Math.ceil(count / batchSize);
 }

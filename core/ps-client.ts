@@ -7,6 +7,7 @@ import type { PullMessage__Output } from '../proto/gen/caviar/v1/PullMessage';
 import type { PushHeader } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushReply__Output } from '../proto/gen/caviar/v1/PushReply';
 import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
+import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
 import type { OptimizerConfig } from './optimizer-config';
 import type { Slice } from './placement';
@@ -242,6 +243,14 @@ export class ParameterServerClient {
       options.signal,
     );
     return reply.dropped;
+  }
+
+  /** The (epoch, batch) pairs whose gradients the shard holds for the trial. */
+  applied(trial: string, options: { signal?: AbortSignal } = {}): Promise<AppliedBatches__Output> {
+    return this.unary(
+      (cb) => this.client.Applied({ trial }, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      options.signal,
+    );
   }
 
   stats(trial: string, options: { signal?: AbortSignal } = {}): Promise<ShardStats__Output> {

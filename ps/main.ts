@@ -10,17 +10,27 @@ import {
 import { RegistrationKeeper } from '../core/registration-keeper';
 import { ParameterServerShard } from './server';
 import { FenceGuard } from './fence-guard';
+import { FileCheckpointStore } from './checkpoint-store';
 
 export interface PsFlags extends MembershipFlags {
   id: string;
   host: string;
   port: number;
+  checkpointDir?: string;
+  checkpointEvery: number;
+  checkpointMs: number;
 }
 
 function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65_535) throw new BadFlagError('must be an integer 0..65535');
   return port;
+}
+
+function parseCount(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1) throw new BadFlagError('must be a positive integer');
+  return n;
 }
 
 /** Parses `caviar ps` flags (argv as process.argv, the role already removed by bin/caviar.js). */
@@ -30,6 +40,22 @@ export function parsePsFlags(argv: readonly string[]): PsFlags {
     .option('--id <id>', 'shard id, unique in the cluster', 'ps-0')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 0)
+    .option(
+      '--checkpoint-dir <dir>',
+      'save state here, and restore the newest valid checkpoint at start',
+    )
+    .option(
+      '--checkpoint-every <updates>',
+      'checkpoint after this many optimizer updates',
+      parseCount,
+      50,
+    )
+    .option(
+      '--checkpoint-ms <ms>',
+      'checkpoint at least this often while anything changed',
+      parseCount,
+      2_000,
+    )
     .exitOverride()
     // main prints the one error line itself.
     .configureOutput({ outputError: () => {} });
@@ -53,7 +79,16 @@ async function main(): Promise<void> {
   await fence?.start();
   if (!membership) log.info('no --etcd: pushes are not fenced by membership leases');
   const { id, host, port } = flags;
-  const shard = new ParameterServerShard({ id, host, port, logger: log, fence });
+  const checkpoints = flags.checkpointDir
+    ? {
+        store: new FileCheckpointStore(flags.checkpointDir, {
+          onSkip: (file, reason) => log.warn({ file, reason }, 'skipping an unusable checkpoint'),
+        }),
+        everyUpdates: flags.checkpointEvery,
+        everyMs: flags.checkpointMs,
+      }
+    : undefined;
+  const shard = new ParameterServerShard({ id, host, port, logger: log, fence, checkpoints });
   const address = await shard.start();
   const keeper =
     membership &&

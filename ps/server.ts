@@ -15,6 +15,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   toServiceError,
+  errorMessage,
 } from '../core/errors';
 import type { Logger } from '../core/log';
 import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
@@ -22,6 +23,9 @@ import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
 import { chunkTensor } from '../core/tensor-codec';
 import { FencedError, RefusedInputError, refusalReason, type RefusalReason } from './refusal';
 import type { FenceGuard } from './fence-guard';
+import { Checkpointer, type CheckpointPolicy } from './checkpointer';
+import { batchOfKey } from '../core/batches';
+import type { AppliedBatches } from '../proto/gen/caviar/v1/AppliedBatches';
 import { hit } from '../core/fault-points';
 import { SliceAssembler, validateSliceRanges, type SliceRange } from './slice-assembler';
 import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
@@ -41,11 +45,14 @@ export interface ShardOptions {
   logger?: Logger;
   /** Refuses pushes from senders whose membership lease is gone. Defaults to none (no fencing). */
   fence?: FenceGuard;
+  /** Save the shard's state so a restart with the same id restores it. Defaults to none. */
+  checkpoints?: CheckpointPolicy;
 }
 
-type ResolvedShardOptions = Required<Omit<ShardOptions, 'logger' | 'fence'>> & {
+type ResolvedShardOptions = Required<Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints'>> & {
   logger?: Logger;
   fence?: FenceGuard;
+  checkpoints?: CheckpointPolicy;
 };
 
 const DEFAULTS = {
@@ -155,15 +162,34 @@ export class ParameterServerShard {
   private unknownTrialPushes = 0;
   private server: grpc.Server | undefined;
   private closing = false;
+  private readonly checkpointer: Checkpointer | undefined;
 
   constructor(options: ShardOptions = {}) {
     this.options = resolveShardOptions(options);
+    const policy = this.options.checkpoints;
+    this.checkpointer =
+      policy &&
+      new Checkpointer(
+        this.options.id,
+        policy,
+        () => [...this.trials.values()].map((t) => t.checkpoint()),
+        this.options.logger,
+      );
   }
 
-  /** Starts serving and returns the address it listens on ("host:port"). */
+  /** Restores the newest valid checkpoint (if any), starts serving, returns "host:port". */
   async start(): Promise<string> {
     if (this.server || this.closing)
       throw new Error(`shard ${this.options.id} was already started`);
+    for (const saved of (await this.checkpointer?.restore()) ?? []) {
+      this.trials.set(saved.trial, TrialShard.restore(saved));
+    }
+    if (this.trials.size > 0) {
+      this.options.logger?.info(
+        { trials: [...this.trials.keys()], seq: this.checkpointer?.lastSeq },
+        'restored from checkpoint',
+      );
+    }
     const server = new grpc.Server(SERVER_OPTIONS);
     server.addService(parameterServerProto().ParameterServer.service, this.handlers());
     this.server = server;
@@ -176,6 +202,7 @@ export class ParameterServerShard {
     this.closing = true;
     this.server = undefined;
     for (const trial of this.waiters.keys()) this.notify(trial);
+    await this.checkpointer?.close();
     if (!server) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -208,6 +235,7 @@ export class ParameterServerShard {
       },
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
+      Applied: (call, callback) => this.reply(() => this.applied(call.request.trial), callback),
     };
   }
 
@@ -258,6 +286,13 @@ export class ParameterServerShard {
       throw new CaviarError(grpc.status.UNAVAILABLE, `shard ${this.options.id} is closing`);
     this.trials.set(header.trial, trial);
     this.notify(header.trial);
+    // Every trial is in a checkpoint before its Init returns, so a restart never loses one whole.
+    try {
+      await this.checkpointer?.saveNow();
+    } catch (err) {
+      if (this.trials.get(header.trial) === trial) this.trials.delete(header.trial);
+      throw new CaviarError(grpc.status.RESOURCE_EXHAUSTED, errorMessage(err), { cause: err });
+    }
     return { elements: trial.elements };
   }
 
@@ -321,6 +356,7 @@ export class ParameterServerShard {
     const before = trial.version;
     const outcome = trial.push(header, grads);
     if (trial.version !== before) this.notify(header.trial);
+    this.checkpointer?.noteChange(trial.version - before);
     return outcome;
   }
 
@@ -406,6 +442,7 @@ export class ParameterServerShard {
   private drop(id: string): { dropped: boolean } {
     const dropped = this.trials.delete(id);
     if (dropped) this.notify(id);
+    if (dropped) this.checkpointer?.noteChange();
     return { dropped };
   }
 
@@ -421,10 +458,24 @@ export class ParameterServerShard {
     return {
       held: true,
       apply_seconds: trial.applySeconds,
+      checkpoint_seq: this.checkpointer?.lastSeq ?? 0,
+      checkpoint_failures: this.checkpointer?.failures ?? 0,
       version: trial.version,
       batches_applied: trial.batchesApplied,
       elements: trial.elements,
       refused,
+    };
+  }
+
+  private applied(id: string): AppliedBatches {
+    const trial = this.trials.get(id);
+    if (!trial) return { held: false, version: 0, epochs: [], batches: [] };
+    const pairs = trial.appliedKeys().map(batchOfKey);
+    return {
+      held: true,
+      version: trial.version,
+      epochs: pairs.map((p) => p.epoch),
+      batches: pairs.map((p) => p.batch),
     };
   }
 

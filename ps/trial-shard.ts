@@ -1,4 +1,5 @@
 import { FailedPreconditionError } from '../core/errors';
+import { batchKey } from '../core/batches';
 import { parseLrDecay, type LrSchedule } from '../core/lr-schedule';
 import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
 import { createOptimizerState, optimizerFor, type Optimizer } from './optimizers';
@@ -39,11 +40,21 @@ interface StepAccumulator {
   readonly epoch: number;
   readonly sums: Float32Array[];
   count: number;
+  /** The batches gathered so far: a checkpoint leaves them out, since their sum is not kept. */
+  readonly keys: number[];
 }
 
-/** (epoch, batch) as one number: both are uint32 on the wire, so the key stays below 2^53. */
-function batchKey(epoch: number, batch: number): number {
-  return epoch * 2 ** 32 + batch;
+/** Everything a checkpoint keeps of a trial's state on a shard. */
+export interface TrialCheckpoint {
+  trial: string;
+  config: OptimizerConfig;
+  mode: ConsistencyMode;
+  version: number;
+  batchesApplied: number;
+  applySeconds: number;
+  /** Keys (see batchKey) of the batches folded into the parameters. */
+  applied: number[];
+  slices: Array<SliceRange & { values: Float32Array; state: Float32Array[] }>;
 }
 
 /**
@@ -80,6 +91,47 @@ export class TrialShard {
       values: s.values,
       state: createOptimizerState(this.optimizer, s.length),
     }));
+  }
+
+  /**
+   * A consistent copy for a checkpoint. Batches of an incomplete sync step are left out of
+   * `applied` (their partial sum is not saved), so after a restore they count as never received
+   * and the coordinator runs them again.
+   */
+  checkpoint(): TrialCheckpoint {
+    return {
+      trial: this.trial,
+      config: this.config,
+      mode: this.mode,
+      version: this.version,
+      batchesApplied: this.batchesApplied,
+      applySeconds: this.applySeconds,
+      applied: this.appliedKeys(),
+      slices: this.slices.map((s) => ({
+        name: s.name,
+        start: s.start,
+        length: s.length,
+        values: s.values.slice(),
+        state: s.state.map((st) => st.slice()),
+      })),
+    };
+  }
+
+  static restore(c: TrialCheckpoint): TrialShard {
+    const shard = new TrialShard(c.trial, c.config, c.mode, c.slices);
+    shard.slices.forEach((s, i) => c.slices[i].state.forEach((st, k) => s.state[k].set(st)));
+    shard.version = c.version;
+    shard.batchesApplied = c.batchesApplied;
+    shard.applySeconds = c.applySeconds;
+    for (const key of c.applied) shard.accepted.add(key);
+    return shard;
+  }
+
+  /** Keys of the batches folded into the parameters (those of a gathering sync step excluded). */
+  appliedKeys(): number[] {
+    const gathering = new Set<number>();
+    for (const acc of this.pending.values()) for (const key of acc.keys) gathering.add(key);
+    return [...this.accepted].filter((key) => !gathering.has(key));
   }
 
   get elements(): number {
@@ -128,6 +180,7 @@ export class TrialShard {
       for (let k = 0; k < sum.length; k++) sum[k] += g[k];
     });
     acc.count += 1;
+    acc.keys.push(batchKey(meta.epoch, meta.batch));
     this.applyCompleteSteps();
   }
 
@@ -157,6 +210,7 @@ export class TrialShard {
       epoch,
       sums: this.slices.map((s) => new Float32Array(s.length)),
       count: 0,
+      keys: [],
     };
     this.pending.set(step, fresh);
     return fresh;

@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import type { Logger } from '../core/log';
+import { BLAS_BACKEND, registerBlasBackend } from './blas/backend';
 import type { BackendChoice, ComputeBackend } from './compute-backend';
 import { SyntheticComputeBackend } from './synthetic-compute';
 import { TfjsComputeBackend } from './tfjs-compute';
 import { registerWasmTrainingKernels } from './wasm-conv-grad';
+import { registerWasmMatMulKernels } from './wasm-matmul';
 
 const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
 const NODE_PACKAGE = '@tensorflow/tfjs-node';
@@ -68,11 +70,29 @@ async function node(): Promise<ComputeBackend> {
   return new TfjsComputeBackend(NATIVE_BACKEND, NATIVE_BACKEND);
 }
 
+/** What selectBackend needs besides the choice. */
+export interface SelectOptions {
+  /** BLAS threads of the blas backend (OpenBLAS). Defaults to 1: workers are one process per core. */
+  threads?: number;
+}
+
+async function blas(options: SelectOptions): Promise<ComputeBackend> {
+  try {
+    registerBlasBackend(options.threads ?? 1);
+  } catch (err) {
+    if (err instanceof RangeError) throw err; // a bad --threads is the caller's mistake, not ours
+    throw new Unavailable(reason(err));
+  }
+  await activate(BLAS_BACKEND);
+  return new TfjsComputeBackend(BLAS_BACKEND);
+}
+
 async function wasm(): Promise<ComputeBackend> {
   // A worker is one process per core: more XNNPACK threads would fight the other workers.
   // It only takes effect before the backend's first initialization.
   setThreadsCount(1);
   registerWasmTrainingKernels();
+  registerWasmMatMulKernels();
   await activate('wasm');
   return new TfjsComputeBackend('wasm');
 }
@@ -82,24 +102,37 @@ async function cpu(): Promise<ComputeBackend> {
   return new TfjsComputeBackend('cpu');
 }
 
+/** In the order `auto` tries them (DESIGN.md): fastest first. */
 const EXPLICIT: Record<
   Exclude<BackendChoice, 'auto' | 'synthetic'>,
-  () => Promise<ComputeBackend>
+  (options: SelectOptions) => Promise<ComputeBackend>
 > = {
   gpu,
   node,
+  blas,
   wasm,
   cpu,
 };
 
-/** Tries gpu, node, wasm, cpu in order. A gpu package without a GPU still serves as `node`. */
-async function auto(log?: Logger): Promise<ComputeBackend> {
+/**
+ * Tries gpu, node, blas, wasm, cpu in order. A gpu package without a GPU still serves as `node`.
+ * The native tensorflow packages are rarely installed, so their absence is a debug line; blas is
+ * caviar's own CPU path, so its absence is one warning with what to do about it.
+ */
+async function auto(options: SelectOptions, log?: Logger): Promise<ComputeBackend> {
   for (const [choice, make] of Object.entries(EXPLICIT)) {
     try {
-      return await make();
+      return await make(options);
     } catch (err) {
       if (!(err instanceof Unavailable)) throw err;
-      log?.debug({ backend: choice, reason: err.message }, 'compute backend unavailable');
+      if (choice === 'blas') {
+        log?.warn(
+          { backend: choice, reason: err.message },
+          'blas compute backend unavailable, falling back',
+        );
+      } else {
+        log?.debug({ backend: choice, reason: err.message }, 'compute backend unavailable');
+      }
     }
   }
   throw new Error('no compute backend could be initialized, not even cpu');
@@ -109,17 +142,22 @@ async function auto(log?: Logger): Promise<ComputeBackend> {
  * The compute backend for `--backend`: `auto` takes the fastest that works here; an explicit
  * choice that cannot load rejects with an Error naming the backend and why.
  */
-export async function selectBackend(choice: BackendChoice, log?: Logger): Promise<ComputeBackend> {
+export async function selectBackend(
+  choice: BackendChoice,
+  log?: Logger,
+  options: SelectOptions = {},
+): Promise<ComputeBackend> {
   let backend: ComputeBackend;
   if (choice === 'synthetic') backend = new SyntheticComputeBackend();
-  else if (choice === 'auto') backend = await auto(log);
+  else if (choice === 'auto') backend = await auto(options, log);
   else {
     try {
-      backend = await EXPLICIT[choice]();
+      backend = await EXPLICIT[choice](options);
     } catch (err) {
       throw new Error(`compute backend "${choice}" is unavailable: ${reason(err)}`, { cause: err });
     }
   }
-  log?.info({ backend: backend.name, requested: choice }, 'compute backend selected');
+  const threads = backend.name === BLAS_BACKEND ? { threads: options.threads ?? 1 } : {};
+  log?.info({ backend: backend.name, requested: choice, ...threads }, 'compute backend selected');
   return backend;
 }

@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../../core/errors';
 import { initialParameters, modelParams, type ModelSpec } from '../../core/model-spec';
 import { elementCount } from '../../core/placement';
 import type { ComputeBackend } from '../../worker/compute-backend';
+import { blasAddonAvailable } from '../../worker/blas/addon';
 import { selectBackend } from '../../worker/select-backend';
 
 const TINY: ModelSpec = { type: 'mlp', hidden: [4] };
@@ -55,14 +56,20 @@ function referenceLoss(
 
 let spirals: DatasetSplits;
 const backends = new Map<string, ComputeBackend>();
+/** Every backend that loads here; blas where its optional addon is built. */
+const CHOICES = [
+  'cpu',
+  'wasm',
+  ...(blasAddonAvailable() ? (['blas'] as const) : []),
+  'synthetic',
+] as const;
 
 before(async () => {
   spirals = await loadSplits('synthetic:spirals');
-  for (const choice of ['cpu', 'wasm', 'synthetic'] as const)
-    backends.set(choice, await selectBackend(choice));
+  for (const choice of CHOICES) backends.set(choice, await selectBackend(choice));
 });
 
-for (const choice of ['cpu', 'wasm', 'synthetic'] as const) {
+for (const choice of CHOICES) {
   describe(`ComputeBackend contract: ${choice}`, () => {
     const backend = () => backends.get(choice) as ComputeBackend;
 
@@ -278,8 +285,8 @@ describe('tfjs backends agree', () => {
 });
 
 describe('selectBackend', () => {
-  it('picks wasm for auto when no tfjs-node package is installed', async () => {
-    assert.equal((await selectBackend('auto')).name, 'wasm');
+  it('picks blas (wasm without its addon) for auto when no tfjs-node package is installed', async () => {
+    assert.equal((await selectBackend('auto')).name, blasAddonAvailable() ? 'blas' : 'wasm');
   });
 
   it('rejects an explicit gpu or node choice with the reason', async () => {

@@ -38,6 +38,9 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
   assert.equal(seen.size, 10, 'the epoch covers every training example once');
   assert.equal(r.takeTask(), undefined, 'nothing more until the batches are done');
   for (const t of tasks) assert.ok(r.completeTrain(t, 1));
+  assert.equal(r.evalState, 'verify', 'the shards are asked before the evaluation goes out');
+  assert.equal(r.takeTask(), undefined);
+  r.verified();
   const evalTask = r.takeTask();
   assert.deepEqual(evalTask, { kind: 'eval', epoch: 0 });
   assert.ok(r.completeEval(0, 0.5, 0.9));
@@ -49,6 +52,7 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
     'epochs are shuffled differently',
   );
   for (const t of next) r.completeTrain(t, 1);
+  r.verified();
   assert.equal(
     r.completeEval(1, 0.4, 0.92),
     false,
@@ -89,6 +93,7 @@ test('sync: a step is handed out only once every earlier step is done, with its 
     [[2, 1]],
   );
   r.completeTrain(third[0], 1);
+  r.verified();
   r.takeTask();
   r.completeEval(0, 1, 0.5);
   assert.equal(drainTrain(r)[0].minVersion, 3, 'epoch 2 starts after the 3 steps of epoch 1');
@@ -96,14 +101,26 @@ test('sync: a step is handed out only once every earlier step is done, with its 
 
 test('sync: the quorum follows the live workers from one epoch to the next', () => {
   let live = 2;
-  const spec = resolveTrialSpec({ dataset: 'synthetic:spirals', model: 'mlp:4', batch: 2, epochs: 2, mode: 'sync', seed: 3 });
+  const spec = resolveTrialSpec({
+    dataset: 'synthetic:spirals',
+    model: 'mlp:4',
+    batch: 2,
+    epochs: 2,
+    mode: 'sync',
+    seed: 3,
+  });
   const r = new TrialRun({ spec, trainCount: 8, quorum: () => live, lr: () => 0.1 }); // 4 batches
   for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
+  r.verified();
   r.takeTask();
   live = 1; // a worker died during epoch 0
   r.completeEval(0, 1, 0.5);
   const next = drainTrain(r);
-  assert.deepEqual(next.map((t) => [t.step, t.stepSize, t.minVersion]), [[2, 1, 2]], 'epoch 1 starts at version 2 with steps of 1');
+  assert.deepEqual(
+    next.map((t) => [t.step, t.stepSize, t.minVersion]),
+    [[2, 1, 2]],
+    'epoch 1 starts at version 2 with steps of 1',
+  );
 });
 
 test('a released task goes back to the queue and is counted as re-queued; a stale completion is ignored', () => {
@@ -116,6 +133,43 @@ test('a released task goes back to the queue and is counted as re-queued; a stal
   assert.equal(again.batch, a.batch);
   assert.ok(r.completeTrain(again, 1));
   assert.ok(r.completeTrain(b, 1));
+});
+
+test('batches a restarted shard lost run again first, in the step they had, before the evaluation', () => {
+  const r = run('sync', 2, 8, 2); // 4 batches: steps 0, 1 of 2 batches
+  for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
+  r.verified();
+  r.takeTask();
+  r.completeEval(0, 1, 0.5);
+  const first = drainTrain(r); // epoch 1, step 2
+  first.forEach((t) => r.completeTrain(t, 1));
+  // The shard restored a checkpoint holding epoch 0 up to step 0 only.
+  assert.equal(
+    r.repair([
+      { epoch: 0, batch: 2 },
+      { epoch: 0, batch: 3 },
+      { epoch: 1, batch: first[0].batch },
+    ]),
+    3,
+  );
+  assert.equal(
+    r.repair([{ epoch: 0, batch: 2 }]),
+    0,
+    'a batch already queued for repair is not queued twice',
+  );
+  const repairs = drainTrain(r);
+  assert.deepEqual(
+    repairs.map((t) => [t.epoch, t.batch, t.step, t.stepSize, t.minVersion]),
+    [
+      [0, 2, 1, 2, 0],
+      [0, 3, 1, 2, 0],
+      [1, first[0].batch, 2, 2, 2],
+    ],
+    'repairs keep their epoch, batch and step; only the current epoch waits for its version',
+  );
+  repairs.forEach((t) => r.completeTrain(t, 1));
+  assert.equal(r.scheduled, 8, 'repairs are not new scheduled batches');
+  assert.equal(r.completedKeys().size, 6);
 });
 
 test('an expired lease hands its task back', () => {

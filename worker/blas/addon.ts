@@ -1,0 +1,114 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Set to a path to load the addon from there instead; a missing path hides it (tests). */
+export const BLAS_ADDON_ENV = 'CAVIAR_BLAS_ADDON';
+
+const BUILT = path.join('build', 'Release', 'caviar_blas.node');
+
+/** The native functions of worker/blas/caviar_blas.cc. Row-major float32 throughout. */
+export interface BlasAddon {
+  /**
+   * c[i] = op(a[i]) · op(b[i]) (+ bias per row) (ReLU) for i < batch; c[i] is m×n at i·m·n, and
+   * a stride of 0 broadcasts that operand over the batch.
+   */
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    bias: Float32Array | null,
+    relu: boolean,
+  ): void;
+  /** y = conv(x, filter) (+ bias) (ReLU), NHWC; dims as convDims() lays them out. */
+  conv2d(
+    x: Float32Array,
+    filter: Float32Array,
+    y: Float32Array,
+    dims: Int32Array,
+    bias: Float32Array | null,
+    relu: boolean,
+  ): void;
+  conv2dBackpropInput(
+    dy: Float32Array,
+    filter: Float32Array,
+    dx: Float32Array,
+    dims: Int32Array,
+  ): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, dims: Int32Array): void;
+  /** Sets OpenBLAS's thread count; returns the count now in effect. */
+  setThreads(threads: number): number;
+  threads(): number;
+  /** OpenBLAS's build configuration and the CPU kernels it picked, for logs. */
+  config(): { config: string; core: string; threads: number };
+}
+
+/**
+ * Where the addon may be: beside this file when run from source (tsx), or in the source tree
+ * when this file runs from dist/worker/blas/ (node-gyp builds in the source tree, tsc does not
+ * copy it).
+ */
+export function addonCandidates(): string[] {
+  const override = process.env[BLAS_ADDON_ENV];
+  if (override) return [path.resolve(override)];
+  return [
+    path.join(__dirname, BUILT),
+    path.join(__dirname, '..', '..', '..', 'worker', 'blas', BUILT),
+  ];
+}
+
+let loaded: { file: string; addon: BlasAddon } | undefined;
+
+/** The addon at the first candidate that exists, required once; OpenBLAS starts on first load. */
+function requireAddon(threads: number): BlasAddon {
+  const candidates = addonCandidates();
+  const file = candidates.find((f) => fs.existsSync(f));
+  if (!file) {
+    throw new Error(
+      `the blas addon is not built (looked for ${candidates.join(', ')}); install a C++ compiler and libopenblas-dev, then run \`npm run build:blas\``,
+    );
+  }
+  if (loaded?.file === file) return loaded.addon;
+  // OpenBLAS sizes its thread pool when it loads: no idle threads beyond what was asked for.
+  process.env.OPENBLAS_NUM_THREADS ??= String(threads);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon loads with require
+    loaded = { file, addon: require(file) as BlasAddon };
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    throw new Error(`the blas addon at ${file} failed to load: ${why}`, { cause: err });
+  }
+  return loaded.addon;
+}
+
+/**
+ * Loads the addon and sets its BLAS thread count, or throws an Error saying why it cannot (not
+ * built, or OpenBLAS missing at run time). $CAVIAR_BLAS_ADDON, when set, is the only place looked.
+ *
+ * @param threads BLAS threads of this process. Defaults to 1: workers are one process per core.
+ */
+export function loadBlasAddon(threads = 1): BlasAddon {
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`BLAS threads must be a whole number >= 1, got ${threads}`);
+  }
+  const addon = requireAddon(threads);
+  addon.setThreads(threads);
+  return addon;
+}
+
+/** Whether the addon loads here (its thread count untouched); for tests and benchmarks. */
+export function blasAddonAvailable(): boolean {
+  try {
+    requireAddon(1);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,39 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { loadBlasAddon } from './addon';
+import { jsKernels } from './js-kernels';
+import { blasKernels } from './kernels';
+
+/** The tfjs backend name of caviar's blas backend. */
+export const BLAS_BACKEND = 'blas';
+
+export interface BlasBackendInfo {
+  /** The CPU kernels OpenBLAS picked, e.g. "Haswell". */
+  core: string;
+  threads: number;
+}
+
+/**
+ * Registers tfjs backend `blas`: a MathBackendCPU whose heavy kernels (worker/blas/kernels.ts)
+ * run on OpenBLAS, whose hottest light ones are tighter JS loops (worker/blas/js-kernels.ts),
+ * and which has every other kernel of tfjs's cpu backend. Throws, registering
+ * nothing, when the addon does not load. Again later, it only sets the thread count.
+ *
+ * @param threads BLAS threads of this process. Defaults to 1: workers are one process per core.
+ */
+export function registerBlasBackend(threads = 1): BlasBackendInfo {
+  const addon = loadBlasAddon(threads);
+  if (!tf.findBackendFactory(BLAS_BACKEND)) {
+    // Priority 0, below cpu's 1: a process only computes on blas when it asks for it.
+    tf.registerBackend(BLAS_BACKEND, () => new MathBackendCPU(), 0);
+    const own = { ...jsKernels(), ...blasKernels(addon) };
+    for (const kernel of tf.getKernelsForBackend('cpu')) {
+      if (!(kernel.kernelName in own)) tf.registerKernel({ ...kernel, backendName: BLAS_BACKEND });
+    }
+    for (const [kernelName, kernelFunc] of Object.entries(own)) {
+      tf.registerKernel({ kernelName, backendName: BLAS_BACKEND, kernelFunc });
+    }
+  }
+  const { core } = addon.config();
+  return { core, threads: addon.threads() };
+}
