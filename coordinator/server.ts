@@ -192,6 +192,16 @@ export class CoordinatorServer {
     };
   }
 
+  /** Every trial's status, in submission order (for metrics and the dashboard). */
+  trialStatuses(): TrialStatus[] {
+    return this.order.map((id) => trialStatus(this.trial(id)));
+  }
+
+  /** The cluster's members as this coordinator sees them (for metrics and the dashboard). */
+  members(): Member[] {
+    return this.clusterState().members;
+  }
+
   private trial(id: string): TrialRecord {
     const record = this.trials.get(id);
     if (!record) throw new NotFoundError(`no trial ${JSON.stringify(id)}`);
@@ -394,7 +404,15 @@ export class CoordinatorServer {
     if (task.kind === 'train') {
       record.run.completeTrain(task, result.loss);
       if (record.run.evalState === 'verify') void this.reconcile(record, 'epoch end');
-    } else if (record.run.completeEval(task.epoch, result.loss, result.accuracy)) {
+    } else if (
+      record.run.completeEval(task.epoch, {
+        valLoss: result.loss,
+        valAccuracy: result.accuracy,
+        trainAccuracy: result.train_accuracy,
+        trainDevLoss: result.train_dev_loss,
+        trainDevAccuracy: result.train_dev_accuracy,
+      })
+    ) {
       const last = record.run.history[record.run.history.length - 1];
       this.options.log.info({ trial: record.id, ...last }, 'epoch done');
       if (record.run.state === 'finishing') void this.finish(record);

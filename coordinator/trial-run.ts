@@ -32,6 +32,15 @@ export interface TrialRunOptions {
   now?: () => number;
 }
 
+/** What a worker measured at an epoch's end. */
+export interface EvalMetrics {
+  valLoss: number;
+  valAccuracy: number;
+  trainAccuracy?: number;
+  trainDevLoss?: number;
+  trainDevAccuracy?: number;
+}
+
 /** How an epoch's batches were grouped into sync steps, so a batch re-run later keeps its step. */
 interface EpochLayout {
   quorum: number;
@@ -235,14 +244,17 @@ export class TrialRun {
   }
 
   /** Records the epoch-end evaluation and moves on to the next epoch, or to finishing. */
-  completeEval(epoch: number, valLoss: number, valAccuracy: number): boolean {
+  completeEval(epoch: number, m: EvalMetrics): boolean {
     if (epoch !== this.epoch || this.evalState !== 'leased') return false;
     this.evalState = 'idle';
     this.history.push({
       epoch,
       train_loss: this.lossCount ? this.lossSum / this.lossCount : NaN,
-      val_loss: valLoss,
-      val_accuracy: valAccuracy,
+      val_loss: m.valLoss,
+      val_accuracy: m.valAccuracy,
+      train_accuracy: m.trainAccuracy ?? 0,
+      train_dev_loss: m.trainDevLoss ?? 0,
+      train_dev_accuracy: m.trainDevAccuracy ?? 0,
       seconds: (this.now() - this.epochStarted) / 1000,
       examples: this.batches.reduce((n, b) => n + b.length, 0),
       lr: this.options.lr(epoch),

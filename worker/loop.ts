@@ -158,28 +158,37 @@ export class Worker {
     return token;
   }
 
+  /** Validation, train-dev, and a train-dev-sized training sample, with the pulled parameters. */
+  private evaluate(context: TrialContext, pullMs: number): WorkResult {
+    const { validation, trainDev, train } = context.splits;
+    const started = performance.now();
+    const val = context.model.evaluate(validation.features, validation.labels, validation.count);
+    const dev = context.model.evaluate(trainDev.features, trainDev.labels, trainDev.count);
+    // The training split is shuffled once, so its first examples are a fair sample of it.
+    const sample = context.model.evaluate(
+      train.features,
+      train.labels,
+      Math.min(train.count, trainDev.count),
+    );
+    return {
+      loss: val.loss,
+      accuracy: val.accuracy,
+      examples: val.examples,
+      train_accuracy: sample.accuracy,
+      train_dev_loss: dev.loss,
+      train_dev_accuracy: dev.accuracy,
+      pull_ms: pullMs,
+      compute_ms: performance.now() - started,
+    };
+  }
+
   private async execute(work: Work__Output): Promise<WorkResult> {
     const context = await this.context(work);
     let t = performance.now();
     const version = await this.pull(context, Number(work.min_version), work.lease_ms);
     const pullMs = performance.now() - t;
     context.model.setParameters(context.values);
-    if (work.kind === 'eval') {
-      const { validation } = context.splits;
-      t = performance.now();
-      const result = context.model.evaluate(
-        validation.features,
-        validation.labels,
-        validation.count,
-      );
-      return {
-        loss: result.loss,
-        accuracy: result.accuracy,
-        examples: result.examples,
-        pull_ms: pullMs,
-        compute_ms: performance.now() - t,
-      };
-    }
+    if (work.kind === 'eval') return this.evaluate(context, pullMs);
     t = performance.now();
     const batch = gatherBatch(context, context.splits.train, work.indices);
     const { loss, grads } = context.model.gradients(

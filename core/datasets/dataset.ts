@@ -9,9 +9,14 @@ export interface Dataset {
   classNames: string[];
 }
 
-/** Train / validation / test, features normalized with train statistics. */
+/**
+ * Train / validation / test, features normalized with train statistics, and train-dev: a slice
+ * of the training distribution that is never trained on, so the gap train → train-dev measures
+ * variance and the gap train-dev → validation measures data mismatch.
+ */
 export interface DatasetSplits {
   train: Dataset;
+  trainDev: Dataset;
   validation: Dataset;
   test: Dataset;
 }

@@ -25,13 +25,19 @@ export function heldOutShare(count: number): number {
 
 export interface SplitSizes {
   train: number;
+  trainDev: number;
   validation: number;
   test: number;
 }
 
+/** Train-dev takes this share of the training portion, and never more than validation has. */
+const TRAIN_DEV_SHARE = 0.1;
+
 export function splitSizes(count: number): SplitSizes {
   const held = Math.round(count * heldOutShare(count));
-  return { train: count - 2 * held, validation: held, test: held };
+  const trainPortion = count - 2 * held;
+  const trainDev = Math.min(held, Math.round(trainPortion * TRAIN_DEV_SHARE));
+  return { train: trainPortion - trainDev, trainDev, validation: held, test: held };
 }
 
 /** Per-feature mean and standard deviation of a data set's examples. */
@@ -99,9 +105,11 @@ export function splitDataset(data: Dataset): DatasetSplits {
   const sizes = splitSizes(data.count);
   const order = permutation(data.count, seededUniform(`split:${SPLIT_SEED}`));
   const train = subset(data, order, 0, sizes.train);
-  const validation = subset(data, order, sizes.train, sizes.validation);
-  const test = subset(data, order, sizes.train + sizes.validation, sizes.test);
+  const trainDev = subset(data, order, sizes.train, sizes.trainDev);
+  const heldStart = sizes.train + sizes.trainDev;
+  const validation = subset(data, order, heldStart, sizes.validation);
+  const test = subset(data, order, heldStart + sizes.validation, sizes.test);
   const stats = featureStats(train);
-  for (const part of [train, validation, test]) normalizeInPlace(part, stats);
-  return { train, validation, test };
+  for (const part of [train, trainDev, validation, test]) normalizeInPlace(part, stats);
+  return { train, trainDev, validation, test };
 }

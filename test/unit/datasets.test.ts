@@ -44,14 +44,14 @@ describe('mnist', () => {
     assert.equal(new Set(data.labels).size, 10);
   });
 
-  it('splits 6,000 / 2,000 / 2,000 with train features centred per feature', async () => {
+  it('splits 5,400 + 600 train-dev / 2,000 / 2,000 with train features centred per feature', async () => {
     const splits = await loadSplits('mnist');
     assert.deepEqual(
-      [splits.train.count, splits.validation.count, splits.test.count],
-      [6_000, 2_000, 2_000],
+      [splits.train.count, splits.trainDev.count, splits.validation.count, splits.test.count],
+      [5_400, 600, 2_000, 2_000],
     );
     for (const m of means(splits.train)) assert.ok(Math.abs(m) < 1e-4, `feature mean ${m}`);
-    assert.equal(splits.train.features.length, 6_000 * 784);
+    assert.equal(splits.train.features.length, 5_400 * 784);
   });
 
   it('gives the same split every time (fixed shuffle seed)', async () => {
@@ -68,18 +68,35 @@ describe('mnist', () => {
 
 describe('split', () => {
   it('uses 20% held-out shares up to 10,000 examples', () => {
-    assert.deepEqual(splitSizes(5_000), { train: 3_000, validation: 1_000, test: 1_000 });
+    // 60% train portion, of which 10% is train-dev (never trained on).
+    assert.deepEqual(splitSizes(5_000), {
+      train: 2_700,
+      trainDev: 300,
+      validation: 1_000,
+      test: 1_000,
+    });
     assert.equal(heldOutShare(10_000), 0.2);
   });
 
   it('shrinks the share log-linearly in between', () => {
     // log10(100,000) is halfway from 10^4 to 10^6, so the share is halfway from 20% to 1%.
     assert.ok(Math.abs(heldOutShare(100_000) - 0.105) < 1e-12);
-    assert.deepEqual(splitSizes(100_000), { train: 79_000, validation: 10_500, test: 10_500 });
+    assert.deepEqual(splitSizes(100_000), {
+      train: 71_100,
+      trainDev: 7_900,
+      validation: 10_500,
+      test: 10_500,
+    });
   });
 
   it('uses 1% shares from 1,000,000 examples on', () => {
-    assert.deepEqual(splitSizes(2_000_000), { train: 1_960_000, validation: 20_000, test: 20_000 });
+    // Train-dev is capped at the validation size.
+    assert.deepEqual(splitSizes(2_000_000), {
+      train: 1_940_000,
+      trainDev: 20_000,
+      validation: 20_000,
+      test: 20_000,
+    });
     assert.equal(heldOutShare(1_000_000), 0.01);
   });
 
@@ -93,7 +110,7 @@ describe('split', () => {
           assert.ok(heldOutShare(hi) <= heldOutShare(lo));
           assert.ok(heldOutShare(lo) <= 0.2 && heldOutShare(hi) >= 0.01);
           const s = splitSizes(lo);
-          assert.equal(s.train + s.validation + s.test, lo);
+          assert.equal(s.train + s.trainDev + s.validation + s.test, lo);
           assert.ok(s.train >= 0);
         },
       ),

@@ -43,7 +43,7 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
   r.verified();
   const evalTask = r.takeTask();
   assert.deepEqual(evalTask, { kind: 'eval', epoch: 0 });
-  assert.ok(r.completeEval(0, 0.5, 0.9));
+  assert.ok(r.completeEval(0, { valLoss: 0.5, valAccuracy: 0.9 }));
   assert.equal(r.epoch, 1);
   const next = drainTrain(r);
   assert.notDeepEqual(
@@ -54,12 +54,12 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
   for (const t of next) r.completeTrain(t, 1);
   r.verified();
   assert.equal(
-    r.completeEval(1, 0.4, 0.92),
+    r.completeEval(1, { valLoss: 0.4, valAccuracy: 0.92 }),
     false,
     'an evaluation that was never handed out is refused',
   );
   assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 1 });
-  assert.ok(r.completeEval(1, 0.4, 0.92));
+  assert.ok(r.completeEval(1, { valLoss: 0.4, valAccuracy: 0.92 }));
   assert.equal(r.state, 'finishing');
   assert.equal(r.scheduled, 10);
   assert.equal(r.history.length, 2);
@@ -95,7 +95,7 @@ test('sync: a step is handed out only once every earlier step is done, with its 
   r.completeTrain(third[0], 1);
   r.verified();
   r.takeTask();
-  r.completeEval(0, 1, 0.5);
+  r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
   assert.equal(drainTrain(r)[0].minVersion, 3, 'epoch 2 starts after the 3 steps of epoch 1');
 });
 
@@ -114,7 +114,7 @@ test('sync: the quorum follows the live workers from one epoch to the next', () 
   r.verified();
   r.takeTask();
   live = 1; // a worker died during epoch 0
-  r.completeEval(0, 1, 0.5);
+  r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
   const next = drainTrain(r);
   assert.deepEqual(
     next.map((t) => [t.step, t.stepSize, t.minVersion]),
@@ -140,7 +140,7 @@ test('batches a restarted shard lost run again first, in the step they had, befo
   for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
   r.verified();
   r.takeTask();
-  r.completeEval(0, 1, 0.5);
+  r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
   const first = drainTrain(r); // epoch 1, step 2
   first.forEach((t) => r.completeTrain(t, 1));
   // The shard restored a checkpoint holding epoch 0 up to step 0 only.
