@@ -198,7 +198,7 @@ export class CoordinatorServer {
   }
 
   /** The cluster's members as this coordinator sees them (for metrics and the dashboard). */
-  members(): Member[] {
+  clusterMembers(): Member[] {
     return this.clusterState().members;
   }
 
