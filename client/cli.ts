@@ -5,7 +5,9 @@ import { exitWithError, UsageError } from './exit-codes';
 import { parseIntIn, parseNonNegativeNumber, parsePositiveNumber } from './option-parsers';
 import { trainCommand, type TrainOptions } from './train-command';
 import { upCommand, type UpOptions } from './up-command';
-import { historyTable, trialsTable, trainSummary } from './summary';
+import { trialsTable, trainSummary } from './summary';
+import { sweepCommand, type SweepOptions } from './sweep-command';
+import { reportCommand } from './report-command';
 
 const DEFAULT_COORDINATOR = process.env.CAVIAR_COORDINATOR ?? '127.0.0.1:7070';
 
@@ -160,23 +162,73 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .argument('<trial>', 'trial id')
-    .description("a trial's learning curve")
+    .argument('<name>', 'a sweep or a trial')
+    .description("a sweep's leaderboard and verdicts, or a trial's learning curve")
     .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .option('--json', 'JSON output')
     .action(
-      action((trial: string, opts: { coordinator: string; json?: boolean }) =>
+      action((name: string, opts: { coordinator: string; json?: boolean }) =>
+        withCoordinator(opts.coordinator, (client) =>
+          reportCommand(client, name, opts.json ?? false),
+        ),
+      ),
+    );
+
+  clusterOptions(
+    program
+      .command('sweep')
+      .argument('<spec>', 'a sweep spec, YAML or JSON (see examples/mnist-sweep.yaml)')
+      .description('run many trials at once and pick the best by one number')
+      .option(
+        '--local',
+        'start a local cluster for this sweep and tear it down after (the default)',
+      )
+      .option('--coordinator <host:port>', 'submit to a running cluster instead')
+      .option('--json', 'print the sweep summary as one JSON object on the last line of stdout'),
+  ).action(
+    action(async (spec: string, opts: SweepOptions & { local?: boolean }) => {
+      if (opts.local && opts.coordinator)
+        throw new UsageError('--local and --coordinator exclude each other');
+      return sweepCommand(spec, opts);
+    }),
+  );
+
+  program
+    .command('tune')
+    .argument('<trial>', 'trial id')
+    .description("change a running trial's learning rate (panda mode)")
+    .requiredOption('--lr <rate>', 'the new base learning rate', parsePositiveNumber)
+    .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
+    .action(
+      action((trial: string, opts: { coordinator: string; lr: number }) =>
         withCoordinator(opts.coordinator, async (client) => {
-          const status = await client.getTrial(trial);
-          process.stdout.write(
-            (opts.json
-              ? JSON.stringify({ ...trainSummary(status), history: status.history })
-              : historyTable(status)) + '\n',
-          );
+          const status = await client.tuneTrial(trial, opts.lr);
+          process.stdout.write(`${status.trial}: learning rate ${status.spec?.optimizer?.lr}\n`);
           return 0;
         }),
       ),
     );
+
+  for (const [verb, what] of [
+    ['pause', "pause a running trial (its workers take other trials' batches)"],
+    ['resume', 'resume a paused trial'],
+  ] as const) {
+    program
+      .command(verb)
+      .argument('<trial>', 'trial id')
+      .description(what)
+      .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
+      .action(
+        action((trial: string, opts: { coordinator: string }) =>
+          withCoordinator(opts.coordinator, async (client) => {
+            const status =
+              verb === 'pause' ? await client.pauseTrial(trial) : await client.resumeTrial(trial);
+            process.stdout.write(`${status.trial}: ${status.status}\n`);
+            return 0;
+          }),
+        ),
+      );
+  }
 
   program
     .command('stop')

@@ -6,7 +6,8 @@ import { loadSplits } from '../core/datasets';
 import { elementCount } from '../core/placement';
 import { modelParams, parseModelSpec } from '../core/model-spec';
 import { exportLayersModel } from '../core/export-model';
-import { LocalCluster, localClusterOptions, type LocalClusterFlags } from './local-cluster';
+import type { LocalClusterFlags } from './local-cluster';
+import { onCluster } from './on-cluster';
 import { TrialProgress } from './progress';
 import { historyTable, summaryText, trainSummary } from './summary';
 
@@ -84,22 +85,10 @@ async function exportModel(
 export async function trainCommand(options: TrainOptions): Promise<number> {
   const spec = trialSpecFromOptions(options);
   const resolved = resolveTrialSpec(spec);
-  let cluster: LocalCluster | undefined;
-  let address = options.coordinator;
-  if (!address) {
-    // Refuse bad data before starting any process: the user gets one line, not a dead cluster.
-    await loadSplits(resolved.dataset, { labelColumn: resolved.labelColumn || undefined });
-    cluster = new LocalCluster(localClusterOptions(options));
-    if (!options.json)
-      process.stderr.write(
-        `starting a local cluster: ${options.shards} shard(s), ${options.workers} worker(s); logs in ${cluster.logDir}\n`,
-      );
-    await cluster.start();
-    process.stderr.write(cluster.membershipLine() + '\n');
-    address = cluster.coordinator;
-  }
-  const client = new CoordinatorClient(address);
-  try {
+  // Refuse bad data before starting any process: the user gets one line, not a dead cluster.
+  const validate = () =>
+    loadSplits(resolved.dataset, { labelColumn: resolved.labelColumn || undefined });
+  return onCluster(options, validate, async (client) => {
     const status = await runTrial(client, spec, options.json ?? false);
     if (options.export && status.status === 'completed')
       await exportModel(client, status, options.export);
@@ -111,8 +100,5 @@ export async function trainCommand(options: TrainOptions): Promise<number> {
       if (options.export) process.stdout.write(`model exported to ${options.export}\n`);
     }
     return status.status === 'completed' ? 0 : 1;
-  } finally {
-    client.close();
-    await cluster?.close();
-  }
+  });
 }

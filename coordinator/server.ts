@@ -7,7 +7,13 @@ import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
 import type { Member } from '../proto/gen/caviar/v1/Member';
 import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
 import { bindServer, coordinatorServiceProto, SERVER_OPTIONS } from '../core/rpc';
-import { NotFoundError, toServiceError, errorMessage } from '../core/errors';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  NotFoundError,
+  toServiceError,
+  errorMessage,
+} from '../core/errors';
 import type { Logger } from '../core/log';
 import type { MemberInfo, Membership, MembershipEvent, MembershipWatch } from '../core/membership';
 import { resolveTrialSpec, trialSpecMessage } from '../core/trial-spec';
@@ -21,6 +27,10 @@ import { ParameterServerClient } from '../core/ps-client';
 import { LeaseTable, type Lease } from './leases';
 import { TrialRun, type Task } from './trial-run';
 import { TERMINAL_STATES, trialStatus, type TrialRecord } from './trial-record';
+import { SweepManager } from './sweep-manager';
+import { streamUpdates } from './stream-updates';
+import type { Hyper } from '../core/sweep';
+import { resolveOptimizerConfig } from '../core/optimizer-config';
 
 export interface CoordinatorOptions {
   /** Parameter-server shard addresses (host:port); at least one. */
@@ -88,6 +98,8 @@ export class CoordinatorServer {
   private readonly members = new Map<string, MemberInfo>();
   private membershipWatch: MembershipWatch | undefined;
 
+  private readonly sweeps: SweepManager;
+
   constructor(private readonly options: CoordinatorOptions) {
     if (options.shards.length === 0)
       throw new Error('the coordinator needs at least one parameter-server shard');
@@ -97,6 +109,25 @@ export class CoordinatorServer {
     this.shardClients = options.shards.map((a) => new ParameterServerClient(a));
     this.leases = new LeaseTable((lease) => this.onLeaseExpired(lease));
     this.changes.setMaxListeners(0);
+    this.sweeps = new SweepManager(
+      {
+        startTrial: async (spec, meta) => {
+          const { objective, humanError } = this.sweeps.get(meta.sweep).spec;
+          const status = await this.submitTrial(spec, {
+            ...meta,
+            objectiveMetric: objective.metric,
+            humanError,
+          });
+          return status.trial ?? '';
+        },
+        stopTrial: async (id, reason) => {
+          await this.stopTrial(id, reason);
+        },
+        trialStatus: (id) => trialStatus(this.trial(id)),
+        changed: (sweep) => this.changes.emit(`sweep:${sweep}`),
+      },
+      options.log,
+    );
     this.server.addService(coordinatorServiceProto().Coordinator.service, this.handlers());
   }
 
@@ -189,7 +220,48 @@ export class CoordinatorServer {
       }),
       AcquireWork: (call, callback) => this.acquireWork(call, callback),
       CompleteWork: unary((result) => ({ ok: this.completeWork(result) })),
+      TuneTrial: unary((req) => this.tuneTrial(req.trial, req.lr)),
+      PauseTrial: unary((ref) => this.setPaused(ref.trial, true)),
+      ResumeTrial: unary((ref) => this.setPaused(ref.trial, false)),
+      SubmitSweep: unary((req) => this.sweeps.submit(req)),
+      GetSweep: unary((ref) => this.sweeps.get(ref.sweep).status()),
+      ListSweeps: unary(() => ({ sweeps: this.sweeps.list() })),
+      WatchSweep: (call) => {
+        const id = call.request.sweep;
+        streamUpdates(call, this.changes, `sweep:${id}`, () => {
+          const status = this.sweeps.get(id).status();
+          return { message: status, last: status.status !== 'running' };
+        });
+      },
     };
+  }
+
+  /** Panda mode: a new base learning rate for a running trial, on every shard holding it. */
+  private async tuneTrial(id: string, lr: number): Promise<TrialStatus> {
+    const record = this.trial(id);
+    if (TERMINAL_STATES.has(record.run.state))
+      throw new FailedPreconditionError(`trial ${id} has ended (${record.run.state})`);
+    const optimizer = resolveOptimizerConfig({ ...record.spec.optimizer, lr });
+    await Promise.all(
+      this.shardClients
+        .filter((_, s) => slicesOnShard(record.slices, s).length > 0)
+        .map((c) => c.setLearningRate(id, optimizer.lr)),
+    );
+    record.spec.optimizer = optimizer;
+    record.run.lr = parseLrDecay(optimizer.lr_decay, optimizer.lr);
+    this.options.log.info({ trial: id, lr }, 'learning rate tuned');
+    this.changed(id);
+    return trialStatus(record);
+  }
+
+  private setPaused(id: string, paused: boolean): TrialStatus {
+    const record = this.trial(id);
+    if (TERMINAL_STATES.has(record.run.state))
+      throw new FailedPreconditionError(`trial ${id} has ended (${record.run.state})`);
+    record.run.paused = paused;
+    this.options.log.info({ trial: id, paused }, paused ? 'trial paused' : 'trial resumed');
+    this.changed(id);
+    return trialStatus(record);
   }
 
   /** Every trial's status, in submission order (for metrics and the dashboard). */
@@ -254,14 +326,23 @@ export class CoordinatorServer {
     return { members, shards: this.options.shards };
   }
 
-  private async submitTrial(message: Parameters<typeof resolveTrialSpec>[0]): Promise<TrialStatus> {
+  private async submitTrial(
+    message: Parameters<typeof resolveTrialSpec>[0],
+    sweep?: {
+      sweep: string;
+      round: number;
+      hyper: Hyper;
+      objectiveMetric: string;
+      humanError: number | null;
+    },
+  ): Promise<TrialStatus> {
     const spec = resolveTrialSpec(message);
     const lr = parseLrDecay(spec.optimizer.lr_decay ?? '', Number(spec.optimizer.lr));
     const splits = await loadSplits(spec.dataset, { labelColumn: spec.labelColumn || undefined });
     const { featureShape, numClasses } = splits.train;
     const params = modelParams(spec.model, featureShape, numClasses);
     const id = spec.name || `trial-${this.nextTrial++}`;
-    if (this.trials.has(id)) throw new NotFoundError(`trial ${id} exists already`);
+    if (this.trials.has(id)) throw new AlreadyExistsError(`trial ${id} exists already`);
     const slices = placeTensors(params, this.shardClients.length);
     const values = initialParameters(params, spec.seed);
     await Promise.all(
@@ -299,6 +380,12 @@ export class CoordinatorServer {
       workers: new Set(),
       timing: { compute: 0, pull: 0, push: 0, eval: 0, apply: 0 },
       failuresInARow: 0,
+      sweep: sweep?.sweep ?? '',
+      round: sweep?.round ?? 0,
+      hyperJson: sweep ? JSON.stringify(sweep.hyper) : '',
+      stopReason: '',
+      objectiveMetric: sweep?.objectiveMetric ?? 'val_accuracy',
+      humanError: sweep?.humanError ?? null,
     };
     this.trials.set(id, record);
     this.order.push(id);
@@ -312,6 +399,8 @@ export class CoordinatorServer {
 
   private changed(trial?: string): void {
     if (trial) this.changes.emit(trial);
+    const sweep = trial ? this.trials.get(trial)?.sweep : undefined;
+    if (sweep) this.changes.emit(`sweep:${sweep}`);
     this.waiters = this.waiters.filter((w) => !w());
   }
 
@@ -414,6 +503,7 @@ export class CoordinatorServer {
       })
     ) {
       const last = record.run.history[record.run.history.length - 1];
+      this.sweeps.epochEnded(record.id);
       this.options.log.info({ trial: record.id, ...last }, 'epoch done');
       if (record.run.state === 'finishing') void this.finish(record);
     }
@@ -541,7 +631,7 @@ export class CoordinatorServer {
     this.changed(record.id);
   }
 
-  /** Frees the trial's shard memory and its outstanding leases. */
+  /** Frees the trial's shard memory and its outstanding leases; its sweep moves on. */
   private async release(record: TrialRecord): Promise<void> {
     record.finishedAt ??= Date.now();
     this.leases.revoke((l) => l.item.trial === record.id);
@@ -554,6 +644,7 @@ export class CoordinatorServer {
           ),
       ),
     );
+    this.sweeps.trialEnded(record.id);
   }
 
   private async pullAll(record: TrialRecord): Promise<Map<string, Float32Array>> {
@@ -571,9 +662,10 @@ export class CoordinatorServer {
     return values;
   }
 
-  private async stopTrial(id: string): Promise<TrialStatus> {
+  private async stopTrial(id: string, reason = 'stopped by the user'): Promise<TrialStatus> {
     const record = this.trial(id);
     if (!TERMINAL_STATES.has(record.run.state)) {
+      record.stopReason = reason;
       record.finalParams = await this.pullAll(record).catch(() => undefined);
       record.run.stop();
       await this.release(record);
@@ -583,36 +675,19 @@ export class CoordinatorServer {
   }
 
   private watchTrial(call: grpc.ServerWritableStream<{ trial: string }, TrialStatus>): void {
-    const id = call.request.trial;
-    const record = this.trials.get(id);
+    const record = this.trials.get(call.request.trial);
     if (!record) {
       call.destroy(
-        Object.assign(new Error(`no trial ${JSON.stringify(id)}`), { code: grpc.status.NOT_FOUND }),
+        Object.assign(new Error(`no trial ${JSON.stringify(call.request.trial)}`), {
+          code: grpc.status.NOT_FOUND,
+        }),
       );
       return;
     }
-    let last = 0;
-    let pending: NodeJS.Timeout | undefined;
-    const send = (): void => {
-      pending = undefined;
-      last = Date.now();
+    streamUpdates(call, this.changes, record.id, () => {
       const status = trialStatus(record);
-      call.write(status);
-      if (TERMINAL_STATES.has(status.status ?? '')) finish();
-    };
-    // At most one update every 200 ms: a fast trial changes far more often than anyone can read.
-    const onChange = (): void => {
-      if (pending) return;
-      pending = setTimeout(send, Math.max(0, 200 - (Date.now() - last)));
-    };
-    const finish = (): void => {
-      this.changes.off(id, onChange);
-      if (pending) clearTimeout(pending);
-      call.end();
-    };
-    this.changes.on(id, onChange);
-    call.on('cancelled', finish);
-    send();
+      return { message: status, last: TERMINAL_STATES.has(status.status ?? '') };
+    });
   }
 
   private getParameters(call: grpc.ServerWritableStream<{ trial: string }, TensorChunk>): void {

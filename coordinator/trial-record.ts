@@ -4,6 +4,8 @@ import type { Slice } from '../core/placement';
 import { trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
 import { parameterCount } from '../core/model-spec';
 import type { TrialRun } from './trial-run';
+import { biasVarianceVerdict } from '../core/sweep';
+import { bestEpochIndex, epochMetrics } from './trial-outcome';
 
 /** Everything the coordinator keeps about one trial. */
 export interface TrialRecord {
@@ -29,17 +31,40 @@ export interface TrialRecord {
   timing: { compute: number; pull: number; push: number; eval: number; apply: number };
   /** Worker failures in a row; a trial that keeps failing is stopped rather than retried forever. */
   failuresInARow: number;
+  /** Sweep membership: the sweep, its round, the sampled hyper-parameters (JSON). */
+  sweep: string;
+  round: number;
+  hyperJson: string;
+  /** Why the trial was stopped (early stopping, the user), if it was. */
+  stopReason: string;
+  /** The metric that picks the trial's best epoch, and the human-level error for the verdict. */
+  objectiveMetric: string;
+  humanError: number | null;
   /** The reconciliation with the shards in flight, if any (one at a time per trial). */
   reconciling?: Promise<void>;
   /** The trained parameters, fetched from the shards when the trial ends (the shards then drop them). */
   finalParams?: Map<string, Float32Array>;
 }
 
+/** The bias/variance verdict of the best epoch, one line ("" before the first epoch). */
+function verdictLine(record: TrialRecord): string {
+  const best = bestEpochIndex(record.run.history, record.objectiveMetric);
+  if (best < 0) return '';
+  const m = epochMetrics(record.run.history[best]);
+  const errors = { train: m.train_error, trainDev: m.train_dev_error, validation: m.val_error };
+  return biasVarianceVerdict(errors, record.humanError).summary;
+}
+
 export const TERMINAL_STATES = new Set(['completed', 'failed', 'stopped']);
 
 export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus {
   const { run } = record;
-  const status = run.state === 'finishing' ? 'running' : run.state;
+  const status =
+    run.state === 'finishing'
+      ? 'running'
+      : run.paused && run.state === 'running'
+        ? 'paused'
+        : run.state;
   return {
     trial: record.id,
     status,
@@ -67,5 +92,11 @@ export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus 
     workers: record.workers.size,
     pushes_refused: record.pushesRefused,
     batches_applied_per_shard: record.batchesAppliedPerShard,
+    sweep: record.sweep,
+    round: record.round,
+    hyper_json: record.hyperJson,
+    stop_reason: record.stopReason,
+    best_epoch: Math.max(0, bestEpochIndex(run.history, record.objectiveMetric)),
+    verdict: verdictLine(record),
   };
 }

@@ -68,6 +68,10 @@ export class TrialRun {
   examples = 0;
   lastLoss = NaN;
   evalState: EvalState = 'idle';
+  /** Paused trials hand out no task; their state stays as it is until resumed. */
+  paused = false;
+  /** The learning-rate schedule, for the history; `caviar tune` replaces it. */
+  lr: LrSchedule;
   readonly batchesPerEpoch: number;
   private readonly layouts: EpochLayout[] = [];
   private batches: Uint32Array[] = [];
@@ -86,6 +90,7 @@ export class TrialRun {
 
   constructor(private readonly options: TrialRunOptions) {
     this.now = options.now ?? Date.now;
+    this.lr = options.lr;
     this.batchesPerEpoch = batchesPerEpoch(options.trainCount, options.spec.batch);
     this.startEpoch(0);
   }
@@ -143,7 +148,7 @@ export class TrialRun {
    * waiting for parameters that another worker's batch still holds back.
    */
   takeTask(): Task | undefined {
-    if (this.state !== 'running') return undefined;
+    if (this.state !== 'running' || this.paused) return undefined;
     const repair = this.repairs.shift();
     if (repair) {
       this.repairsLeased.add(batchKey(repair.epoch, repair.batch));
@@ -257,7 +262,7 @@ export class TrialRun {
       train_dev_accuracy: m.trainDevAccuracy ?? 0,
       seconds: (this.now() - this.epochStarted) / 1000,
       examples: this.batches.reduce((n, b) => n + b.length, 0),
-      lr: this.options.lr(epoch),
+      lr: this.lr(epoch),
     });
     if (epoch + 1 >= this.options.spec.epochs) this.state = 'finishing';
     else this.startEpoch(epoch + 1);

@@ -6,6 +6,8 @@ import type { ClusterState__Output } from '../proto/gen/caviar/v1/ClusterState';
 import type { WorkerInfo } from '../proto/gen/caviar/v1/WorkerInfo';
 import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
+import type { SweepRequest } from '../proto/gen/caviar/v1/SweepRequest';
+import type { SweepStatus__Output } from '../proto/gen/caviar/v1/SweepStatus';
 import { CHANNEL_OPTIONS, coordinatorServiceProto, deadlineIn } from './rpc';
 import { writeChunk } from './tensor-codec';
 
@@ -64,6 +66,50 @@ export class CoordinatorClient {
     return this.call((o, cb) => this.client.StopTrial({ trial }, o, cb));
   }
 
+  tuneTrial(trial: string, lr: number): Promise<TrialStatus__Output> {
+    return this.call((o, cb) => this.client.TuneTrial({ trial, lr }, o, cb));
+  }
+
+  pauseTrial(trial: string): Promise<TrialStatus__Output> {
+    return this.call((o, cb) => this.client.PauseTrial({ trial }, o, cb));
+  }
+
+  resumeTrial(trial: string): Promise<TrialStatus__Output> {
+    return this.call((o, cb) => this.client.ResumeTrial({ trial }, o, cb));
+  }
+
+  submitSweep(request: SweepRequest): Promise<SweepStatus__Output> {
+    return this.call((o, cb) => this.client.SubmitSweep(request, o, cb));
+  }
+
+  getSweep(sweep: string): Promise<SweepStatus__Output> {
+    return this.call((o, cb) => this.client.GetSweep({ sweep }, o, cb));
+  }
+
+  listSweeps(): Promise<SweepStatus__Output[]> {
+    return this.call<{ sweeps: SweepStatus__Output[] }>((o, cb) =>
+      this.client.ListSweeps({}, o, cb),
+    ).then((r) => r.sweeps);
+  }
+
+  /** Status updates of a sweep until it ends; `signal` cancels the stream. */
+  watchSweep(sweep: string, signal?: AbortSignal): AsyncGenerator<SweepStatus__Output> {
+    return this.follow<SweepStatus__Output>(this.client.WatchSweep({ sweep }), signal);
+  }
+
+  private async *follow<T>(
+    stream: grpc.ClientReadableStream<T>,
+    signal?: AbortSignal,
+  ): AsyncGenerator<T> {
+    const onAbort = (): void => stream.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const message of stream as AsyncIterable<T>) yield message;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
   clusterInfo(): Promise<ClusterState__Output> {
     return this.call((o, cb) => this.client.ClusterInfo({}, o, cb));
   }
@@ -88,15 +134,8 @@ export class CoordinatorClient {
   }
 
   /** Status updates of a trial until it ends; the stream has no deadline, `signal` cancels it. */
-  async *watchTrial(trial: string, signal?: AbortSignal): AsyncGenerator<TrialStatus__Output> {
-    const stream = this.client.WatchTrial({ trial });
-    const onAbort = (): void => stream.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      for await (const status of stream as AsyncIterable<TrialStatus__Output>) yield status;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+  watchTrial(trial: string, signal?: AbortSignal): AsyncGenerator<TrialStatus__Output> {
+    return this.follow<TrialStatus__Output>(this.client.WatchTrial({ trial }), signal);
   }
 
   /** A trial's parameters, as full tensors by name. */

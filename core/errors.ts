@@ -25,6 +25,12 @@ export class NotFoundError extends CaviarError {
   }
 }
 
+export class AlreadyExistsError extends CaviarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(status.ALREADY_EXISTS, message, options);
+  }
+}
+
 export class FailedPreconditionError extends CaviarError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(status.FAILED_PRECONDITION, message, options);

@@ -245,6 +245,14 @@ export class ParameterServerClient {
     return reply.dropped;
   }
 
+  /** Sets the trial's base learning rate on the shard. */
+  async setLearningRate(trial: string, lr: number): Promise<void> {
+    await this.unary(
+      (cb) => this.client.SetLearningRate({ trial, lr }, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      undefined,
+    );
+  }
+
   /** The (epoch, batch) pairs whose gradients the shard holds for the trial. */
   applied(trial: string, options: { signal?: AbortSignal } = {}): Promise<AppliedBatches__Output> {
     return this.unary(

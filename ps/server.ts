@@ -29,6 +29,7 @@ import type { AppliedBatches } from '../proto/gen/caviar/v1/AppliedBatches';
 import { hit } from '../core/fault-points';
 import { SliceAssembler, validateSliceRanges, type SliceRange } from './slice-assembler';
 import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
+import type { ShardObserver, ShardSnapshot } from './shard-observer';
 
 export interface ShardOptions {
   /** Names the shard in logs and errors. Defaults to "ps-0". */
@@ -47,12 +48,17 @@ export interface ShardOptions {
   fence?: FenceGuard;
   /** Save the shard's state so a restart with the same id restores it. Defaults to none. */
   checkpoints?: CheckpointPolicy;
+  /** Told of apply latency and bytes moved, for metrics. Defaults to none. */
+  observer?: ShardObserver;
 }
 
-type ResolvedShardOptions = Required<Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints'>> & {
+type ResolvedShardOptions = Required<
+  Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints' | 'observer'>
+> & {
   logger?: Logger;
   fence?: FenceGuard;
   checkpoints?: CheckpointPolicy;
+  observer?: ShardObserver;
 };
 
 const DEFAULTS = {
@@ -236,6 +242,13 @@ export class ParameterServerShard {
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
       Applied: (call, callback) => this.reply(() => this.applied(call.request.trial), callback),
+      SetLearningRate: (call, callback) =>
+        this.reply(() => {
+          const trial = this.requireTrial(call.request.trial);
+          trial.setLearningRate(call.request.lr);
+          this.checkpointer?.noteChange();
+          return { dropped: false };
+        }, callback),
     };
   }
 
@@ -313,6 +326,7 @@ export class ParameterServerShard {
           if (!current)
             throw new RefusedInputError('bad_header', 'push stream sent a chunk before its header');
           current.assembler?.add(msg.chunk);
+          this.options.observer?.bytesIn(msg.chunk.data.length);
         }
       });
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
@@ -354,7 +368,10 @@ export class ParameterServerShard {
     }
     const grads = assembler ? assembler.finish() : [];
     const before = trial.version;
+    const applyBefore = trial.applySeconds;
     const outcome = trial.push(header, grads);
+    if (trial.version !== before)
+      this.options.observer?.applied(header.trial, trial.applySeconds - applyBefore);
     if (trial.version !== before) this.notify(header.trial);
     this.checkpointer?.noteChange(trial.version - before);
     return outcome;
@@ -378,9 +395,11 @@ export class ParameterServerShard {
     );
     // A copy, so pushes applied while the chunks stream out cannot tear the view.
     const snapshot = trial.snapshot();
+    const observer = this.options.observer;
     const messages = function* (): Generator<PullMessage> {
       yield { header: { version: snapshot.version } };
       for (const s of snapshot.slices) {
+        observer?.bytesOut(s.values.byteLength);
         for (const chunk of chunkTensor(s.name, s.start, s.values)) yield { chunk };
       }
     };
@@ -444,6 +463,24 @@ export class ParameterServerShard {
     if (dropped) this.notify(id);
     if (dropped) this.checkpointer?.noteChange();
     return { dropped };
+  }
+
+  /** What this shard holds, for its metrics (read at scrape time, off the push/pull paths). */
+  metricsSnapshot(): ShardSnapshot {
+    const c = this.checkpointer;
+    return {
+      shard: this.options.id,
+      trials: [...this.trials.values()].map((t) => ({
+        trial: t.trial,
+        version: t.version,
+        batchesApplied: t.batchesApplied,
+        elements: t.elements,
+        applySeconds: t.applySeconds,
+        refused: Object.fromEntries(t.refused),
+      })),
+      unknownTrialPushes: this.unknownTrialPushes,
+      checkpoint: c && { seq: c.lastSeq, failures: c.failures, lastSeconds: c.seconds },
+    };
   }
 
   /**

@@ -71,13 +71,13 @@ export class TrialShard {
   applySeconds = 0;
   readonly refused = new Map<RefusalReason, number>();
   private readonly optimizer: Optimizer;
-  private readonly schedule: LrSchedule;
+  private schedule: LrSchedule;
   private readonly accepted = new Set<number>();
   private readonly pending = new Map<number, StepAccumulator>();
 
   constructor(
     readonly trial: string,
-    readonly config: OptimizerConfig,
+    public config: OptimizerConfig,
     readonly mode: ConsistencyMode,
     slices: ReadonlyArray<SliceRange & { values: Float32Array }>,
   ) {
@@ -132,6 +132,12 @@ export class TrialShard {
     const gathering = new Set<number>();
     for (const acc of this.pending.values()) for (const key of acc.keys) gathering.add(key);
     return [...this.accepted].filter((key) => !gathering.has(key));
+  }
+
+  /** Panda mode: a new base learning rate; the trial's decay schedule applies to it from now on. */
+  setLearningRate(lr: number): void {
+    this.config = validateOptimizerConfig({ ...this.config, lr });
+    this.schedule = parseLrDecay(this.config.lr_decay, this.config.lr);
   }
 
   get elements(): number {
