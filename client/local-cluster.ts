@@ -136,9 +136,12 @@ export class LocalCluster {
         ),
       );
       const leaseArgs = this.options.leaseMs ? ['--lease-ms', String(this.options.leaseMs)] : [];
+      // A fixed port too: a restarted coordinator is found where the workers and the CLI look.
       const coordinator = await this.spawnRole('coordinator', 'coordinator', [
         '--ps',
         shards.map((s) => s.address).join(','),
+        '--port',
+        String(await freePort()),
         ...leaseArgs,
       ]);
       this.coordinator = coordinator.address;
@@ -210,6 +213,16 @@ export class LocalCluster {
         }
       });
     });
+  }
+
+  /** The coordinator's web dashboard URL ("" before start). */
+  get dashboard(): string {
+    return this.processes.find((p) => p.role === 'coordinator')?.dashboard ?? '';
+  }
+
+  /** Every process's Prometheus endpoint. */
+  metricsUrls(): string[] {
+    return this.processes.flatMap((p) => (p.metrics ? [p.metrics] : []));
   }
 
   process(id: string): ClusterProcess {

@@ -6,6 +6,7 @@ import { loadSplits } from '../core/datasets';
 import { parseSweepSpec } from '../core/sweep';
 import { UsageError } from './exit-codes';
 import { onCluster, type ClusterChoice } from './on-cluster';
+import { follow } from './follow';
 import { SweepProgress } from './sweep-progress';
 import { sweepReport, sweepSummary } from './sweep-summary';
 
@@ -24,16 +25,15 @@ async function followSweep(
     base_dir: path.dirname(path.resolve(file)),
   });
   const progress = json ? undefined : new SweepProgress();
-  let last = submitted;
   try {
-    for await (const status of client.watchSweep(submitted.sweep)) {
-      last = status;
-      progress?.update(status);
-    }
+    return await follow(
+      submitted,
+      () => client.watchSweep(submitted.sweep),
+      (s) => progress?.update(s),
+    );
   } finally {
     progress?.stop();
   }
-  return last;
 }
 
 /** `caviar sweep SPEC`: many trials at once on the cluster, chosen by one number. */

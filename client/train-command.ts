@@ -8,6 +8,7 @@ import { modelParams, parseModelSpec } from '../core/model-spec';
 import { exportLayersModel } from '../core/export-model';
 import type { LocalClusterFlags } from './local-cluster';
 import { onCluster } from './on-cluster';
+import { follow } from './follow';
 import { TrialProgress } from './progress';
 import { historyTable, summaryText, trainSummary } from './summary';
 
@@ -55,16 +56,15 @@ export async function runTrial(
 ): Promise<TrialStatus__Output> {
   const submitted = await client.submitTrial(spec);
   const progress = json ? undefined : new TrialProgress();
-  let last = submitted;
   try {
-    for await (const status of client.watchTrial(submitted.trial)) {
-      last = status;
-      progress?.update(status);
-    }
+    return await follow(
+      submitted,
+      () => client.watchTrial(submitted.trial),
+      (s) => progress?.update(s),
+    );
   } finally {
     progress?.stop();
   }
-  return last;
 }
 
 async function exportModel(

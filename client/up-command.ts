@@ -1,4 +1,7 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { LocalCluster, localClusterOptions, type LocalClusterFlags } from './local-cluster';
+import { fileSdTargets } from './prometheus-targets';
 
 export interface UpOptions extends LocalClusterFlags {
   json?: boolean;
@@ -10,10 +13,14 @@ export async function upCommand(options: UpOptions): Promise<number> {
   const cluster = new LocalCluster(localClusterOptions(options));
   await cluster.start();
   process.stderr.write(cluster.membershipLine() + '\n');
+  // For deploy/prometheus/prometheus.yml's file_sd_configs: copy or link it into its targets/.
+  const targets = path.join(cluster.logDir, 'prometheus-targets.json');
+  fs.writeFileSync(targets, JSON.stringify(fileSdTargets(cluster.processes), null, 2) + '\n');
   const ready = {
     coordinator: cluster.coordinator,
-    dashboard: null,
-    metrics: [] as string[],
+    dashboard: cluster.dashboard || null,
+    metrics: cluster.metricsUrls(),
+    prometheus_targets: targets,
     etcd: cluster.etcdUrl ?? null,
     logs: cluster.logDir,
     processes: cluster.processes.map((p) => ({
@@ -28,10 +35,11 @@ export async function upCommand(options: UpOptions): Promise<number> {
   } else {
     process.stdout.write(
       `caviar cluster up: coordinator ${cluster.coordinator}\n` +
+        `dashboard ${cluster.dashboard}\n` +
         ready.processes
           .map((p) => `  ${p.role.padEnd(11)} ${p.id.padEnd(12)} pid ${p.pid}`)
           .join('\n') +
-        `\nlogs in ${cluster.logDir}\nsubmit with: caviar train --coordinator ${cluster.coordinator} --dataset mnist --model mlp:256\nCtrl-C stops it.\n`,
+        `\nlogs in ${cluster.logDir}\nPrometheus targets (file_sd) in ${targets}\nsubmit with: caviar train --coordinator ${cluster.coordinator} --dataset mnist --model mlp:256\nCtrl-C stops it.\n`,
     );
   }
   await new Promise<void>((resolve) => {

@@ -3,13 +3,23 @@ import { createLogger } from '../core/log';
 import { announceReady, exitOnSignals } from '../core/role-process';
 import {
   addMembershipOptions,
+  etcdEndpoints,
   membershipFrom,
   type MembershipFlags,
 } from '../core/membership-options';
 import { RegistrationKeeper } from '../core/registration-keeper';
+import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
+import { oncePerTurn } from '../core/metric-fill';
 import { CoordinatorServer } from './server';
+import { EtcdTrialStore } from './trial-store';
+import { becomeLeader } from './leader-election';
+import { createEtcdClient } from '../core/etcd-client';
+import { CountingMembership } from './member-departures';
+import { registerTrialMetrics } from './trial-metrics';
+import { registerClusterMetrics } from './cluster-metrics';
+import { dashboardRoutes } from './dashboard/server';
 
-interface CoordinatorFlags extends MembershipFlags {
+interface CoordinatorFlags extends MembershipFlags, MetricsFlags {
   ps: string;
   host: string;
   port: number;
@@ -23,7 +33,7 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
-const program = addMembershipOptions(new Command('caviar coordinator'))
+const program = addMetricsOptions(addMembershipOptions(new Command('caviar coordinator')))
   .description('run the coordinator of a caviar cluster')
   .requiredOption('--ps <addresses>', 'parameter-server shard addresses, comma-separated host:port')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -37,9 +47,15 @@ const program = addMembershipOptions(new Command('caviar coordinator'))
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
-    const membership = membershipFrom(flags);
+    const etcd = membershipFrom(flags);
+    // Counts the members whose lease ends, for caviar_cluster_lease_losses_total.
+    const membership = etcd && new CountingMembership(etcd);
     if (!membership)
       log.info('no --etcd: membership is the workers polling this coordinator, without fencing');
+    const etcdClient = flags.etcd ? createEtcdClient(etcdEndpoints(flags)) : undefined;
+    // Trials live in etcd, so a restarted or standby coordinator takes them over.
+    const store = etcdClient && new EtcdTrialStore(etcdClient, flags.cluster, log);
+    if (etcdClient) await becomeLeader(etcdClient, flags, log);
     const server = new CoordinatorServer({
       shards,
       log,
@@ -47,8 +63,20 @@ const program = addMembershipOptions(new Command('caviar coordinator'))
       port: flags.port,
       leaseMs: flags.leaseMs,
       membership,
+      store,
+    });
+    // The dashboard shares the metrics HTTP server: one port per process to open or forward.
+    const metrics = metricsServerFrom(flags, dashboardRoutes(server));
+    // One read of the trials per scrape, shared by every family.
+    const statuses = oncePerTurn(() => server.trialStatuses());
+    registerTrialMetrics(metrics.registry, statuses);
+    registerClusterMetrics(metrics.registry, {
+      members: () => server.clusterMembers(),
+      trials: statuses,
+      departures: () => membership?.departures ?? new Map(),
     });
     const address = await server.start();
+    const dashboard = await metrics.start();
     const keeper =
       membership &&
       new RegistrationKeeper(
@@ -57,12 +85,24 @@ const program = addMembershipOptions(new Command('caviar coordinator'))
         log,
       );
     await keeper?.start();
-    log.info({ address, shards, etcd: flags.etcd ?? null }, 'coordinator serving');
-    announceReady({ role: 'coordinator', id: 'coordinator', address });
+    log.info(
+      { address, shards, etcd: flags.etcd ?? null, dashboard: `${dashboard}/` },
+      'coordinator serving',
+    );
+    announceReady({
+      role: 'coordinator',
+      id: 'coordinator',
+      address,
+      metrics: metrics.metricsUrl,
+      dashboard: `${dashboard}/`,
+    });
     exitOnSignals(log, async () => {
       await keeper?.close();
+      await metrics.close();
       await server.close();
+      await store?.close();
       await membership?.close();
+      etcdClient?.close();
     });
   });
 

@@ -27,6 +27,10 @@ import { ParameterServerClient } from '../core/ps-client';
 import { LeaseTable, type Lease } from './leases';
 import { TrialRun, type Task } from './trial-run';
 import { TERMINAL_STATES, trialStatus, type TrialRecord } from './trial-record';
+import type { TrialStore } from './trial-store';
+import { persistedTrial, type PersistedTrial } from './trial-state';
+import type { ResolvedTrialSpec } from '../core/trial-spec';
+import type { Slice } from '../core/placement';
 import { SweepManager } from './sweep-manager';
 import { streamUpdates } from './stream-updates';
 import type { Hyper } from '../core/sweep';
@@ -51,6 +55,8 @@ export interface CoordinatorOptions {
    * gets no new ones until it registers again. Without it, workers count as live while they poll.
    */
   membership?: Membership;
+  /** Where trials are saved so a restarted or standby coordinator takes them over (etcd). */
+  store?: TrialStore;
 }
 
 interface WorkerEntry {
@@ -132,6 +138,7 @@ export class CoordinatorServer {
   }
 
   async start(): Promise<string> {
+    if (this.options.store) await this.restoreTrials(this.options.store);
     if (this.options.membership) {
       this.membershipWatch = await this.options.membership.watch((event) =>
         this.onMembership(event),
@@ -326,6 +333,25 @@ export class CoordinatorServer {
     return { members, shards: this.options.shards };
   }
 
+  /** What every trial needs from its spec: data shapes, parameters, placement, the run's options. */
+  private async trialBasis(spec: ResolvedTrialSpec) {
+    const splits = await loadSplits(spec.dataset, { labelColumn: spec.labelColumn || undefined });
+    const { featureShape, numClasses } = splits.train;
+    const params = modelParams(spec.model, featureShape, numClasses);
+    return {
+      params,
+      inputShape: featureShape,
+      numClasses,
+      slices: placeTensors(params, this.shardClients.length),
+      runOptions: {
+        spec,
+        trainCount: splits.train.count,
+        quorum: () => this.liveWorkers().length,
+        lr: parseLrDecay(spec.optimizer.lr_decay ?? '', Number(spec.optimizer.lr)),
+      },
+    };
+  }
+
   private async submitTrial(
     message: Parameters<typeof resolveTrialSpec>[0],
     sweep?: {
@@ -337,17 +363,13 @@ export class CoordinatorServer {
     },
   ): Promise<TrialStatus> {
     const spec = resolveTrialSpec(message);
-    const lr = parseLrDecay(spec.optimizer.lr_decay ?? '', Number(spec.optimizer.lr));
-    const splits = await loadSplits(spec.dataset, { labelColumn: spec.labelColumn || undefined });
-    const { featureShape, numClasses } = splits.train;
-    const params = modelParams(spec.model, featureShape, numClasses);
+    const basis = await this.trialBasis(spec);
     const id = spec.name || `trial-${this.nextTrial++}`;
     if (this.trials.has(id)) throw new AlreadyExistsError(`trial ${id} exists already`);
-    const slices = placeTensors(params, this.shardClients.length);
-    const values = initialParameters(params, spec.seed);
+    const values = initialParameters(basis.params, spec.seed);
     await Promise.all(
       this.shardClients.map((client, shard) => {
-        const mine = slicesOnShard(slices, shard);
+        const mine = slicesOnShard(basis.slices, shard);
         if (mine.length === 0) return Promise.resolve(0);
         return client.init(
           id,
@@ -356,20 +378,11 @@ export class CoordinatorServer {
         );
       }),
     );
-    const run = new TrialRun({
-      spec,
-      trainCount: splits.train.count,
-      quorum: () => this.liveWorkers().length,
-      lr,
-    });
     const record: TrialRecord = {
+      ...basis,
       id,
       spec,
-      run,
-      params,
-      inputShape: featureShape,
-      numClasses,
-      slices,
+      run: new TrialRun(basis.runOptions),
       shards: this.options.shards,
       startedAt: Date.now(),
       error: '',
@@ -387,17 +400,99 @@ export class CoordinatorServer {
       objectiveMetric: sweep?.objectiveMetric ?? 'val_accuracy',
       humanError: sweep?.humanError ?? null,
     };
-    this.trials.set(id, record);
-    this.order.push(id);
-    this.options.log.info(
-      { trial: id, spec: trialSpecMessage(spec), train: splits.train.count },
-      'trial submitted',
-    );
+    this.addTrial(record);
+    this.options.log.info({ trial: id, spec: trialSpecMessage(spec) }, 'trial submitted');
     this.changed(id);
     return trialStatus(record);
   }
 
+  private addTrial(record: TrialRecord): void {
+    this.trials.set(record.id, record);
+    this.order.push(record.id);
+    const n = /^trial-(\d+)$/.exec(record.id)?.[1];
+    if (n) this.nextTrial = Math.max(this.nextTrial, Number(n) + 1);
+  }
+
+  /**
+   * Takes over the trials a previous coordinator saved: finished ones as they were (never run
+   * again), running ones from where the shards are: the batches every shard holds count as done.
+   */
+  private async restoreTrials(store: TrialStore): Promise<void> {
+    const saved = (await store.loadAll()).sort((a, b) => a.startedAt - b.startedAt);
+    for (const p of saved) {
+      try {
+        this.addTrial(await this.restoreTrial(p));
+      } catch (err) {
+        this.options.log.error(
+          { trial: p.id, err: errorMessage(err) },
+          'cannot restore a saved trial',
+        );
+      }
+    }
+    if (saved.length > 0)
+      this.options.log.info(
+        { trials: saved.map((p) => `${p.id}:${p.run.state}`) },
+        'took over saved trials',
+      );
+  }
+
+  private async restoreTrial(p: PersistedTrial): Promise<TrialRecord> {
+    const spec = resolveTrialSpec(p.spec);
+    const basis = await this.trialBasis(spec);
+    const ongoing = !TERMINAL_STATES.has(p.run.state);
+    const applied = ongoing ? await this.appliedEverywhere(p.id, basis.slices) : new Set<number>();
+    const record: TrialRecord = {
+      ...basis,
+      id: p.id,
+      spec,
+      run: TrialRun.resume(basis.runOptions, p.run, applied ?? new Set()),
+      shards: this.options.shards,
+      startedAt: p.startedAt,
+      finishedAt: p.finishedAt,
+      error: p.error,
+      batchesApplied: p.batchesApplied,
+      batchesAppliedPerShard: p.batchesAppliedPerShard,
+      pushesRefused: p.pushesRefused,
+      backends: new Set(p.backends),
+      workers: new Set(p.workers),
+      timing: p.timing,
+      failuresInARow: 0,
+      sweep: p.sweep,
+      round: p.round,
+      hyperJson: p.hyperJson,
+      stopReason: p.stopReason,
+      objectiveMetric: p.objectiveMetric,
+      humanError: p.humanError,
+    };
+    if (ongoing && !applied) {
+      record.error = 'its parameters are gone from the shards (they restarted without it)';
+      record.run.fail();
+    } else if (record.run.state === 'finishing') {
+      void this.finish(record);
+    } else if (ongoing && record.run.evalState === 'verify') {
+      void this.reconcile(record, 'taken over');
+    }
+    return record;
+  }
+
+  /** Keys of the batches that every shard holding the trial has applied; undefined if one lost it. */
+  private async appliedEverywhere(
+    trial: string,
+    slices: Slice[],
+  ): Promise<Set<number> | undefined> {
+    const holding = this.shardClients.filter((_, s) => slicesOnShard(slices, s).length > 0);
+    const answers = await Promise.all(holding.map((c) => c.applied(trial)));
+    if (answers.some((a) => !a.held)) return undefined;
+    const sets = answers.map((a) => new Set(a.epochs.map((e, i) => batchKey(e, a.batches[i]))));
+    return new Set([...sets[0]].filter((key) => sets.every((set) => set.has(key))));
+  }
+
   private changed(trial?: string): void {
+    const record = trial ? this.trials.get(trial) : undefined;
+    if (record && this.options.store) {
+      const ended = TERMINAL_STATES.has(record.run.state);
+      void this.options.store.save(persistedTrial(record), ended).catch(() => undefined);
+    }
     if (trial) this.changes.emit(trial);
     const sweep = trial ? this.trials.get(trial)?.sweep : undefined;
     if (sweep) this.changes.emit(`sweep:${sweep}`);

@@ -42,9 +42,20 @@ export interface EvalMetrics {
 }
 
 /** How an epoch's batches were grouped into sync steps, so a batch re-run later keeps its step. */
-interface EpochLayout {
+export interface EpochLayout {
   quorum: number;
   stepBase: number;
+}
+
+/** The part of a run that is saved (in etcd) so another coordinator can take it over. */
+export interface SavedRun {
+  state: TrialState;
+  epoch: number;
+  layouts: EpochLayout[];
+  history: EpochRecord[];
+  requeued: number;
+  scheduled: number;
+  paused: boolean;
 }
 
 /**
@@ -93,6 +104,53 @@ export class TrialRun {
     this.lr = options.lr;
     this.batchesPerEpoch = batchesPerEpoch(options.trainCount, options.spec.batch);
     this.startEpoch(0);
+  }
+
+  /** What a coordinator that takes over needs to go on from here (with the shards' applied sets). */
+  saved(): SavedRun {
+    return {
+      state: this.state,
+      epoch: this.epoch,
+      layouts: this.layouts,
+      history: this.history,
+      requeued: this.requeued,
+      scheduled: this.scheduled,
+      paused: this.paused,
+    };
+  }
+
+  /**
+   * A run taken over from a coordinator that died: the epochs it finished are complete, and of the
+   * current one the batches every shard holds (`applied`, batch keys). The rest run again; a shard
+   * that already holds one of them answers "duplicate".
+   */
+  static resume(options: TrialRunOptions, saved: SavedRun, applied: ReadonlySet<number>): TrialRun {
+    const run = new TrialRun(options);
+    run.layouts.length = 0;
+    run.layouts.push(...saved.layouts);
+    run.history.push(...saved.history);
+    run.state = saved.state;
+    run.paused = saved.paused;
+    run.epoch = saved.epoch;
+    run.batches = run.batchesOf(saved.epoch);
+    for (let e = 0; e < saved.epoch; e++) {
+      for (let b = 0; b < run.batchesPerEpoch; b++) run.completed.add(batchKey(e, b));
+    }
+    run.queue = [];
+    for (let b = 0; b < run.batches.length; b++) {
+      if (applied.has(batchKey(saved.epoch, b))) {
+        run.done.add(b);
+        run.completed.add(batchKey(saved.epoch, b));
+        run.examples += run.batches[b].length;
+      } else {
+        run.queue.push(b);
+      }
+    }
+    run.examples += saved.history.reduce((n, h) => n + Number(h.examples ?? 0), 0);
+    run.requeued = saved.requeued;
+    run.scheduled = saved.scheduled;
+    run.checkEpochDone();
+    return run;
   }
 
   get batchesDone(): number {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { Etcd3, type Lease, type Watcher } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { createEtcdClient } from './etcd-client';
 import {
   memberKey,
   memberPrefix,
@@ -74,12 +75,7 @@ export class EtcdMembership implements Membership {
     this.ttlSeconds = options.ttlSeconds ?? 3;
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1)
       throw new Error('the membership TTL must be a whole number of seconds >= 1');
-    const timeout = options.callTimeoutMs ?? 5_000;
-    this.client = new Etcd3({
-      hosts: options.endpoints,
-      dialTimeout: timeout,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
-    });
+    this.client = createEtcdClient(options.endpoints, options.callTimeoutMs);
   }
 
   async register(info: MemberInfo): Promise<Registration> {

@@ -23,12 +23,20 @@ export function addMembershipOptions(command: Command): Command {
     .option('--member-ttl <seconds>', 'membership lease TTL', parseTtl, 3);
 }
 
-/** The etcd membership the flags name, or undefined when no --etcd was given. */
-export function membershipFrom(flags: MembershipFlags): Membership | undefined {
-  if (!flags.etcd) return undefined;
-  const endpoints = flags.etcd
+/** The etcd endpoints of --etcd (none without it). */
+export function etcdEndpoints(flags: MembershipFlags): string[] {
+  return (flags.etcd ?? '')
     .split(',')
     .map((u) => u.trim())
     .filter(Boolean);
-  return new EtcdMembership({ endpoints, cluster: flags.cluster, ttlSeconds: flags.memberTtl });
+}
+
+/** The etcd membership the flags name, or undefined when no --etcd was given. */
+export function membershipFrom(flags: MembershipFlags): Membership | undefined {
+  if (!flags.etcd) return undefined;
+  return new EtcdMembership({
+    endpoints: etcdEndpoints(flags),
+    cluster: flags.cluster,
+    ttlSeconds: flags.memberTtl,
+  });
 }

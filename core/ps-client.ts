@@ -248,7 +248,8 @@ export class ParameterServerClient {
   /** Sets the trial's base learning rate on the shard. */
   async setLearningRate(trial: string, lr: number): Promise<void> {
     await this.unary(
-      (cb) => this.client.SetLearningRate({ trial, lr }, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      (cb) =>
+        this.client.SetLearningRate({ trial, lr }, { deadline: deadlineIn(this.deadlineMs) }, cb),
       undefined,
     );
   }

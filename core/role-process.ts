@@ -7,6 +7,10 @@ export interface ReadyLine {
   address: string;
   pid: number;
   backend?: string;
+  /** The process's Prometheus endpoint, http://HOST:PORT/metrics. */
+  metrics?: string;
+  /** The coordinator's web dashboard, http://HOST:PORT/. */
+  dashboard?: string;
 }
 
 export function announceReady(line: Omit<ReadyLine, 'pid'>): void {

@@ -62,21 +62,35 @@ export interface ChunkTarget {
  * Writes a received chunk into its destination, refusing chunks that name an unknown tensor or
  * fall outside the destination range. `resolve` picks the destination for (name, offset).
  * Returns how many elements were written.
+ *
+ * The bytes go straight into the destination (one copy, no temporary array): this runs for every
+ * chunk of every pull and push, and large short-lived buffers are what the GC pays for.
  */
 export function writeChunk(
   chunk: TensorChunk__Output,
   resolve: (name: string, offset: number) => ChunkTarget | undefined,
 ): number {
-  const values = decodeFloat32(chunk.data);
+  const bytes = chunk.data;
+  if (bytes.byteLength % 4 !== 0) {
+    throw new InvalidArgumentError(
+      `tensor data of ${bytes.byteLength} bytes is not a whole number of float32 values`,
+    );
+  }
+  const count = bytes.byteLength / 4;
   const target = resolve(chunk.name, chunk.offset);
   if (!target) throw new InvalidArgumentError(`unknown tensor slice ${chunk.name}@${chunk.offset}`);
   const at = chunk.offset - target.start;
-  if (at < 0 || at + values.length > target.array.length) {
+  if (at < 0 || at + count > target.array.length) {
     throw new InvalidArgumentError(
-      `chunk ${chunk.name}[${chunk.offset}, ${chunk.offset + values.length}) lies outside its slice ` +
+      `chunk ${chunk.name}[${chunk.offset}, ${chunk.offset + count}) lies outside its slice ` +
         `[${target.start}, ${target.start + target.array.length})`,
     );
   }
-  target.array.set(values, at);
-  return values.length;
+  if (LITTLE_ENDIAN) {
+    const { buffer, byteOffset } = target.array;
+    new Uint8Array(buffer, byteOffset + at * 4, bytes.byteLength).set(bytes);
+  } else {
+    target.array.set(decodeFloat32(bytes), at);
+  }
+  return count;
 }

@@ -8,11 +8,13 @@ import {
   type MembershipFlags,
 } from '../core/membership-options';
 import { RegistrationKeeper } from '../core/registration-keeper';
+import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
+import { registerShardMetrics } from './shard-metrics';
 import { ParameterServerShard } from './server';
 import { FenceGuard } from './fence-guard';
 import { FileCheckpointStore } from './checkpoint-store';
 
-export interface PsFlags extends MembershipFlags {
+export interface PsFlags extends MembershipFlags, MetricsFlags {
   id: string;
   host: string;
   port: number;
@@ -35,7 +37,7 @@ function parseCount(text: string): number {
 
 /** Parses `caviar ps` flags (argv as process.argv, the role already removed by bin/caviar.js). */
 export function parsePsFlags(argv: readonly string[]): PsFlags {
-  const program = addMembershipOptions(new Command('caviar ps'))
+  const program = addMetricsOptions(addMembershipOptions(new Command('caviar ps')))
     .description('a parameter-server shard')
     .option('--id <id>', 'shard id, unique in the cluster', 'ps-0')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
@@ -88,20 +90,33 @@ async function main(): Promise<void> {
         everyMs: flags.checkpointMs,
       }
     : undefined;
-  const shard = new ParameterServerShard({ id, host, port, logger: log, fence, checkpoints });
+  const metrics = metricsServerFrom(flags);
+  // The shard is made after its observer, and read through `shard` only at scrape time.
+  const observer = registerShardMetrics(metrics.registry, id, () => shard.metricsSnapshot());
+  const shard = new ParameterServerShard({
+    id,
+    host,
+    port,
+    logger: log,
+    fence,
+    checkpoints,
+    observer,
+  });
   const address = await shard.start();
+  await metrics.start();
   const keeper =
     membership &&
     new RegistrationKeeper(membership, { role: 'ps', id, address, pid: process.pid }, log);
   await keeper?.start();
   exitOnSignals(log, async () => {
     await keeper?.close();
+    await metrics.close();
     await shard.close();
     await fence?.close();
     await membership?.close();
   });
-  log.info({ address }, 'serving');
-  announceReady({ role: 'ps', id: flags.id, address });
+  log.info({ address, metrics: metrics.metricsUrl }, 'serving');
+  announceReady({ role: 'ps', id: flags.id, address, metrics: metrics.metricsUrl });
 }
 
 main().catch((err: unknown) => {

@@ -27,7 +27,12 @@ import { Checkpointer, type CheckpointPolicy } from './checkpointer';
 import { batchOfKey } from '../core/batches';
 import type { AppliedBatches } from '../proto/gen/caviar/v1/AppliedBatches';
 import { hit } from '../core/fault-points';
-import { SliceAssembler, validateSliceRanges, type SliceRange } from './slice-assembler';
+import {
+  SliceAssembler,
+  SliceBufferPool,
+  validateSliceRanges,
+  type SliceRange,
+} from './slice-assembler';
 import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
 import type { ShardObserver, ShardSnapshot } from './shard-observer';
 
@@ -164,6 +169,8 @@ export class ParameterServerShard {
   readonly options: ResolvedShardOptions;
   private readonly trials = new Map<string, TrialShard>();
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Per trial (dropped with it): scratch buffers for pushes and pull snapshots. */
+  private readonly pools = new WeakMap<TrialShard, SliceBufferPool>();
   /** Pushes naming a trial this shard does not hold; no trial to charge them to. */
   private unknownTrialPushes = 0;
   private server: grpc.Server | undefined;
@@ -336,7 +343,20 @@ export class ParameterServerShard {
     } catch (err) {
       this.countRefusal(current?.trial, refusalReason(err));
       throw err;
+    } finally {
+      // The optimizer has read the gradient (or it was refused): its buffers can serve again.
+      if (current?.assembler) this.bufferPool(current.trial).give(current.assembler.buffers);
     }
+  }
+
+  /** Scratch buffers shaped like the trial's slices, for its pushes and pulls. */
+  private bufferPool(trial: TrialShard): SliceBufferPool {
+    let pool = this.pools.get(trial);
+    if (!pool) {
+      pool = new SliceBufferPool(trial.slices);
+      this.pools.set(trial, pool);
+    }
+    return pool;
   }
 
   private beginPush(header: PushHeader__Output): PushInProgress {
@@ -346,7 +366,9 @@ export class ParameterServerShard {
     return {
       header,
       trial,
-      assembler: duplicate ? undefined : new SliceAssembler(trial.slices, what),
+      assembler: duplicate
+        ? undefined
+        : new SliceAssembler(trial.slices, what, this.bufferPool(trial).take()),
     };
   }
 
@@ -393,20 +415,26 @@ export class ParameterServerShard {
       Math.min(waitMs, this.options.maxPullWaitMs),
       call,
     );
-    // A copy, so pushes applied while the chunks stream out cannot tear the view.
-    const snapshot = trial.snapshot();
+    // A copy, so pushes applied while the chunks stream out cannot tear the view. grpc-js
+    // serializes a message only when the one before it is written, so the copy must outlive
+    // every write: it goes back to the pool once the stream has finished.
+    const pool = this.bufferPool(trial);
+    const copy = pool.take();
+    trial.slices.forEach((s, i) => copy[i].set(s.values));
+    const version = trial.version;
     const observer = this.options.observer;
     const messages = function* (): Generator<PullMessage> {
-      yield { header: { version: snapshot.version } };
-      for (const s of snapshot.slices) {
-        observer?.bytesOut(s.values.byteLength);
-        for (const chunk of chunkTensor(s.name, s.start, s.values)) yield { chunk };
+      yield { header: { version } };
+      for (const [i, s] of trial.slices.entries()) {
+        observer?.bytesOut(s.length * 4);
+        for (const chunk of chunkTensor(s.name, s.start, copy[i])) yield { chunk };
       }
     };
     for (const msg of messages()) {
       if (call.cancelled) return;
       if (!call.write(msg)) await writable(call);
     }
+    call.once('finish', () => pool.give(copy));
     call.end();
   }
 

@@ -44,12 +44,20 @@ export class SliceAssembler {
   private readonly byName = new Map<string, number[]>();
   private readonly covered: Array<Array<[number, number]>>;
 
-  /** `what` names the stream in error messages ("gradient", "initial values"). */
+  /**
+   * `what` names the stream in error messages ("gradient", "initial values"). `buffers` (one per
+   * slice, of its length, from a SliceBufferPool say) are used instead of fresh ones: their old
+   * contents do not matter, since `finish` refuses a stream that leaves any element unwritten.
+   */
   constructor(
     private readonly slices: readonly SliceRange[],
     private readonly what: string,
+    buffers?: Float32Array[],
   ) {
-    this.buffers = slices.map((s) => new Float32Array(s.length));
+    if (buffers && !slices.every((s, i) => buffers[i]?.length === s.length)) {
+      throw new Error('SliceAssembler: the buffers given do not match the slices');
+    }
+    this.buffers = buffers ?? slices.map((s) => new Float32Array(s.length));
     this.covered = slices.map(() => []);
     slices.forEach((s, i) => this.byName.set(s.name, [...(this.byName.get(s.name) ?? []), i]));
   }
@@ -126,5 +134,35 @@ export class SliceAssembler {
         `${this.what} for ${describe(s)}: elements from ${s.start + end} are missing`,
       );
     }
+  }
+}
+
+/**
+ * Spare buffer sets (one Float32Array per slice) for one trial's slices. Every push and pull of a
+ * trial needs a model-sized scratch copy for a few milliseconds; taking it from here instead of
+ * allocating it keeps large short-lived buffers away from the GC, which otherwise runs a full
+ * collection every few dozen calls for the external memory alone.
+ */
+export class SliceBufferPool {
+  private readonly spare: Float32Array[][] = [];
+  private readonly maxSpare: number;
+
+  /** Keeps at most `maxSpareBytes` of spare sets (always at most 4). Defaults to 64 MB. */
+  constructor(
+    private readonly slices: readonly SliceRange[],
+    maxSpareBytes = 64 << 20,
+  ) {
+    const setBytes = slices.reduce((n, s) => n + s.length * 4, 0);
+    this.maxSpare = Math.min(4, Math.floor(maxSpareBytes / Math.max(1, setBytes)));
+  }
+
+  /** A set of buffers shaped like the slices; their contents are arbitrary. */
+  take(): Float32Array[] {
+    return this.spare.pop() ?? this.slices.map((s) => new Float32Array(s.length));
+  }
+
+  /** Hands a set back once nothing reads or writes it any more. */
+  give(buffers: Float32Array[]): void {
+    if (this.spare.length < this.maxSpare) this.spare.push(buffers);
   }
 }

@@ -19,4 +19,15 @@ if ! command -v etcd >/dev/null 2>&1; then
   apt_install etcd-server
 fi
 
+# The metrics tests run a real Prometheus and check the deploy files with promtool (Debian's
+# prometheus package); the dashboard test drives Debian's chromium through playwright-core,
+# which downloads no browser of its own.
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test setup: installing ${missing[*]} (Debian)"
+  apt_install "${missing[@]}"
+fi
+
 [ -d node_modules ] || npm install

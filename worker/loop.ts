@@ -10,6 +10,7 @@ import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
 import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
 import { clipByGlobalNorm } from './clip';
+import type { WorkerMetrics } from './worker-metrics';
 
 /** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
 const SHARD_DEADLINE_MS = 5_000;
@@ -28,6 +29,8 @@ export interface WorkerOptions {
    * pushes then carry no token and shards do not fence.
    */
   fenceToken?: () => string;
+  /** Told of each training task's timings and staleness. Defaults to none. */
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -187,6 +190,7 @@ export class Worker {
     let t = performance.now();
     const version = await this.pull(context, Number(work.min_version), work.lease_ms);
     const pullMs = performance.now() - t;
+    this.options.metrics?.observePull(pullMs / 1000);
     context.model.setParameters(context.values);
     if (work.kind === 'eval') return this.evaluate(context, pullMs);
     t = performance.now();
@@ -199,6 +203,7 @@ export class Worker {
     const clip = work.spec?.clip_norm ?? 0;
     if (clip > 0) clipByGlobalNorm(grads.values(), clip);
     const computeMs = performance.now() - t;
+    this.options.metrics?.observeCompute(computeMs / 1000);
     t = performance.now();
     const header = {
       fence: this.fence(),
@@ -225,6 +230,7 @@ export class Worker {
     );
     // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
     if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
+    this.options.metrics?.observePush((performance.now() - t) / 1000, version, replies);
     return {
       loss,
       examples: work.indices.length,

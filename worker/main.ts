@@ -7,11 +7,13 @@ import {
   type MembershipFlags,
 } from '../core/membership-options';
 import { RegistrationKeeper } from '../core/registration-keeper';
+import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
+import { registerWorkerMetrics } from './worker-metrics';
 import { BACKEND_CHOICES, type BackendChoice } from './compute-backend';
 import { selectBackend } from './select-backend';
 import { Worker } from './loop';
 
-interface WorkerFlags extends MembershipFlags {
+interface WorkerFlags extends MembershipFlags, MetricsFlags {
   coordinator: string;
   id: string;
   backend: BackendChoice;
@@ -24,7 +26,7 @@ function wholeNumber(value: string): number {
   return n;
 }
 
-const program = addMembershipOptions(new Command('caviar worker'))
+const program = addMetricsOptions(addMembershipOptions(new Command('caviar worker')))
   .description('run a worker of a caviar cluster')
   .requiredOption('--coordinator <address>', 'the coordinator, host:port')
   .option('--id <id>', "this worker's id", `worker-${process.pid}`)
@@ -51,16 +53,20 @@ const program = addMembershipOptions(new Command('caviar worker'))
         log,
       );
     await keeper?.start();
+    const metrics = metricsServerFrom(flags);
+    await metrics.start();
     const worker = new Worker({
       id: flags.id,
       coordinator: flags.coordinator,
       backend,
       log,
       fenceToken: keeper ? () => keeper.token : undefined,
+      metrics: registerWorkerMetrics(metrics.registry, flags.id, backend.name),
     });
     await worker.start();
     exitOnSignals(log, async () => {
       await worker.close();
+      await metrics.close();
       await keeper?.close();
       await membership?.close();
     });
@@ -68,7 +74,13 @@ const program = addMembershipOptions(new Command('caviar worker'))
       { coordinator: flags.coordinator, backend: backend.name, etcd: flags.etcd ?? null },
       'worker running',
     );
-    announceReady({ role: 'worker', id: flags.id, address: '', backend: backend.name });
+    announceReady({
+      role: 'worker',
+      id: flags.id,
+      address: '',
+      backend: backend.name,
+      metrics: metrics.metricsUrl,
+    });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

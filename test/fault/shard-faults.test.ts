@@ -88,3 +88,48 @@ test(
     }
   },
 );
+
+test(
+  'SIGKILL the coordinator and restart it: it takes the trials over from etcd, nothing lost or doubled, finished ones not re-run',
+  { timeout: 150_000 },
+  async () => {
+    await using cluster = await startCluster('kill-coordinator', { workers: 2, shards: 2 });
+    const client = new CoordinatorClient(cluster.coordinator);
+    try {
+      const first = await (
+        await submit(client, {
+          name: 'before',
+          dataset: 'synthetic:spirals',
+          model: 'mlp:16',
+          batch: 32,
+          epochs: 2,
+        })
+      ).done;
+      assert.equal(first.status, 'completed');
+      const trial = await submit(client, {
+        name: 'across',
+        dataset: 'mnist',
+        model: 'mlp:64',
+        batch: 64,
+        epochs: EPOCHS,
+        mode: 'async',
+      });
+      await trial.until((s) => progress(s) >= 50);
+      await cluster.signal('coordinator', 'SIGKILL');
+      await sleep(500);
+      await cluster.restart('coordinator');
+      // The watch broke with the coordinator and follows the same trial on the new one.
+      const status = await trial.done;
+      assertExactlyOnce(status);
+      const before = await client.getTrial('before');
+      assert.equal(before.status, 'completed', 'a finished trial stays finished');
+      assert.equal(
+        Number(before.batches_scheduled),
+        Number(first.batches_scheduled),
+        'and is not run again',
+      );
+    } finally {
+      client.close();
+    }
+  },
+);

@@ -3,6 +3,7 @@ import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus'
 import { LocalCluster, type LocalClusterOptions } from '../../client/local-cluster';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { testOutputDir } from './repo';
+import { follow } from '../../client/follow';
 
 /** A local cluster on a real etcd, with its logs under .test-output/<name>-*. */
 export async function startCluster(
@@ -34,20 +35,22 @@ export async function submit(client: CoordinatorClient, spec: TrialSpec): Promis
     predicate: (s: TrialStatus__Output) => boolean;
     resolve: (s: TrialStatus__Output) => void;
   }> = [];
-  const done = (async () => {
-    let last = submitted;
-    for await (const status of client.watchTrial(submitted.trial)) {
-      last = status;
+  // Follows the trial across a coordinator restart, as the CLI does.
+  const done = follow(
+    submitted,
+    () => client.watchTrial(submitted.trial),
+    (status) => {
       for (const l of [...listeners]) {
         if (l.predicate(status)) {
           listeners.splice(listeners.indexOf(l), 1);
           l.resolve(status);
         }
       }
-    }
+    },
+  ).then((last) => {
     for (const l of listeners) l.resolve(last);
     return last;
-  })();
+  });
   return {
     id: submitted.trial,
     done,

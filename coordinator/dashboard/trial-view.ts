@@ -1,0 +1,100 @@
+import type { TrialStatus } from '../../proto/gen/caviar/v1/TrialStatus';
+
+/** One epoch of a trial's learning curve, as the page plots it. */
+export interface EpochView {
+  epoch: number;
+  train_loss: number;
+  train_accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  train_dev_loss: number;
+  train_dev_accuracy: number;
+  lr: number;
+  seconds: number;
+}
+
+/** What /api/trials says about one trial: plain numbers and strings, nothing Long-typed. */
+export interface TrialView {
+  trial: string;
+  status: string;
+  sweep: string;
+  round: number;
+  /** The sampled hyper-parameters of a sweep trial; for a lone trial, its main settings. */
+  hyper: Record<string, unknown>;
+  model: string;
+  dataset: string;
+  epoch: number;
+  epochs: number;
+  batches_done: number;
+  batches_per_epoch: number;
+  examples: number;
+  seconds: number;
+  examples_per_s: number;
+  /** The epoch with the highest validation accuracy, or null before the first epoch ends. */
+  best: { epoch: number; val_accuracy: number; val_loss: number } | null;
+  verdict: string;
+  stop_reason: string;
+  error: string;
+  history: EpochView[];
+}
+
+const n = (v: unknown): number => (v === undefined || v === null ? 0 : Number(v));
+
+function hyperOf(s: TrialStatus): Record<string, unknown> {
+  if (s.hyper_json) {
+    try {
+      const parsed: unknown = JSON.parse(s.hyper_json);
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+        return parsed as Record<string, unknown>;
+    } catch {
+      // A malformed blob is shown as the lone-trial settings below rather than failing the page.
+    }
+  }
+  const spec = s.spec;
+  return {
+    optimizer: spec?.optimizer?.kind ?? '',
+    lr: n(spec?.optimizer?.lr),
+    batch: n(spec?.batch),
+    mode: spec?.mode ?? '',
+  };
+}
+
+export function trialView(s: TrialStatus): TrialView {
+  const history: EpochView[] = (s.history ?? []).map((h) => ({
+    epoch: n(h.epoch),
+    train_loss: n(h.train_loss),
+    train_accuracy: n(h.train_accuracy),
+    val_loss: n(h.val_loss),
+    val_accuracy: n(h.val_accuracy),
+    train_dev_loss: n(h.train_dev_loss),
+    train_dev_accuracy: n(h.train_dev_accuracy),
+    lr: n(h.lr),
+    seconds: n(h.seconds),
+  }));
+  const best = history.reduce<EpochView | null>(
+    (top, h) => (top === null || h.val_accuracy > top.val_accuracy ? h : top),
+    null,
+  );
+  const seconds = n(s.seconds);
+  return {
+    trial: s.trial ?? '',
+    status: s.status ?? '',
+    sweep: s.sweep ?? '',
+    round: n(s.round),
+    hyper: hyperOf(s),
+    model: s.spec?.model ?? '',
+    dataset: s.spec?.dataset ?? '',
+    epoch: n(s.epoch),
+    epochs: n(s.spec?.epochs),
+    batches_done: n(s.batches_done),
+    batches_per_epoch: n(s.batches_per_epoch),
+    examples: n(s.examples),
+    seconds,
+    examples_per_s: seconds > 0 ? n(s.examples) / seconds : 0,
+    best: best && { epoch: best.epoch, val_accuracy: best.val_accuracy, val_loss: best.val_loss },
+    verdict: s.verdict ?? '',
+    stop_reason: s.stop_reason ?? '',
+    error: s.error ?? '',
+    history,
+  };
+}

@@ -1,0 +1,716 @@
+/**
+ * `npm run bench`: issue 3's benchmark. One JSON line per configuration on stdout, then one
+ * summary line; progress goes to stderr.
+ *
+ *   cluster        caviar train --local on MNIST, mlp:256, batch 128, Adam 1e-3, 2 epochs, for
+ *                  workers {1,2} x shards {1,2} x mode {sync,async}, as child processes
+ *   single_process gradients() alone in one process, per backend (wasm, cpu, what auto picks)
+ *   system_path    the cluster with --backend synthetic (no compute): pull/push/apply rates
+ *   peer           the same W/mode pairs against /work/shared/bench/peer_torch_ps.py (PyTorch
+ *                  RPC parameter server), when python3 can import torch; skipped otherwise
+ *
+ * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
+ * (workers 2 shards 2 async, single-process, synthetic), --only cluster,single,synthetic,peer,kernels,sweep.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Command, InvalidArgumentError } from 'commander';
+import type { TrainSummary } from '../../client/summary';
+import { REPO_ROOT, CAVIAR_BIN } from '../helpers/repo';
+import type { SingleProcessResult } from './single-process';
+import { medianIndex, round, spreadOf } from './stats';
+import { benchKernels } from './kernels';
+
+const SECTIONS = ['cluster', 'single', 'synthetic', 'peer', 'kernels', 'sweep'] as const;
+type Section = (typeof SECTIONS)[number];
+type Mode = 'sync' | 'async';
+
+const MODEL = 'mlp:256';
+const BATCH = 128;
+const EPOCHS = 2;
+/** `caviar train` flags shared by every cluster run (issue 3's configuration). */
+const TRAIN_ARGS = [
+  '--dataset',
+  'mnist',
+  '--model',
+  MODEL,
+  '--batch',
+  String(BATCH),
+  '--optimizer',
+  'adam',
+  '--lr',
+  '1e-3',
+  '--epochs',
+  String(EPOCHS),
+];
+const SINGLE_PROCESS_JS = path.join(__dirname, 'single-process.js');
+const PEER_SCRIPT = path.resolve(REPO_ROOT, '..', 'shared', 'bench', 'peer_torch_ps.py');
+/** The peer has one parameter-server process; caviar's side of the comparison gets one shard. */
+const PEER_SHARDS = 1;
+
+interface BenchOptions {
+  runs: number;
+  quick: boolean;
+  only: Section[];
+  timeoutS: number;
+}
+
+interface ClusterConfig {
+  workers: number;
+  shards: number;
+  mode: Mode;
+  backend: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+
+const lines: Record<string, unknown>[] = [];
+const errors: string[] = [];
+
+function emit(line: Record<string, unknown>): void {
+  lines.push(line);
+  process.stdout.write(JSON.stringify(line) + '\n');
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// child processes
+
+interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  wallS: number;
+  timedOut: boolean;
+}
+
+/** Process groups still running, killed if the bench itself is interrupted. */
+const running = new Set<number>();
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** On Ctrl-C, the children (in their own process groups) go down with the bench. */
+function killChildrenOnSignal(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      for (const pid of running) killGroup(pid);
+      process.exit(130);
+    });
+  }
+}
+
+/**
+ * Runs a command in its own process group (so a timeout takes the local cluster's processes
+ * down with it) and collects its output.
+ */
+function runChild(command: string, args: string[], timeoutS: number): Promise<ChildResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(command, args, {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (child.pid !== undefined) running.add(child.pid);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) killGroup(child.pid);
+    }, timeoutS * 1000);
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      clearTimeout(timer);
+      if (child.pid !== undefined) running.delete(child.pid);
+      const wallS = (performance.now() - started) / 1000;
+      resolve({ code, signal, stdout, stderr, wallS, timedOut });
+    };
+    child.on('error', (err) => {
+      stderr += err.message;
+      finish(null, null);
+    });
+    child.on('close', finish);
+  });
+}
+
+function lastJsonLine<T>(text: string, predicate: (v: Record<string, unknown>) => boolean): T {
+  const found = text
+    .trim()
+    .split('\n')
+    .reverse()
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    })
+    .find((v) => v !== undefined && v !== null && typeof v === 'object' && predicate(v));
+  if (!found) throw new Error('no JSON result line in its output');
+  return found as T;
+}
+
+function failure(r: ChildResult, what: string): string {
+  const tail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ');
+  if (r.timedOut) return `${what} ran past its time limit; ${tail}`;
+  return `${what} exited ${r.signal ?? r.code}: ${tail}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// single process
+
+async function singleProcess(
+  backend: string,
+  seconds: number,
+  timeoutS: number,
+): Promise<SingleProcessResult | undefined> {
+  log(`single process: ${backend}, ${seconds} s of gradients() on ${MODEL}, batch ${BATCH}`);
+  const r = await runChild(
+    process.execPath,
+    [
+      SINGLE_PROCESS_JS,
+      '--backend',
+      backend,
+      '--model',
+      MODEL,
+      '--batch',
+      String(BATCH),
+      '--seconds',
+      String(seconds),
+    ],
+    timeoutS,
+  );
+  try {
+    if (r.code !== 0) throw new Error(failure(r, 'single-process'));
+    const result = lastJsonLine<SingleProcessResult>(r.stdout, (v) => v.bench === 'single_process');
+    emit({ ...result });
+    return result;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    emit({ bench: 'single_process', requested: backend, model: MODEL, error: message });
+    errors.push(`single_process ${backend}: ${message}`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cluster runs
+
+interface TrainRun {
+  summary?: TrainSummary;
+  wallS: number;
+  error?: string;
+}
+
+async function trainOnce(cfg: ClusterConfig, timeoutS: number): Promise<TrainRun> {
+  const args = [
+    CAVIAR_BIN,
+    'train',
+    '--local',
+    ...TRAIN_ARGS,
+    '--workers',
+    String(cfg.workers),
+    '--shards',
+    String(cfg.shards),
+    '--mode',
+    cfg.mode,
+    '--backend',
+    cfg.backend,
+    '--json',
+  ];
+  const r = await runChild(process.execPath, args, timeoutS);
+  try {
+    const summary = lastJsonLine<TrainSummary>(r.stdout, (v) => 'trial' in v);
+    if (r.code !== 0 || summary.status !== 'completed') {
+      return {
+        summary,
+        wallS: r.wallS,
+        error: `trial ${summary.status}${summary.error ? `: ${summary.error}` : ''}`,
+      };
+    }
+    return { summary, wallS: r.wallS };
+  } catch {
+    return { wallS: r.wallS, error: failure(r, 'caviar train') };
+  }
+}
+
+const label = (c: ClusterConfig): string =>
+  `workers ${c.workers}, shards ${c.shards}, ${c.mode}, backend ${c.backend}`;
+
+async function trainRuns(cfg: ClusterConfig, o: BenchOptions): Promise<TrainRun[]> {
+  const runs: TrainRun[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    log(`cluster: ${label(cfg)} (run ${i + 1}/${o.runs})`);
+    const run = await trainOnce(cfg, o.timeoutS);
+    if (run.error) log(`  failed: ${run.error}`);
+    else log(`  ${run.summary!.examples_per_s} examples/s in ${run.summary!.seconds} s`);
+    runs.push(run);
+  }
+  return runs;
+}
+
+/**
+ * Where the workers' wall time went: each phase's seconds (summed over workers) over
+ * workers × trial seconds; `waiting` is the rest (asking for work, the sync barrier handed out
+ * by the coordinator, idling while another worker evaluates). In sync mode a pull waits for the
+ * step's parameters, so part of the barrier shows up under `pull`. Shards: optimizer seconds.
+ */
+function breakdown(s: TrainSummary, workers: number, shards: number): Record<string, number> {
+  const wall = workers * s.seconds;
+  const frac = (x: number): number => (wall > 0 ? round(x / wall, 3) : 0);
+  const compute = frac(s.time.compute);
+  const pull = frac(s.time.pull);
+  const push = frac(s.time.push);
+  const evalFrac = frac(s.time.eval);
+  return {
+    compute,
+    pull,
+    push,
+    eval: evalFrac,
+    waiting: round(Math.max(0, 1 - compute - pull - push - evalFrac), 3),
+    apply_s: s.time.apply,
+    apply_fraction_of_shards: s.seconds > 0 ? round(s.time.apply / (shards * s.seconds), 3) : 0,
+  };
+}
+
+/** The fields every cluster-like line shares: the median run's numbers and the spread. */
+function aggregate(
+  cfg: ClusterConfig,
+  runs: TrainRun[],
+): { ok: TrainRun[]; fields: Record<string, unknown>; median?: TrainSummary } {
+  const ok = runs.filter((r) => r.summary && !r.error);
+  const base = {
+    workers: cfg.workers,
+    shards: cfg.shards,
+    mode: cfg.mode,
+    runs: runs.length,
+    failed_runs: runs.length - ok.length,
+  };
+  if (ok.length === 0) {
+    return { ok, fields: { ...base, error: runs[0]?.error ?? 'no runs' } };
+  }
+  const rates = ok.map((r) => r.summary!.examples_per_s);
+  const s = ok[medianIndex(rates)].summary!;
+  const spread = spreadOf(rates);
+  const wall = ok[medianIndex(rates)].wallS;
+  return {
+    ok,
+    median: s,
+    fields: {
+      ...base,
+      backend: s.backend,
+      examples_per_s: spread.median,
+      examples_per_s_min: spread.min,
+      examples_per_s_max: spread.max,
+      spread: spread.spread,
+      examples_per_s_runs: spread.runs,
+      seconds: s.seconds,
+      process_wall_s: round(wall, 2),
+      examples: s.examples,
+      val_accuracy: s.val_accuracy,
+      val_loss: s.val_loss,
+      batches_scheduled: s.batches_scheduled,
+      batches_applied: s.batches_applied,
+      batches_requeued: s.batches_requeued,
+      time: s.time,
+      breakdown: breakdown(s, cfg.workers, cfg.shards),
+      ...(runs.some((r) => r.error) ? { run_errors: runs.flatMap((r) => r.error ?? []) } : {}),
+    },
+  };
+}
+
+async function clusterConfig(
+  cfg: ClusterConfig,
+  o: BenchOptions,
+  single: Map<string, number>,
+): Promise<void> {
+  const runs = await trainRuns(cfg, o);
+  const { fields } = aggregate(cfg, runs);
+  if (fields.error !== undefined) {
+    errors.push(`cluster ${label(cfg)}: ${String(fields.error)}`);
+    emit({ bench: 'cluster', ...fields });
+    return;
+  }
+  const rate = fields.examples_per_s as number;
+  // The cluster names its workers' backend(s); a mixed cluster has no single compute limit.
+  const limit = single.get(fields.backend as string) ?? null;
+  emit({
+    bench: 'cluster',
+    ...fields,
+    single_process_examples_per_s: limit,
+    scaling_efficiency: limit ? round(rate / (cfg.workers * limit), 3) : null,
+  });
+}
+
+async function systemPath(mode: Mode, o: BenchOptions): Promise<void> {
+  const cfg: ClusterConfig = { workers: 2, shards: 2, mode, backend: 'synthetic' };
+  const runs = await trainRuns(cfg, o);
+  const { fields, median: s } = aggregate(cfg, runs);
+  if (!s) {
+    errors.push(`system_path ${label(cfg)}: ${String(fields.error)}`);
+    emit({ bench: 'system_path', ...fields });
+    return;
+  }
+  // One pull and one push (to every shard, in parallel) per train task; one pull per evaluation.
+  const trainTasks = s.batches_scheduled + s.batches_requeued;
+  const pulls = trainTasks + s.epochs;
+  const per = (n: number): number => (s.seconds > 0 ? round(n / s.seconds, 1) : 0);
+  emit({
+    bench: 'system_path',
+    ...fields,
+    pushes_per_s: per(trainTasks),
+    pulls_per_s: per(pulls),
+    applies_per_s: per(s.batches_applied),
+    mean_pull_ms: round((1000 * s.time.pull) / pulls, 2),
+    mean_push_ms: round((1000 * s.time.push) / trainTasks, 2),
+    mean_apply_ms: round((1000 * s.time.apply) / Math.max(1, s.batches_applied), 2),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// the PyTorch peer
+
+/**
+ * The first python that imports torch: `python3` on the PATH, else Debian's own interpreter
+ * (python3-torch installs into /usr/bin/python3's packages, which a pyenv or venv python3 on
+ * the PATH does not see).
+ */
+function torchPython(): string | undefined {
+  const candidates = ['python3', '/usr/bin/python3'];
+  return candidates.find(
+    (py) =>
+      spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0,
+  );
+}
+
+function mnistDigitsDir(): string {
+  return path.dirname(require.resolve('mnist/src/digits/0.json', { paths: [REPO_ROOT] }));
+}
+
+interface PeerResult {
+  examples_per_s: number;
+  seconds: number;
+  examples: number;
+  val_accuracy: number;
+}
+
+async function peerOnce(
+  python: string,
+  workers: number,
+  mode: Mode,
+  timeoutS: number,
+): Promise<PeerResult> {
+  const args = [PEER_SCRIPT, mnistDigitsDir(), String(workers), String(EPOCHS), mode, `${BATCH}`];
+  const r = await runChild(python, args, timeoutS);
+  if (r.code !== 0) throw new Error(failure(r, 'peer_torch_ps.py'));
+  return lastJsonLine<PeerResult>(r.stdout, (v) => v.peer !== undefined);
+}
+
+async function peerPair(
+  python: string,
+  workers: number,
+  mode: Mode,
+  o: BenchOptions,
+): Promise<void> {
+  const cfg: ClusterConfig = { workers, shards: PEER_SHARDS, mode, backend: 'auto' };
+  const caviar: TrainRun[] = [];
+  const peer: PeerResult[] = [];
+  const peerErrors: string[] = [];
+  // Alternate caviar and the peer, run by run, so both see the same machine conditions.
+  for (let i = 0; i < o.runs; i++) {
+    log(`peer: caviar ${label(cfg)} (run ${i + 1}/${o.runs})`);
+    const c = await trainOnce(cfg, o.timeoutS);
+    if (c.error) log(`  failed: ${c.error}`);
+    else log(`  ${c.summary!.examples_per_s} examples/s`);
+    caviar.push(c);
+    log(`peer: pytorch rpc ps, workers ${workers}, ${mode} (run ${i + 1}/${o.runs})`);
+    try {
+      const p = await peerOnce(python, workers, mode, o.timeoutS);
+      log(`  ${p.examples_per_s} examples/s`);
+      peer.push(p);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log(`  failed: ${message}`);
+      peerErrors.push(message);
+    }
+  }
+  const { fields } = aggregate(cfg, caviar);
+  const peerRates = peer.map((p) => p.examples_per_s);
+  const peerSpread = peer.length ? spreadOf(peerRates) : undefined;
+  const p = peer.length ? peer[medianIndex(peerRates)] : undefined;
+  const caviarRate = typeof fields.examples_per_s === 'number' ? fields.examples_per_s : null;
+  const peerRate = peerSpread?.median ?? null;
+  emit({
+    bench: 'peer',
+    workers,
+    mode,
+    python,
+    caviar_shards: PEER_SHARDS,
+    peer_ps_processes: 1,
+    caviar_backend: fields.backend ?? null,
+    caviar_examples_per_s: caviarRate,
+    caviar_examples_per_s_runs: fields.examples_per_s_runs ?? [],
+    caviar_seconds: fields.seconds ?? null,
+    caviar_val_accuracy: fields.val_accuracy ?? null,
+    peer_examples_per_s: peerRate,
+    peer_examples_per_s_runs: peerSpread?.runs ?? [],
+    peer_seconds: p?.seconds ?? null,
+    peer_examples: p?.examples ?? null,
+    peer_val_accuracy: p?.val_accuracy ?? null,
+    ratio: caviarRate !== null && peerRate ? round(caviarRate / peerRate, 4) : null,
+    ...(fields.error !== undefined ? { caviar_error: fields.error } : {}),
+    ...(peerErrors.length ? { peer_errors: peerErrors } : {}),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+function parseOptions(argv: string[]): BenchOptions {
+  const program = new Command('bench')
+    .description("caviar's benchmark (issue 3): one JSON line per configuration on stdout")
+    .option(
+      '--runs <n>',
+      'repeat each cluster, synthetic and peer run N times',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1)
+          throw new InvalidArgumentError('expected an integer ≥ 1');
+        return n;
+      },
+      1,
+    )
+    .option('--quick', 'only workers 2 shards 2 async, single-process and synthetic', false)
+    .option('--only <sections>', `comma-separated: ${SECTIONS.join(',')}`, (v) => {
+      const list = v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const s of list) {
+        if (!(SECTIONS as readonly string[]).includes(s))
+          throw new InvalidArgumentError(`unknown section "${s}"; expected ${SECTIONS.join(',')}`);
+      }
+      return list as Section[];
+    })
+    .option('--timeout-s <s>', 'time limit of one child process', (v) => Number(v), 600)
+    .parse(argv);
+  const opts = program.opts<{
+    runs: number;
+    quick: boolean;
+    only?: Section[];
+    timeoutS: number;
+  }>();
+  const only = opts.only ?? (opts.quick ? ['cluster', 'single', 'synthetic'] : [...SECTIONS]);
+  return { runs: opts.runs, quick: opts.quick, only, timeoutS: opts.timeoutS };
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv);
+  killChildrenOnSignal();
+  const started = performance.now();
+  const has = (s: Section): boolean => o.only.includes(s);
+  log(
+    `sections ${o.only.join(',')}, runs ${o.runs}${o.quick ? ', quick' : ''}; ${os.cpus().length} cpu(s)`,
+  );
+
+  // 1. The compute limit, per backend, first: the cluster lines divide by it.
+  const single = new Map<string, number>();
+  const record = (r: SingleProcessResult | undefined, requested: string): void => {
+    if (!r) return;
+    if (!single.has(r.backend) || requested !== 'auto') single.set(r.backend, r.examples_per_s);
+    single.set(`requested:${requested}`, r.examples_per_s);
+  };
+  if (has('single')) {
+    record(await singleProcess('wasm', 2, o.timeoutS), 'wasm');
+    record(await singleProcess('cpu', 1, o.timeoutS), 'cpu');
+    record(await singleProcess('auto', 2, o.timeoutS), 'auto');
+  } else if (has('cluster')) {
+    record(await singleProcess('auto', 2, o.timeoutS), 'auto');
+  }
+
+  // 2. The cluster.
+  if (has('cluster')) {
+    const configs: ClusterConfig[] = o.quick
+      ? [{ workers: 2, shards: 2, mode: 'async', backend: 'auto' }]
+      : [1, 2].flatMap((workers) =>
+          [1, 2].flatMap((shards) =>
+            (['sync', 'async'] as const).map((mode) => ({
+              workers,
+              shards,
+              mode,
+              backend: 'auto',
+            })),
+          ),
+        );
+    for (const cfg of configs) await clusterConfig(cfg, o, single);
+  }
+
+  // 3. The system path alone.
+  if (has('synthetic')) {
+    for (const mode of ['async', 'sync'] as const) await systemPath(mode, o);
+  }
+
+  // 4. The PyTorch peer.
+  if (has('peer')) {
+    if (!fs.existsSync(PEER_SCRIPT)) {
+      emit({ bench: 'peer', skipped: `${PEER_SCRIPT} not found` });
+    } else {
+      const python = torchPython();
+      if (!python) emit({ bench: 'peer', skipped: 'python3-torch not installed' });
+      else {
+        for (const workers of [1, 2])
+          for (const mode of ['sync', 'async'] as const) await peerPair(python, workers, mode, o);
+      }
+    }
+  }
+
+  // 5. Single-process gradient throughput per compute backend (issue 7), in this process.
+  if (has('kernels'))
+    for (const row of await benchKernels()) emit(row as unknown as Record<string, unknown>);
+
+  // 6. Caviar against panda: a 16-trial sweep, 4 at a time, against the same trials one by one.
+  if (has('sweep')) await sweepVersusSequential(o);
+
+  const pick = (bench: string): Record<string, unknown>[] => lines.filter((l) => l.bench === bench);
+  emit({
+    bench: 'summary',
+    seconds: round((performance.now() - started) / 1000, 1),
+    runs: o.runs,
+    quick: o.quick,
+    only: o.only,
+    machine: {
+      cpus: os.cpus().length,
+      cpu_model: os.cpus()[0]?.model ?? '',
+      memory_gb: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
+    single_process: Object.fromEntries(
+      pick('single_process').map((l) => [String(l.requested), l.examples_per_s ?? null]),
+    ),
+    auto_backend: pick('single_process').find((l) => l.requested === 'auto')?.backend ?? null,
+    cluster: pick('cluster').map((l) => ({
+      workers: l.workers,
+      shards: l.shards,
+      mode: l.mode,
+      examples_per_s: l.examples_per_s ?? null,
+      spread: l.spread ?? null,
+      scaling_efficiency: l.scaling_efficiency ?? null,
+    })),
+    system_path: pick('system_path').map((l) => ({
+      mode: l.mode,
+      examples_per_s: l.examples_per_s ?? null,
+      applies_per_s: l.applies_per_s ?? null,
+    })),
+    peer: pick('peer').map((l) =>
+      l.skipped
+        ? { skipped: l.skipped }
+        : { workers: l.workers, mode: l.mode, ratio: l.ratio ?? null },
+    ),
+    sweep: pick('sweep')[0] ?? null,
+    errors,
+  });
+  return errors.length ? 1 : 0;
+}
+
+/** The 16 MNIST trials of the sweep bench: the same seed gives the same trials at any parallelism. */
+function sweepSpec(parallel: number): string {
+  return [
+    `name: bench-parallel-${parallel}`,
+    'dataset: { source: mnist }',
+    'model: { type: mlp, hidden: [128] }',
+    'train: { optimizer: adam, lr: 1.0e-3, batch: 128, epochs: 2, mode: async, seed: 1 }',
+    'search:',
+    '  lr: { log_uniform: [1.0e-4, 1.0e-2] }',
+    '  hidden: { choice: [[64], [128], [256]] }',
+    '  batch: { choice: [64, 128] }',
+    `budget: { trials: 16, parallel: ${parallel}, seed: 11 }`,
+    'objective: { maximize: val_accuracy }',
+  ].join('\n');
+}
+
+/**
+ * One local cluster (`caviar up`), then the same 16 trials as a sweep twice: 4 at a time
+ * (caviar) and one after another (panda); wall time of each, the ratio, the best accuracy.
+ */
+async function sweepVersusSequential(o: BenchOptions): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-bench-sweep-'));
+  const up = spawn(
+    process.execPath,
+    [CAVIAR_BIN, 'up', '--workers', '2', '--shards', '2', '--etcd', 'none', '--json'],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  try {
+    const ready = await new Promise<{ coordinator: string }>((resolve, reject) => {
+      let out = '';
+      up.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]) as { coordinator: string });
+      });
+      up.once('exit', () => reject(new Error('caviar up exited before it was ready')));
+    });
+    const result: Record<string, unknown> = {
+      bench: 'sweep',
+      trials: 16,
+      workers: 2,
+      shards: 2,
+      epochs: 2,
+    };
+    for (const parallel of [4, 1]) {
+      const file = path.join(dir, `sweep-${parallel}.yaml`);
+      fs.writeFileSync(file, sweepSpec(parallel));
+      log(`sweep: 16 trials, parallel ${parallel}`);
+      const r = await runChild(
+        process.execPath,
+        [CAVIAR_BIN, 'sweep', file, '--coordinator', ready.coordinator, '--json'],
+        o.timeoutS,
+      );
+      if (r.code !== 0) {
+        errors.push(failure(r, `sweep parallel ${parallel}`));
+        return;
+      }
+      const s = lastJsonLine<{ seconds: number; best: { val_accuracy: number } | null }>(
+        r.stdout,
+        (v) => 'sweep' in v,
+      );
+      result[parallel === 1 ? 'sequential_seconds' : 'parallel_seconds'] = s.seconds;
+      result[parallel === 1 ? 'sequential_best_val_accuracy' : 'best_val_accuracy'] =
+        s.best?.val_accuracy ?? null;
+    }
+    result.parallel = 4;
+    result.speedup = round(Number(result.sequential_seconds) / Number(result.parallel_seconds), 2);
+    emit(result);
+  } finally {
+    up.kill('SIGTERM');
+  }
+}
+
+// `node --test dist/test/` runs every file under dist/test; a bench must not start there.
+if (require.main === module && !process.env.NODE_TEST_CONTEXT) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

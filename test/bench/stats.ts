@@ -1,0 +1,44 @@
+/** Small statistics for repeated benchmark runs. */
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The index of the value closest to the median (the lower one on a tie): the run to show. */
+export function medianIndex(values: readonly number[]): number {
+  const m = median(values);
+  let best = 0;
+  values.forEach((v, i) => {
+    if (Math.abs(v - m) < Math.abs(values[best] - m)) best = i;
+  });
+  return best;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  /** (max − min) / median, 0 for a single run. */
+  spread: number;
+  runs: number[];
+}
+
+export function spreadOf(values: readonly number[], digits = 1): Spread {
+  const m = median(values);
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  return {
+    median: round(m, digits),
+    min: round(min, digits),
+    max: round(max, digits),
+    spread: m > 0 ? round((max - min) / m, 3) : 0,
+    runs: values.map((v) => round(v, digits)),
+  };
+}
+
+export function round(x: number, digits: number): number {
+  return Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
+}
