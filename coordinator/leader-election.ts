@@ -4,8 +4,10 @@ import type { Logger } from '../core/log';
 
 /**
  * Waits until this coordinator leads its cluster (etcd election on a lease): a standby waits
- * here until the leader's lease ends. A leader that loses its campaign exits at once: two
- * coordinators handing out the same batches would be worse than a restart.
+ * here until the leader's lease ends. A campaign that fails later (etcd down longer than the
+ * TTL) campaigns again while this coordinator keeps serving: even two coordinators handing out
+ * the same batch for a moment cannot double it, since shards apply each (trial, epoch, batch)
+ * once.
  */
 export async function becomeLeader(
   client: Etcd3,

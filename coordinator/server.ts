@@ -577,7 +577,7 @@ export class CoordinatorServer {
     if (!record) return false;
     const { task } = lease.item;
     if (result.error) {
-      this.onTaskFailed(record, task, result.worker, result.error);
+      this.onTaskFailed(record, task, result.worker, result.error, result.transient);
       return true;
     }
     record.failuresInARow = 0;
@@ -673,8 +673,14 @@ export class CoordinatorServer {
     }
   }
 
-  private onTaskFailed(record: TrialRecord, task: Task, worker: string, error: string): void {
-    record.failuresInARow += 1;
+  private onTaskFailed(
+    record: TrialRecord,
+    task: Task,
+    worker: string,
+    error: string,
+    transient: boolean,
+  ): void {
+    if (!transient) record.failuresInARow += 1;
     this.options.log.warn({ trial: record.id, worker, task: task.kind, error }, 'task failed');
     record.run.release(task);
     if (record.failuresInARow >= this.maxFailuresInARow) {

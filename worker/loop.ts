@@ -3,7 +3,8 @@ import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { ParameterServerClient } from '../core/ps-client';
-import { errorMessage, FailedPreconditionError } from '../core/errors';
+import { errorMessage, FailedPreconditionError, isRetryable } from '../core/errors';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { withRetries } from '../core/retry';
 import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
@@ -11,6 +12,11 @@ import type { ComputeBackend } from './compute-backend';
 import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
 import { clipByGlobalNorm } from './clip';
 import type { WorkerMetrics } from './worker-metrics';
+
+/** A push a shard refused because this worker's lease had ended. */
+function isFenced(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === grpcStatus.FAILED_PRECONDITION;
+}
 
 /** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
 const SHARD_DEADLINE_MS = 5_000;
@@ -46,6 +52,10 @@ export class Worker {
   private loop: Promise<void> | undefined;
   private readonly pollMs: number;
   private readonly maxCachedTrials: number;
+  /** Async mode: the next task, asked for while the current one pushes. */
+  private prefetched: Promise<Work__Output> | undefined;
+  /** Async mode: the last task's report, on its way while the next task runs. */
+  private reporting: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: WorkerOptions) {
     this.coordinator = new CoordinatorClient(options.coordinator);
@@ -65,6 +75,7 @@ export class Worker {
   async close(): Promise<void> {
     this.abort.abort();
     await this.loop;
+    await this.reporting;
     for (const c of this.contexts.values()) c.model.dispose();
     for (const c of this.shards.values()) c.close();
     this.coordinator.close();
@@ -73,9 +84,14 @@ export class Worker {
   private async run(): Promise<void> {
     const { log, id } = this.options;
     while (!this.abort.signal.aborted) {
+      // Without a live membership lease every push would be fenced: wait for the new one.
+      if (this.options.fenceToken && !this.options.fenceToken()) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
       let work: Work__Output;
       try {
-        work = await this.coordinator.acquireWork(id, this.pollMs, this.abort.signal);
+        work = await this.nextWork();
       } catch (err) {
         if (this.abort.signal.aborted) return;
         log.warn({ err: errorMessage(err) }, 'cannot reach the coordinator; retrying');
@@ -85,14 +101,41 @@ export class Worker {
       if (work.kind === 'none') continue;
       const result = await this.execute(work).catch((err: unknown): WorkResult => {
         log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
-        return { error: errorMessage(err) || 'unknown error' };
+        // Infrastructure trouble (a shard restarting, a lost lease) is not the trial's fault.
+        const transient =
+          isRetryable(err) || err instanceof FailedPreconditionError || isFenced(err);
+        return { error: errorMessage(err) || 'unknown error', transient };
       });
-      await this.coordinator
+      const report = this.coordinator
         .completeWork({ ...result, lease: work.lease, worker: id })
         .catch((err: unknown) =>
           log.warn({ err: errorMessage(err) }, 'cannot report a finished task'),
         );
+      // With the next task already asked for (async mode), the report travels while it runs.
+      if (this.prefetched) this.reporting = report;
+      else await report;
     }
+  }
+
+  /** The task asked for while the last one pushed, or else a fresh AcquireWork. */
+  private nextWork(): Promise<Work__Output> {
+    const work =
+      this.prefetched ??
+      this.coordinator.acquireWork(this.options.id, this.pollMs, this.abort.signal);
+    this.prefetched = undefined;
+    return work;
+  }
+
+  /**
+   * Async mode: asks for the next task now, so that it is at hand once this one is pushed and
+   * AcquireWork's round trip to the coordinator is off the critical path. (Not in sync mode: a
+   * worker holding two batches of one step would leave another worker idle at the barrier.)
+   */
+  private prefetch(): void {
+    if (this.prefetched || this.abort.signal.aborted) return;
+    const work = this.coordinator.acquireWork(this.options.id, this.pollMs, this.abort.signal);
+    work.catch(() => undefined); // a failure surfaces where nextWork's caller awaits it
+    this.prefetched = work;
   }
 
   private shard(address: string): ParameterServerClient {
@@ -217,6 +260,7 @@ export class Worker {
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
+    if (work.spec?.mode === 'async') this.prefetch();
     const replies = await Promise.all(
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
