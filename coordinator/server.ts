@@ -157,7 +157,12 @@ export class CoordinatorServer {
   private onMembership({ type, member }: MembershipEvent): void {
     const key = `${member.role}/${member.id}`;
     if (type === 'join') {
+      const previous = this.members.get(key);
       this.members.set(key, member);
+      // A new registration under the same id (a restarted process, or one whose lease ended) ends
+      // the old one's tasks now: its old lease may never expire visibly, the key was overwritten.
+      if (member.role === 'worker' && previous && previous.token !== member.token)
+        this.workerLeft(member.id);
       if (member.role === 'worker') this.touchWorker(member.id, member.backend, member.pid);
       if (member.role === 'ps') this.onShardJoined(member.address);
       this.changed();

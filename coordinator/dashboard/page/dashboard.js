@@ -137,7 +137,10 @@ function drawScatter(trials) {
     ),
   ].sort();
   const select = document.getElementById('scatter-param');
-  const chosen = params.includes(select.value) ? select.value : params[0];
+  const valuesOf = (p) => swept.map((t) => t.hyper[p]).filter((v) => typeof v === 'number');
+  // Until someone picks one, show a log-spread parameter (a learning rate, say) if there is one.
+  const preferred = params.find((p) => axisType(valuesOf(p)) === 'logarithmic') ?? params[0];
+  const chosen = params.includes(select.value) && select.dataset.picked ? select.value : preferred;
   if (
     select.options.length !== params.length ||
     [...select.options].some((o, i) => o.value !== params[i])
@@ -189,5 +192,8 @@ async function poll() {
 }
 
 document.getElementById('curve-metric').addEventListener('change', redraw);
-document.getElementById('scatter-param').addEventListener('change', redraw);
+document.getElementById('scatter-param').addEventListener('change', (event) => {
+  event.target.dataset.picked = 'yes';
+  redraw();
+});
 poll();

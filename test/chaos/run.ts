@@ -1,0 +1,122 @@
+/**
+ * `npm run chaos` (not part of `npm test`): an MNIST trial on a local cluster (etcd, 2 shards,
+ * 3 workers) while a random process is killed every few seconds for a minute and started again.
+ * Prints one JSON line: kills survived, batches scheduled / applied / lost / doubled (as counted
+ * by each shard), time to recover (p50/p95) and the final validation accuracy.
+ */
+import { Command } from 'commander';
+import { LocalCluster } from '../../client/local-cluster';
+import { CoordinatorClient } from '../../core/coordinator-client';
+import { progress, sleep, submit } from '../helpers/cluster';
+import { testOutputDir } from '../helpers/repo';
+
+interface ChaosOptions {
+  seconds: number;
+  everyMs: number;
+  seed: number;
+}
+
+function percentile(values: number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** A small deterministic generator, so a chaos run can be repeated kill for kill. */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+async function main(): Promise<void> {
+  const o = new Command('chaos')
+    .option('--seconds <s>', 'how long to keep killing', Number, 60)
+    .option('--every-ms <ms>', 'time between kills', Number, 5_000)
+    .option('--seed <n>', 'which processes die, in which order', Number, 1)
+    .parse(process.argv)
+    .opts<ChaosOptions>();
+  const random = lcg(o.seed);
+  const cluster = await new LocalCluster({
+    workers: 3,
+    shards: 2,
+    backend: 'auto',
+    memberTtl: 2,
+    logDir: testOutputDir('chaos'),
+  }).start();
+  const client = new CoordinatorClient(cluster.coordinator);
+  const kills: Array<{ id: string; at: number; recoveredMs?: number }> = [];
+  try {
+    const trial = await submit(client, {
+      dataset: 'mnist',
+      model: 'mlp:256',
+      batch: 64,
+      epochs: 30,
+      mode: 'async',
+    });
+    let latest = 0;
+    let lastProgressAt = Date.now();
+    void trial.until((s) => {
+      const p = progress(s);
+      if (p > latest) {
+        latest = p;
+        lastProgressAt = Date.now();
+        for (const k of kills)
+          if (k.recoveredMs === undefined && lastProgressAt > k.at + 1_000)
+            k.recoveredMs = lastProgressAt - k.at;
+      }
+      return false;
+    });
+    const stopAt = Date.now() + o.seconds * 1000;
+    while (Date.now() < stopAt) {
+      await sleep(o.everyMs);
+      const victims = cluster.processes.filter((p) => p.child.exitCode === null);
+      const victim = victims[Math.floor(random() * victims.length)];
+      process.stderr.write(`chaos: SIGKILL ${victim.id}\n`);
+      kills.push({ id: victim.id, at: Date.now() });
+      await cluster.signal(victim.id, 'SIGKILL');
+      await sleep(1_000);
+      await cluster.restart(victim.id);
+    }
+    const status = await trial.done;
+    const perShard = status.batches_applied_per_shard.map(Number);
+    const scheduled = Number(status.batches_scheduled);
+    const recovered = kills
+      .map((k) => k.recoveredMs)
+      .filter((ms): ms is number => ms !== undefined);
+    process.stdout.write(
+      JSON.stringify({
+        chaos: 'mnist mlp:256, 3 workers, 2 shards, etcd',
+        seconds_of_kills: o.seconds,
+        kills: kills.length,
+        killed: kills.map((k) => k.id),
+        kills_survived: status.status === 'completed' ? kills.length : 0,
+        status: status.status,
+        batches_scheduled: scheduled,
+        batches_applied_per_shard: perShard,
+        batches_lost: Math.max(0, ...perShard.map((n) => scheduled - n)),
+        batches_doubled: Math.max(0, ...perShard.map((n) => n - scheduled)),
+        batches_requeued: status.batches_requeued,
+        pushes_refused: status.pushes_refused,
+        recover_ms_p50: percentile(recovered, 50),
+        recover_ms_p95: percentile(recovered, 95),
+        val_accuracy: status.history.at(-1)?.val_accuracy ?? null,
+        logs: cluster.logDir,
+      }) + '\n',
+    );
+  } finally {
+    client.close();
+    await cluster.close();
+  }
+}
+
+if (require.main === module && !process.env.NODE_TEST_CONTEXT) {
+  main().catch((err: unknown) => {
+    process.stderr.write(
+      `chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  });
+}
