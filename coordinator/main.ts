@@ -55,7 +55,6 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
     const etcdClient = flags.etcd ? createEtcdClient(etcdEndpoints(flags)) : undefined;
     // Trials live in etcd, so a restarted or standby coordinator takes them over.
     const store = etcdClient && new EtcdTrialStore(etcdClient, flags.cluster, log);
-    if (etcdClient) await becomeLeader(etcdClient, flags, log);
     const server = new CoordinatorServer({
       shards,
       log,
@@ -75,8 +74,10 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
       trials: statuses,
       departures: () => membership?.departures ?? new Map(),
     });
-    const address = await server.start();
+    // Metrics and the dashboard come up first, so a standby shows what it waits for.
     const dashboard = await metrics.start();
+    if (etcdClient) await becomeLeader(etcdClient, flags, log);
+    const address = await server.start();
     const keeper =
       membership &&
       new RegistrationKeeper(

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import { CoordinatorClient } from '../../core/coordinator-client';
-import { progress, sleep, startCluster, submit } from '../helpers/cluster';
+import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
 
 const SPEC: TrialSpec = { dataset: 'mnist', model: 'mlp:64', batch: 64, epochs: 3, mode: 'async' };
 
@@ -19,9 +19,7 @@ test(
       await sleep(4_000);
       await cluster.etcdServer!.start();
       const status = await trial.done;
-      assert.equal(status.status, 'completed', status.error);
-      const scheduled = Number(status.batches_scheduled);
-      assert.deepEqual(status.batches_applied_per_shard.map(Number), [scheduled, scheduled]);
+      assertExactlyOnce(status);
       const roles = (await client.clusterInfo()).members.map((m) => m.role).sort();
       assert.deepEqual(
         roles,
@@ -48,9 +46,7 @@ test(
       await sleep(3_000);
       await cluster.etcdServer!.start();
       const status = await trial.done;
-      assert.equal(status.status, 'completed', status.error);
-      const scheduled = Number(status.batches_scheduled);
-      assert.deepEqual(status.batches_applied_per_shard.map(Number), [scheduled, scheduled]);
+      assertExactlyOnce(status);
       const workers = (await client.clusterInfo()).members
         .filter((m) => m.role === 'worker')
         .map((m) => m.id);

@@ -3,22 +3,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
-import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../../core/coordinator-client';
-import { progress, sleep, startCluster, submit } from '../helpers/cluster';
+import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
 
 const EPOCHS = 3;
-
-function assertExactlyOnce(status: TrialStatus__Output): void {
-  assert.equal(status.status, 'completed', status.error);
-  const scheduled = Number(status.batches_scheduled);
-  assert.equal(scheduled, EPOCHS * status.batches_per_epoch);
-  assert.deepEqual(
-    status.batches_applied_per_shard.map(Number),
-    status.batches_applied_per_shard.map(() => scheduled),
-    'every shard applied every scheduled batch exactly once',
-  );
-}
 
 for (const mode of ['async', 'sync'] as const) {
   test(

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
-import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { etcdAvailable } from '../../core/etcd-server';
-import { progress, sleep, startCluster, submit } from '../helpers/cluster';
+import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
 
 // Long enough to kill things in the middle: 3 epochs of MNIST in mini-batches of 64.
 const TRIAL: TrialSpec = {
@@ -20,18 +19,6 @@ assert.ok(
   etcdAvailable(),
   'fault tests need etcd: `npm test` installs Debian etcd-server (test/setup.sh)',
 );
-
-/** Nothing lost, nothing doubled: every shard applied each scheduled batch exactly once. */
-function assertExactlyOnce(status: TrialStatus__Output): void {
-  assert.equal(status.status, 'completed', status.error);
-  const scheduled = Number(status.batches_scheduled);
-  assert.equal(scheduled, 3 * status.batches_per_epoch);
-  assert.deepEqual(
-    status.batches_applied_per_shard.map(Number),
-    status.batches_applied_per_shard.map(() => scheduled),
-  );
-  assert.equal(Number(status.batches_applied), scheduled);
-}
 
 test(
   'SIGKILL a worker mid-training: its batches go to the others, nothing lost or doubled',
@@ -104,10 +91,18 @@ test(
     await cluster.restart('worker-0', { CAVIAR_FAULT: 'stop-before-push:5' });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
-      const trial = await submit(client, TRIAL);
+      // Long enough that the trial still runs when the zombie wakes.
+      const trial = await submit(client, { ...TRIAL, epochs: 8 });
       const zombie = cluster.process('worker-0').child;
       await waitForStop(zombie.pid!);
-      await sleep(5_000); // TTL 2 s: etcd has expired the lease, shards and coordinator saw it go
+      // Wake it as soon as its lease has ended (TTL 2 s) and the cluster saw it go, while the
+      // trial still runs, so its late push meets the shards' fence.
+      for (let i = 0; i < 300; i++) {
+        const members = (await client.clusterInfo()).members;
+        if (!members.some((m) => m.role === 'worker' && m.id === 'worker-0')) break;
+        await sleep(50);
+      }
+      await sleep(300);
       zombie.kill('SIGCONT');
       const status = await trial.done;
       assertExactlyOnce(status);

@@ -1,4 +1,5 @@
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
+import assert from 'node:assert/strict';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { LocalCluster, type LocalClusterOptions } from '../../client/local-cluster';
 import { CoordinatorClient } from '../../core/coordinator-client';
@@ -64,3 +65,19 @@ export function progress(status: TrialStatus__Output): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Nothing lost, nothing doubled: the trial completed and every shard applied each scheduled
+ * batch (epochs × batches per epoch) exactly once.
+ */
+export function assertExactlyOnce(status: TrialStatus__Output): void {
+  assert.equal(status.status, 'completed', status.error);
+  const scheduled = Number(status.batches_scheduled);
+  assert.equal(scheduled, (status.spec?.epochs ?? 0) * status.batches_per_epoch);
+  assert.deepEqual(
+    status.batches_applied_per_shard.map(Number),
+    status.batches_applied_per_shard.map(() => scheduled),
+    'every shard applied every scheduled batch exactly once',
+  );
+  assert.equal(Number(status.batches_applied), scheduled);
+}

@@ -80,6 +80,22 @@ export class TestPrometheus {
     throw new Error(`prometheus not ready within ${timeoutMs} ms`);
   }
 
+  /**
+   * Waits until `count` targets have been scraped successfully. Prometheus hands discovered
+   * targets to its scrapers at most every 5 s, so a run started before this may go unseen.
+   */
+  async waitForTargets(count: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const data = await this.api<{ activeTargets: Array<{ health: string }> }>('targets', {});
+      const up = data.activeTargets.filter((target) => target.health === 'up').length;
+      if (up >= count) return;
+      if (Date.now() > deadline)
+        throw new Error(`only ${up} of ${count} targets up after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   private async api<T>(endpoint: string, params: Record<string, string>): Promise<T> {
     const res = await fetch(`${this.url}/api/v1/${endpoint}?${new URLSearchParams(params)}`);
     const body = (await res.json()) as { status: string; data: T; error?: string };
