@@ -32,6 +32,7 @@ test(
     await using cluster = await startCluster('prometheus', { etcd: 'none' });
     await using prometheus = new TestPrometheus(testOutputDir('prometheus-server'));
     await prometheus.start(fileSdTargets(cluster.processes));
+    await prometheus.waitForTargets(cluster.processes.length);
     const client = new CoordinatorClient(cluster.coordinator);
     try {
       const startS = Date.now() / 1000;
