@@ -11,7 +11,9 @@ import { RegistrationKeeper } from '../core/registration-keeper';
 import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
 import { oncePerTurn } from '../core/metric-fill';
 import { CoordinatorServer } from './server';
-import { EtcdTrialStore } from './trial-store';
+import { EtcdRecordStore } from './record-store';
+import type { PersistedTrial } from './trial-state';
+import type { PersistedSweep } from './sweep-run';
 import { becomeLeader } from './leader-election';
 import { createEtcdClient } from '../core/etcd-client';
 import { CountingMembership } from './member-departures';
@@ -53,8 +55,19 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
     if (!membership)
       log.info('no --etcd: membership is the workers polling this coordinator, without fencing');
     const etcdClient = flags.etcd ? createEtcdClient(etcdEndpoints(flags)) : undefined;
-    // Trials live in etcd, so a restarted or standby coordinator takes them over.
-    const store = etcdClient && new EtcdTrialStore(etcdClient, flags.cluster, log);
+    // Trials and sweeps live in etcd, so a restarted or standby coordinator takes them over.
+    const store = etcdClient && {
+      trials: new EtcdRecordStore<PersistedTrial>(
+        etcdClient,
+        `/caviar/${flags.cluster}/trials/`,
+        log,
+      ),
+      sweeps: new EtcdRecordStore<PersistedSweep>(
+        etcdClient,
+        `/caviar/${flags.cluster}/sweeps/`,
+        log,
+      ),
+    };
     const server = new CoordinatorServer({
       shards,
       log,
@@ -101,7 +114,8 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
       await keeper?.close();
       await metrics.close();
       await server.close();
-      await store?.close();
+      await store?.trials.close();
+      await store?.sweeps.close();
       await membership?.close();
       etcdClient?.close();
     });

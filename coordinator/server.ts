@@ -27,7 +27,8 @@ import { ParameterServerClient } from '../core/ps-client';
 import { LeaseTable, type Lease } from './leases';
 import { TrialRun, type Task } from './trial-run';
 import { TERMINAL_STATES, trialStatus, type TrialRecord } from './trial-record';
-import type { TrialStore } from './trial-store';
+import type { RecordStore } from './record-store';
+import type { PersistedSweep } from './sweep-run';
 import { persistedTrial, type PersistedTrial } from './trial-state';
 import type { ResolvedTrialSpec } from '../core/trial-spec';
 import type { Slice } from '../core/placement';
@@ -55,8 +56,8 @@ export interface CoordinatorOptions {
    * gets no new ones until it registers again. Without it, workers count as live while they poll.
    */
   membership?: Membership;
-  /** Where trials are saved so a restarted or standby coordinator takes them over (etcd). */
-  store?: TrialStore;
+  /** Where trials and sweeps are saved so a restarted or standby coordinator takes them over (etcd). */
+  store?: { trials: RecordStore<PersistedTrial>; sweeps: RecordStore<PersistedSweep> };
 }
 
 interface WorkerEntry {
@@ -138,7 +139,10 @@ export class CoordinatorServer {
   }
 
   async start(): Promise<string> {
-    if (this.options.store) await this.restoreTrials(this.options.store);
+    if (this.options.store) {
+      await this.restoreTrials(this.options.store.trials);
+      await this.sweeps.restoreAll(this.options.store.sweeps);
+    }
     if (this.options.membership) {
       this.membershipWatch = await this.options.membership.watch((event) =>
         this.onMembership(event),
@@ -422,7 +426,7 @@ export class CoordinatorServer {
    * Takes over the trials a previous coordinator saved: finished ones as they were (never run
    * again), running ones from where the shards are: the batches every shard holds count as done.
    */
-  private async restoreTrials(store: TrialStore): Promise<void> {
+  private async restoreTrials(store: RecordStore<PersistedTrial>): Promise<void> {
     const saved = (await store.loadAll()).sort((a, b) => a.startedAt - b.startedAt);
     for (const p of saved) {
       try {
@@ -496,7 +500,7 @@ export class CoordinatorServer {
     const record = trial ? this.trials.get(trial) : undefined;
     if (record && this.options.store) {
       const ended = TERMINAL_STATES.has(record.run.state);
-      void this.options.store.save(persistedTrial(record), ended).catch(() => undefined);
+      void this.options.store.trials.save(persistedTrial(record), ended).catch(() => undefined);
     }
     if (trial) this.changes.emit(trial);
     const sweep = trial ? this.trials.get(trial)?.sweep : undefined;

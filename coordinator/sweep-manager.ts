@@ -3,7 +3,9 @@ import type { SweepStatus } from '../proto/gen/caviar/v1/SweepStatus';
 import { NotFoundError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { parseSweepSpec } from '../core/sweep';
-import { SweepRun, type SweepHost } from './sweep-run';
+import { errorMessage } from '../core/errors';
+import type { RecordStore } from './record-store';
+import { SweepRun, type PersistedSweep, type SweepHost } from './sweep-run';
 
 /** The coordinator's sweeps, by id. */
 export class SweepManager {
@@ -11,10 +13,35 @@ export class SweepManager {
   /** Which sweep each trial belongs to. */
   private readonly ofTrial = new Map<string, SweepRun>();
 
+  private store: RecordStore<PersistedSweep> | undefined;
+
   constructor(
     private readonly host: SweepHost,
     private readonly log: Logger,
   ) {}
+
+  /** Takes over the sweeps a previous coordinator saved (after their trials were restored). */
+  async restoreAll(store: RecordStore<PersistedSweep>): Promise<void> {
+    this.store = store;
+    for (const saved of await store.loadAll()) {
+      try {
+        const spec = parseSweepSpec(saved.specText, saved.source, {
+          baseDir: saved.baseDir || undefined,
+        });
+        const source = { text: saved.specText, source: saved.source, baseDir: saved.baseDir };
+        const run = new SweepRun(saved.id, spec, source, this.hostFor(saved.id), this.log);
+        this.sweeps.set(saved.id, run);
+        for (const trial of saved.trials) this.ofTrial.set(trial, run);
+        run.resume(saved);
+        this.log.info(
+          { sweep: saved.id, state: run.state, trials: saved.trials.length },
+          'took over a saved sweep',
+        );
+      } catch (err) {
+        this.log.error({ sweep: saved.id, err: errorMessage(err) }, 'cannot restore a saved sweep');
+      }
+    }
+  }
 
   /** Parses the spec (errors name file, line and field), then starts its first trials. */
   submit(request: SweepRequest__Output): SweepStatus {
@@ -23,7 +50,8 @@ export class SweepManager {
     });
     let id = spec.name;
     for (let n = 2; this.sweeps.has(id); n++) id = `${spec.name}-${n}`;
-    const run = new SweepRun(id, spec, this.hostFor(id), this.log);
+    const source = { text: request.spec, source: request.source, baseDir: request.base_dir };
+    const run = new SweepRun(id, spec, source, this.hostFor(id), this.log);
     this.sweeps.set(id, run);
     this.log.info({ sweep: id, trials: run.status().trials_planned }, 'sweep submitted');
     run.start();
@@ -37,6 +65,12 @@ export class SweepManager {
         const id = await this.host.startTrial(spec, meta);
         this.ofTrial.set(id, this.sweeps.get(sweep)!);
         return id;
+      },
+      changed: (id) => {
+        const run = this.sweeps.get(id);
+        if (run && this.store)
+          void this.store.save(run.saved(), run.state !== 'running').catch(() => undefined);
+        this.host.changed(id);
       },
     };
   }

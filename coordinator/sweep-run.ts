@@ -33,6 +33,29 @@ export interface SweepHost {
 
 const TERMINAL = new Set(['completed', 'failed', 'stopped']);
 
+/** A sweep as kept in etcd: its spec as written, and where the search stands. */
+export interface PersistedSweep {
+  id: string;
+  specText: string;
+  source: string;
+  baseDir: string;
+  state: SweepRun['state'];
+  error: string;
+  round: number;
+  space: SearchSpace;
+  pending: Hyper[];
+  trials: string[];
+  startedAt: number;
+  finishedAt?: number;
+}
+
+/** Where the spec came from, so a coordinator that takes the sweep over parses it the same way. */
+export interface SweepSource {
+  text: string;
+  source: string;
+  baseDir: string;
+}
+
 /**
  * One sweep, caviar style: random search over the spec's space, `parallel` trials at a time on
  * the shared cluster, early stopping as they report epochs, then `refine` rounds that narrow the
@@ -50,12 +73,13 @@ export class SweepRun {
   private launched = 0;
   private readonly running = new Set<string>();
   private readonly stopper: Stopper;
-  private readonly startedAt = Date.now();
+  private startedAt = Date.now();
   private finishedAt: number | undefined;
 
   constructor(
     readonly id: string,
     readonly spec: SweepSpec,
+    private readonly source: SweepSource,
     private readonly host: SweepHost,
     private readonly log: Logger,
   ) {
@@ -67,6 +91,54 @@ export class SweepRun {
 
   start(): void {
     this.fill();
+  }
+
+  saved(): PersistedSweep {
+    return {
+      id: this.id,
+      specText: this.source.text,
+      source: this.source.source,
+      baseDir: this.source.baseDir,
+      state: this.state,
+      error: this.error,
+      round: this.round,
+      space: this.space,
+      pending: this.pending,
+      trials: this.trials,
+      startedAt: this.startedAt,
+      finishedAt: this.finishedAt,
+    };
+  }
+
+  /**
+   * Takes over a sweep another coordinator ran (its trials were restored first): the trials that
+   * have not ended are running, early stopping replays their epochs, and the search goes on from
+   * the first trial of the round that was never started.
+   */
+  resume(saved: PersistedSweep): void {
+    Object.assign(this, {
+      state: saved.state,
+      error: saved.error,
+      round: saved.round,
+      space: saved.space,
+    });
+    this.pending = saved.pending;
+    this.startedAt = saved.startedAt;
+    this.finishedAt = saved.finishedAt;
+    this.trials.push(...saved.trials);
+    const prefix = `${this.id}-r${this.round}-t`;
+    this.launched = saved.trials.filter((id) => id.startsWith(prefix)).length;
+    for (const id of saved.trials) {
+      const status = this.host.trialStatus(id);
+      for (const e of status.history ?? []) {
+        const metric = this.spec.earlyStopping?.metric;
+        if (metric) this.stopper.report(id, e.epoch ?? 0, epochMetrics(e)[metric] ?? NaN);
+      }
+      if (!TERMINAL.has(status.status ?? '')) this.running.add(id);
+    }
+    if (this.state !== 'running') return;
+    if (this.running.size === 0 && this.launched >= this.pending.length) this.nextRound();
+    else this.fill();
   }
 
   private fill(): void {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import { CoordinatorClient } from '../../core/coordinator-client';
+import { follow } from '../../client/follow';
 import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
 
 const EPOCHS = 3;
@@ -116,6 +117,53 @@ test(
         Number(first.batches_scheduled),
         'and is not run again',
       );
+    } finally {
+      client.close();
+    }
+  },
+);
+
+test(
+  'SIGKILL the coordinator during a sweep: the restarted one takes the sweep over and finishes it',
+  { timeout: 150_000 },
+  async () => {
+    await using cluster = await startCluster('kill-coordinator-sweep', { workers: 2, shards: 2 });
+    const client = new CoordinatorClient(cluster.coordinator);
+    const spec = [
+      'name: takeover',
+      'dataset: { source: mnist }',
+      'model: { type: mlp, hidden: [32] }',
+      'train: { batch: 128, epochs: 2 }',
+      'search: { lr: { log_uniform: [1.0e-3, 1.0e-2] } }',
+      'budget: { trials: 4, parallel: 2, seed: 1 }',
+      'refine: { rounds: 1, top: 2, trials: 2 }',
+    ].join('\n');
+    try {
+      const submitted = await client.submitSweep({ spec, source: 'takeover.yaml', base_dir: '' });
+      let seen = submitted;
+      await new Promise<void>((resolve, reject) => {
+        void follow(
+          submitted,
+          () => client.watchSweep('takeover'),
+          (s) => {
+            seen = s;
+            if (s.trials.length >= 3) resolve();
+          },
+        ).catch(reject);
+      });
+      await cluster.signal('coordinator', 'SIGKILL');
+      await sleep(500);
+      await cluster.restart('coordinator');
+      const done = await follow(
+        seen,
+        () => client.watchSweep('takeover'),
+        () => undefined,
+      );
+      assert.equal(done.status, 'completed', done.error);
+      assert.equal(done.trials.length, 6, 'every planned trial ran, none twice');
+      assert.equal(new Set(done.trials.map((t) => t.trial)).size, 6);
+      for (const t of done.trials) assertExactlyOnce(t);
+      assert.ok(done.best);
     } finally {
       client.close();
     }
