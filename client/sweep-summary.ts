@@ -14,6 +14,8 @@ export interface SweepTrialSummary {
   params: number;
   verdict: string;
   round: number;
+  /** 95th-percentile latency of predicting one validation example, ms. */
+  predict_ms_p95: number;
   stop_reason?: string;
 }
 
@@ -44,6 +46,7 @@ export function sweepTrialSummary(t: TrialStatus__Output): SweepTrialSummary {
     params: Number(t.params),
     verdict: t.verdict,
     round: t.round,
+    predict_ms_p95: Number(Number(t.predict_ms_p95).toFixed(3)),
     ...(t.stop_reason ? { stop_reason: t.stop_reason } : {}),
   };
 }

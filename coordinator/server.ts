@@ -408,6 +408,7 @@ export class CoordinatorServer {
       stopReason: '',
       objectiveMetric: sweep?.objectiveMetric ?? 'val_accuracy',
       humanError: sweep?.humanError ?? null,
+      predictMsP95: 0,
     };
     this.addTrial(record);
     this.options.log.info({ trial: id, spec: trialSpecMessage(spec) }, 'trial submitted');
@@ -472,6 +473,7 @@ export class CoordinatorServer {
       stopReason: p.stopReason,
       objectiveMetric: p.objectiveMetric,
       humanError: p.humanError,
+      predictMsP95: p.predictMsP95 ?? 0,
     };
     if (ongoing && !applied) {
       record.error = 'its parameters are gone from the shards (they restarted without it)';
@@ -607,6 +609,7 @@ export class CoordinatorServer {
       })
     ) {
       const last = record.run.history[record.run.history.length - 1];
+      record.predictMsP95 = result.predict_ms_p95;
       this.sweeps.epochEnded(record.id);
       this.options.log.info({ trial: record.id, ...last }, 'epoch done');
       if (record.run.state === 'finishing') void this.finish(record);

@@ -40,6 +40,8 @@ export interface TrialRecord {
   /** The metric that picks the trial's best epoch, and the human-level error for the verdict. */
   objectiveMetric: string;
   humanError: number | null;
+  /** The newest evaluation's one-example inference latency, p95 (ms; 0 before the first). */
+  predictMsP95: number;
   /** The reconciliation with the shards in flight, if any (one at a time per trial). */
   reconciling?: Promise<void>;
   /** The trained parameters, fetched from the shards when the trial ends (the shards then drop them). */
@@ -98,5 +100,6 @@ export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus 
     stop_reason: record.stopReason,
     best_epoch: Math.max(0, bestEpochIndex(run.history, record.objectiveMetric)),
     verdict: verdictLine(record),
+    predict_ms_p95: record.predictMsP95,
   };
 }

@@ -23,6 +23,7 @@ export interface PersistedTrial {
   timing: TrialRecord['timing'];
   backends: string[];
   workers: string[];
+  predictMsP95?: number;
 }
 
 export function persistedTrial(record: TrialRecord): PersistedTrial {
@@ -45,5 +46,6 @@ export function persistedTrial(record: TrialRecord): PersistedTrial {
     timing: record.timing,
     backends: [...record.backends],
     workers: [...record.workers],
+    predictMsP95: record.predictMsP95,
   };
 }

@@ -13,6 +13,32 @@ import { createTrialContext, gatherBatch, type TrialContext } from './trial-cont
 import { clipByGlobalNorm } from './clip';
 import type { WorkerMetrics } from './worker-metrics';
 
+/** Examples timed one at a time for the inference-latency measure: enough for a p95. */
+const LATENCY_SAMPLES = 40;
+
+/**
+ * The 95th-percentile time to predict one validation example, in ms, as a sweep's satisficing
+ * constraint (`predict_ms_p95 < 5`) reads it; the first call warms the model up and is not counted.
+ */
+function predictLatencyP95(context: TrialContext): number {
+  const { validation } = context.splits;
+  const size = validation.features.length / Math.max(1, validation.count);
+  const n = Math.min(LATENCY_SAMPLES, validation.count);
+  const times: number[] = [];
+  for (let i = -1; i < n; i++) {
+    const at = Math.max(0, i);
+    const started = performance.now();
+    context.model.evaluate(
+      validation.features.subarray(at * size, (at + 1) * size),
+      validation.labels.subarray(at, at + 1),
+      1,
+    );
+    if (i >= 0) times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return times.length ? times[Math.min(times.length - 1, Math.floor(0.95 * times.length))] : 0;
+}
+
 /** A push a shard refused because this worker's lease had ended. */
 function isFenced(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === grpcStatus.FAILED_PRECONDITION;
@@ -223,6 +249,7 @@ export class Worker {
       train_accuracy: sample.accuracy,
       train_dev_loss: dev.loss,
       train_dev_accuracy: dev.accuracy,
+      predict_ms_p95: predictLatencyP95(context),
       pull_ms: pullMs,
       compute_ms: performance.now() - started,
     };

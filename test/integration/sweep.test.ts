@@ -44,7 +44,7 @@ test(
         '  hidden: { choice: [[8], [32]] }',
         'budget: { trials: 4, parallel: 2, seed: 3 }',
         'refine: { rounds: 1, top: 2, trials: 2 }',
-        'objective: { maximize: val_accuracy, subject_to: ["params < 2000"] }',
+        'objective: { maximize: val_accuracy, subject_to: ["params < 2000", "predict_ms_p95 < 1000"] }',
         'early_stopping: { patience: 1 }',
         'human_error: 0.02',
       ].join('\n'),
@@ -60,6 +60,10 @@ test(
     assert.deepEqual([...new Set(summary.trials.map((t) => t.round))].sort(), [0, 1]);
     assert.ok(summary.best, 'a winner');
     assert.ok(summary.best.params < 2000, 'the winner meets the constraint');
+    assert.ok(
+      summary.best.predict_ms_p95 > 0 && summary.best.predict_ms_p95 < 1000,
+      'inference latency is measured',
+    );
     for (const t of summary.trials.filter((t) => t.params < 2000 && t.val_accuracy !== null)) {
       assert.ok(
         t.val_accuracy! <= summary.best.val_accuracy! + 1e-12,
