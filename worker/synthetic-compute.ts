@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '../core/errors';
 import { modelParams, type ModelSpec } from '../core/model-spec';
 import { elementCount } from '../core/placement';
 import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
+import { checkBatchSize } from './batch-check';
 
 /** The loss a synthetic model reports before its first step (ln 10, chance on 10 classes). */
 const START_LOSS = Math.log(10);
@@ -70,16 +71,7 @@ class SyntheticTrialModel implements TrialModel {
   }
 
   private checkBatch(features: Float32Array, labels: Int32Array, count: number): void {
-    if (
-      !Number.isInteger(count) ||
-      count < 0 ||
-      features.length < count * this.exampleSize ||
-      labels.length < count
-    ) {
-      throw new InvalidArgumentError(
-        `a batch of ${count} examples needs ${count * this.exampleSize} feature values and ${count} labels; got ${features.length} and ${labels.length}`,
-      );
-    }
+    checkBatchSize(features, labels, count, this.exampleSize);
   }
 }
 

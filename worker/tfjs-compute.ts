@@ -5,6 +5,7 @@ import { buildLayersModel, paramVariables, setModelParameters } from '../core/la
 import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec';
 import { elementCount } from '../core/placement';
 import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
+import { checkBatchSize } from './batch-check';
 
 /** Evaluation runs in chunks of at most this many examples, bounding activation memory. */
 export const EVAL_CHUNK = 1_000;
@@ -117,16 +118,7 @@ class TfjsTrialModel implements TrialModel {
   }
 
   private checkBatch(features: Float32Array, labels: Int32Array, count: number): void {
-    if (
-      !Number.isInteger(count) ||
-      count < 0 ||
-      features.length < count * this.exampleSize ||
-      labels.length < count
-    ) {
-      throw new InvalidArgumentError(
-        `a batch of ${count} examples needs ${count * this.exampleSize} feature values and ${count} labels; got ${features.length} and ${labels.length}`,
-      );
-    }
+    checkBatchSize(features, labels, count, this.exampleSize);
     for (let i = 0; i < count; i++) {
       // oneHot would silently turn an out-of-range label into an all-zero row.
       if (labels[i] < 0 || labels[i] >= this.numClasses) {
