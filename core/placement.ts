@@ -14,11 +14,11 @@ export interface Slice {
 }
 
 export interface PlacementOptions {
-  /** Tensors with more elements than this are split into row ranges. Defaults to 262,144 (1 MB of float32). */
+  /** Tensors with more elements than this are split into row ranges. Defaults to 65,536 (256 KB of float32), so a model whose bulk is one layer still spreads over every shard. */
   splitThreshold?: number;
 }
 
-export const DEFAULT_SPLIT_THRESHOLD = 262_144;
+export const DEFAULT_SPLIT_THRESHOLD = 65_536;
 
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
