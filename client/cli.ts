@@ -7,7 +7,7 @@ import { trainCommand, type TrainOptions } from './train-command';
 import { upCommand, type UpOptions } from './up-command';
 import { trialsTable, trainSummary } from './summary';
 import { sweepCommand, type SweepOptions } from './sweep-command';
-import { reportCommand } from './report-command';
+import { reportCommand, type ReportOptions } from './report-command';
 
 const DEFAULT_COORDINATOR = process.env.CAVIAR_COORDINATOR ?? '127.0.0.1:7070';
 
@@ -166,11 +166,13 @@ export function buildProgram(): Command {
     .description("a sweep's leaderboard and verdicts, or a trial's learning curve")
     .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .option('--json', 'JSON output')
+    .option(
+      '--out <dir>',
+      "write an HTML report into DIR: leaderboard, verdicts, curves, scatters, the winner's errors",
+    )
     .action(
-      action((name: string, opts: { coordinator: string; json?: boolean }) =>
-        withCoordinator(opts.coordinator, (client) =>
-          reportCommand(client, name, opts.json ?? false),
-        ),
+      action((name: string, opts: { coordinator: string } & ReportOptions) =>
+        withCoordinator(opts.coordinator, (client) => reportCommand(client, name, opts)),
       ),
     );
 

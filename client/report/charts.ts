@@ -27,6 +27,7 @@ export function metricValue(t: ReportTrial, metric: string): number | null {
     train_dev_error: error(b?.train_dev_accuracy),
     params: t.params,
     seconds: t.seconds,
+    predict_ms_p95: t.predictMsP95,
     epochs: t.history.length,
   };
   const v = values[metric];
@@ -58,7 +59,7 @@ export function learningCurvesSpec(trials: readonly ReportTrial[]): TopLevelSpec
     title,
     mark: { type: 'line' as const, point: true },
     encoding: {
-      x: { field: 'epoch', type: 'quantitative' as const, axis: { tickMinStep: 1 } },
+      x: { field: 'epoch', type: 'quantitative' as const, axis: { tickMinStep: 1, format: 'd' } },
       y: { field, type: 'quantitative' as const, scale: { zero: false }, title },
       color: { field: 'trial', type: 'nominal' as const },
     },
@@ -67,10 +68,7 @@ export function learningCurvesSpec(trials: readonly ReportTrial[]): TopLevelSpec
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     background: 'white',
     data: { values },
-    hconcat: [
-      panel('val_accuracy', 'validation accuracy'),
-      panel('val_loss', 'validation loss'),
-    ],
+    hconcat: [panel('val_accuracy', 'validation accuracy'), panel('val_loss', 'validation loss')],
   };
 }
 

@@ -28,6 +28,8 @@ export interface ReportTrial {
   best: CurvePoint | null;
   params: number;
   seconds: number;
+  /** 95th-percentile latency of predicting one validation example (ms), NaN when unmeasured. */
+  predictMsP95: number;
   verdict: string;
   /** The constraints it breaks, "" when none. */
   violations: string;
@@ -102,6 +104,7 @@ export function reportTrial(
     best: history.length > 0 ? history[Math.min(t.best_epoch, history.length - 1)] : null,
     params: num(t.params),
     seconds: num(t.seconds),
+    predictMsP95: t.predict_ms_p95 > 0 ? num(t.predict_ms_p95) : NaN,
     verdict: t.verdict,
     violations,
     history,
