@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import type { SweepStatus__Output } from '../proto/gen/caviar/v1/SweepStatus';
 import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
+import { trialHyper } from '../core/trial-hyper';
 
 /** One trial of a sweep, as `caviar sweep --json` reports it (DESIGN.md's contract). */
 export interface SweepTrialSummary {
@@ -38,7 +39,7 @@ export function sweepTrialSummary(t: TrialStatus__Output): SweepTrialSummary {
   return {
     trial: t.trial,
     status: t.status,
-    hyper: t.hyper_json ? (JSON.parse(t.hyper_json) as Record<string, unknown>) : {},
+    hyper: t.hyper_json ? trialHyper(t) : {},
     epochs: t.history.length,
     best_epoch: best ? best.epoch : null,
     val_accuracy: finite(best?.val_accuracy),

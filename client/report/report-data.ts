@@ -2,6 +2,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import type { CoordinatorClient } from '../../core/coordinator-client';
 import type { SweepStatus__Output } from '../../proto/gen/caviar/v1/SweepStatus';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
+import { trialHyper } from '../../core/trial-hyper';
 
 /** One epoch of a trial's learning curve (epoch counted from 1, as people read it). */
 export interface CurvePoint {
@@ -66,27 +67,6 @@ function curve(t: TrialStatus__Output): CurvePoint[] {
   }));
 }
 
-function hyperOf(t: TrialStatus__Output): Record<string, unknown> {
-  if (t.hyper_json) {
-    try {
-      const parsed: unknown = JSON.parse(t.hyper_json);
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
-        return parsed as Record<string, unknown>;
-    } catch {
-      // A malformed blob falls back to the trial's own settings below.
-    }
-  }
-  // A lone trial has no sampled hyper-parameters: show the settings a sweep would vary.
-  const spec = t.spec;
-  return {
-    optimizer: spec?.optimizer?.kind ?? '',
-    lr: num(spec?.optimizer?.lr),
-    l2: num(spec?.optimizer?.l2),
-    batch: num(spec?.batch),
-    model: spec?.model ?? '',
-  };
-}
-
 export function reportTrial(
   t: TrialStatus__Output,
   rank: number | null,
@@ -99,7 +79,7 @@ export function reportTrial(
     status: t.status,
     stopReason: t.stop_reason,
     round: t.round,
-    hyper: hyperOf(t),
+    hyper: trialHyper(t),
     model: t.spec?.model ?? '',
     best: history.length > 0 ? history[Math.min(t.best_epoch, history.length - 1)] : null,
     params: num(t.params),

@@ -1,4 +1,5 @@
 import type { TrialStatus } from '../../proto/gen/caviar/v1/TrialStatus';
+import { trialHyper } from '../../core/trial-hyper';
 
 /** One epoch of a trial's learning curve, as the page plots it. */
 export interface EpochView {
@@ -40,25 +41,6 @@ export interface TrialView {
 
 const n = (v: unknown): number => (v === undefined || v === null ? 0 : Number(v));
 
-function hyperOf(s: TrialStatus): Record<string, unknown> {
-  if (s.hyper_json) {
-    try {
-      const parsed: unknown = JSON.parse(s.hyper_json);
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
-        return parsed as Record<string, unknown>;
-    } catch {
-      // A malformed blob is shown as the lone-trial settings below rather than failing the page.
-    }
-  }
-  const spec = s.spec;
-  return {
-    optimizer: spec?.optimizer?.kind ?? '',
-    lr: n(spec?.optimizer?.lr),
-    batch: n(spec?.batch),
-    mode: spec?.mode ?? '',
-  };
-}
-
 export function trialView(s: TrialStatus): TrialView {
   const history: EpochView[] = (s.history ?? []).map((h) => ({
     epoch: n(h.epoch),
@@ -81,7 +63,7 @@ export function trialView(s: TrialStatus): TrialView {
     status: s.status ?? '',
     sweep: s.sweep ?? '',
     round: n(s.round),
-    hyper: hyperOf(s),
+    hyper: trialHyper(s),
     model: s.spec?.model ?? '',
     dataset: s.spec?.dataset ?? '',
     epoch: n(s.epoch),
