@@ -16,14 +16,16 @@ export async function becomeLeader(
   ttlSeconds = 3,
 ): Promise<void> {
   const election = client.election(`/caviar/${who.cluster}/coordinator-election`, ttlSeconds);
-  const campaign = election.campaign(
-    JSON.stringify({ host: who.host, port: who.port, pid: process.pid }),
-  );
-  campaign.on('error', (err: Error) => {
-    log.fatal({ err: errorMessage(err) }, 'lost the coordinator election; exiting');
-    process.exit(1);
-  });
+  const value = JSON.stringify({ host: who.host, port: who.port, pid: process.pid });
+  const campaign = (): Promise<unknown> => {
+    const attempt = election.campaign(value);
+    attempt.on('error', (err: Error) => {
+      log.warn({ err: errorMessage(err) }, 'coordinator election failed; campaigning again');
+      setTimeout(() => void campaign().catch(() => undefined), 1_000).unref();
+    });
+    return attempt.wait();
+  };
   log.info('campaigning to lead the cluster');
-  await campaign.wait();
+  await campaign();
   log.info('elected leader');
 }
