@@ -39,7 +39,7 @@ function predictLatencyP95(context: TrialContext): number {
   return times.length ? times[Math.min(times.length - 1, Math.floor(0.95 * times.length))] : 0;
 }
 
-/** A push a shard refused because this worker's lease had ended. */
+/** A push refused because this worker's lease had ended (by a shard, or by this worker itself). */
 function isFenced(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === grpcStatus.FAILED_PRECONDITION;
 }
@@ -128,8 +128,7 @@ export class Worker {
       const result = await this.execute(work).catch((err: unknown): WorkResult => {
         log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
         // Infrastructure trouble (a shard restarting, a lost lease) is not the trial's fault.
-        const transient =
-          isRetryable(err) || err instanceof FailedPreconditionError || isFenced(err);
+        const transient = isRetryable(err) || isFenced(err);
         return { error: errorMessage(err) || 'unknown error', transient };
       });
       const report = this.coordinator
