@@ -6,7 +6,7 @@
  *                  workers {1,2} x shards {1,2} x mode {sync,async}, as child processes
  *   single_process gradients() alone in one process, per backend (wasm, cpu, what auto picks)
  *   system_path    the cluster with --backend synthetic (no compute): pull/push/apply rates
- *   peer           the same W/mode pairs against /work/shared/bench/peer_torch_ps.py (PyTorch
+ *   peer           the same W/mode pairs against ../shared/bench/peer_torch_ps.py (PyTorch
  *                  RPC parameter server), when python3 can import torch; skipped otherwise
  *
  * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
