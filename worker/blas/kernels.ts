@@ -100,6 +100,30 @@ function biasAndActivation(
   return out;
 }
 
+/**
+ * What is left after the addon ran a fused product: nothing when it also added the bias and
+ * applied a linear or ReLU activation itself, otherwise the bias and/or activation on cpu.
+ */
+function finishFused(
+  backend: Cpu,
+  y: tf.TensorInfo,
+  biasFused: boolean,
+  bias: tf.TensorInfo | undefined,
+  attrs: { activation?: tf.fused.Activation; leakyreluAlpha?: number },
+  alpha: tf.TensorInfo | undefined,
+): tf.TensorInfo {
+  const { activation, leakyreluAlpha } = attrs;
+  if (biasFused && (!activation || activation === 'linear' || activation === 'relu')) return y;
+  return biasAndActivation(
+    backend,
+    y,
+    biasFused ? undefined : bias,
+    activation,
+    alpha,
+    leakyreluAlpha,
+  );
+}
+
 interface Gemm {
   m: number;
   n: number;
@@ -197,8 +221,6 @@ function fusedMatMul(addon: BlasAddon): tf.KernelFunc {
     const g = allFloat32(a, b) ? gemmOf(a, b, attrs.transposeA, attrs.transposeB) : undefined;
     if (!g) return cpuKernel(tf._FusedMatMul)(args);
     const fuseBias = allFloat32(bias) && columnBias(bias, g.outShape.length, g.n);
-    const fuseActivation =
-      !attrs.activation || attrs.activation === 'linear' || attrs.activation === 'relu';
     const y = runGemm(
       addon,
       backend,
@@ -209,15 +231,7 @@ function fusedMatMul(addon: BlasAddon): tf.KernelFunc {
       fuseBias && bias ? values(backend, bias) : null,
       fuseBias && attrs.activation === 'relu',
     );
-    if (fuseBias && fuseActivation) return y;
-    return biasAndActivation(
-      backend,
-      y,
-      fuseBias ? undefined : bias,
-      attrs.activation,
-      preluActivationWeights,
-      attrs.leakyreluAlpha,
-    );
+    return finishFused(backend, y, fuseBias, bias, attrs, preluActivationWeights);
   };
 }
 
@@ -290,8 +304,6 @@ function fusedConv2D(addon: BlasAddon): tf.KernelFunc {
     const info = convInfoOf(x, filter, attrs);
     if (!info) return cpuKernel(tf.FusedConv2D)(args);
     const fuseBias = allFloat32(bias) && columnBias(bias, 4, info.outChannels);
-    const fuseActivation =
-      !attrs.activation || attrs.activation === 'linear' || attrs.activation === 'relu';
     const y = runConv(
       addon,
       backend,
@@ -301,15 +313,7 @@ function fusedConv2D(addon: BlasAddon): tf.KernelFunc {
       fuseBias && bias ? values(backend, bias) : null,
       fuseBias && attrs.activation === 'relu',
     );
-    if (fuseBias && fuseActivation) return y;
-    return biasAndActivation(
-      backend,
-      y,
-      fuseBias ? undefined : bias,
-      attrs.activation,
-      preluActivationWeights,
-      attrs.leakyreluAlpha,
-    );
+    return finishFused(backend, y, fuseBias, bias, attrs, preluActivationWeights);
   };
 }
 
