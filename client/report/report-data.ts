@@ -3,16 +3,11 @@ import type { CoordinatorClient } from '../../core/coordinator-client';
 import type { SweepStatus__Output } from '../../proto/gen/caviar/v1/SweepStatus';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { trialHyper } from '../../core/trial-hyper';
+import { epochMeasures, type EpochMeasures } from '../../core/epoch-measures';
 
 /** One epoch of a trial's learning curve (epoch counted from 1, as people read it). */
-export interface CurvePoint {
+export interface CurvePoint extends EpochMeasures {
   epoch: number;
-  train_loss: number;
-  train_accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  train_dev_loss: number;
-  train_dev_accuracy: number;
 }
 
 /** A trial as the report shows it: its leaderboard row and its curve. */
@@ -58,12 +53,7 @@ const num = (v: unknown): number => (v === undefined || v === null ? NaN : Numbe
 function curve(t: TrialStatus__Output): CurvePoint[] {
   return t.history.map((h) => ({
     epoch: num(h.epoch) + 1,
-    train_loss: num(h.train_loss),
-    train_accuracy: num(h.train_accuracy),
-    val_loss: num(h.val_loss),
-    val_accuracy: num(h.val_accuracy),
-    train_dev_loss: num(h.train_dev_loss),
-    train_dev_accuracy: num(h.train_dev_accuracy),
+    ...epochMeasures(h, NaN),
   }));
 }
 

@@ -1,15 +1,10 @@
 import type { TrialStatus } from '../../proto/gen/caviar/v1/TrialStatus';
 import { trialHyper } from '../../core/trial-hyper';
+import { epochMeasures, type EpochMeasures } from '../../core/epoch-measures';
 
 /** One epoch of a trial's learning curve, as the page plots it. */
-export interface EpochView {
+export interface EpochView extends EpochMeasures {
   epoch: number;
-  train_loss: number;
-  train_accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  train_dev_loss: number;
-  train_dev_accuracy: number;
   lr: number;
   seconds: number;
 }
@@ -44,12 +39,7 @@ const n = (v: unknown): number => (v === undefined || v === null ? 0 : Number(v)
 export function trialView(s: TrialStatus): TrialView {
   const history: EpochView[] = (s.history ?? []).map((h) => ({
     epoch: n(h.epoch),
-    train_loss: n(h.train_loss),
-    train_accuracy: n(h.train_accuracy),
-    val_loss: n(h.val_loss),
-    val_accuracy: n(h.val_accuracy),
-    train_dev_loss: n(h.train_dev_loss),
-    train_dev_accuracy: n(h.train_dev_accuracy),
+    ...epochMeasures(h, 0),
     lr: n(h.lr),
     seconds: n(h.seconds),
   }));
