@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 'use strict';
 // The TypeScript sources are compiled into dist/ by `npm install` (the prepare script).
 // Role processes (`caviar coordinator | ps | worker`) start their own folder's entry point, so the

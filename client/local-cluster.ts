@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import type { ReadyLine } from '../core/role-process';
+import { ROLE_NODE_FLAGS, type ReadyLine } from '../core/role-process';
 import { EtcdServer, etcdAvailable, freePort } from '../core/etcd-server';
 
 export interface LocalClusterOptions {
@@ -175,7 +175,7 @@ export class LocalCluster {
     const args = [role, ...roleArgs, ...this.membershipArgs()];
     const logFile = path.join(this.logDir, `${id}.log`);
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [CAVIAR_BIN, ...args], {
+    const child = spawn(process.execPath, [...ROLE_NODE_FLAGS, CAVIAR_BIN, ...args], {
       stdio: ['ignore', 'pipe', log],
       env: { ...process.env, ...this.options.env, ...env },
     });

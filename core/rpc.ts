@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { widenSessionWindows, widenStreamWindows } from './http2-server-window';
 import type { ProtoGrpcType as PsProto } from '../proto/gen/ps';
 import type { ProtoGrpcType as CoordinatorProto } from '../proto/gen/coordinator';
 
@@ -52,10 +53,11 @@ export function coordinatorServiceProto(): CoordinatorProto['caviar']['v1'] {
 export const CHUNK_BYTES = 1 << 20;
 
 /**
- * HTTP/2 receive window of a client's connection and of each of its streams. The default, 64 KB,
- * makes a shard stop after every 64 KB of a pull until the worker's WINDOW_UPDATE comes back: a
- * dozen round trips between two processes per megabyte, each one a wait for the scheduler on a
- * busy machine. 16 MB lets a pull of a few megabytes stream in one go.
+ * HTTP/2 receive window of every connection and stream, client and server side. The default,
+ * 64 KB, makes a shard stop after every 64 KB of a pull until the worker's WINDOW_UPDATE comes
+ * back (and a worker likewise during a push): a dozen round trips between two processes per
+ * megabyte, each one a wait for the scheduler on a busy machine. 16 MB lets a pull or push of a
+ * few megabytes stream in one go.
  */
 export const FLOW_CONTROL_WINDOW_BYTES = 16 << 20;
 
@@ -86,12 +88,28 @@ export function deadlineIn(ms: number): Date {
   return new Date(Date.now() + ms);
 }
 
-/** Binds `server` on host:port (port 0 picks a free one) and returns the address it listens on. */
+let warnedWindows = false;
+
+function warnNarrowWindows(): void {
+  if (warnedWindows) return;
+  warnedWindows = true;
+  process.emitWarning(
+    'this grpc-js version hides the server HTTP/2 window settings: receive windows stay at 64 KB, so pushes are slower',
+  );
+}
+
+/**
+ * Binds `server` on host:port (port 0 picks a free one) and returns the address it listens on.
+ * Its sessions get FLOW_CONTROL_WINDOW_BYTES receive windows, as clients do: a push streams
+ * without waiting for WINDOW_UPDATEs.
+ */
 export function bindServer(server: grpc.Server, host: string, port: number): Promise<string> {
+  if (!widenStreamWindows(server, FLOW_CONTROL_WINDOW_BYTES)) warnNarrowWindows();
   return new Promise((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-      if (err) reject(err);
-      else resolve(`${host}:${bound}`);
+      if (err) return reject(err);
+      if (!widenSessionWindows(server, FLOW_CONTROL_WINDOW_BYTES)) warnNarrowWindows();
+      resolve(`${host}:${bound}`);
     });
   });
 }

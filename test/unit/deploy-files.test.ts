@@ -6,10 +6,12 @@ import * as path from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { REPO_ROOT, tempDir } from '../helpers/repo';
 import { exportedSampleNames } from '../helpers/metric-catalog';
+import { ROLE_NODE_FLAGS } from '../../core/role-process';
 
 const PROMETHEUS_DIR = path.join(REPO_ROOT, 'deploy', 'prometheus');
 const GRAFANA_JSON = path.join(REPO_ROOT, 'deploy', 'grafana', 'caviar.json');
 const PROMTOOL = '/usr/bin/promtool';
+const SYSTEMD_DIR = path.join(REPO_ROOT, 'deploy', 'systemd');
 
 interface Panel {
   title?: string;
@@ -78,6 +80,19 @@ function unknownNames(expr: string, exported: Set<string>, rules: Map<string, st
     return rule === undefined ? [name] : unknownNames(rule, exported, rules);
   });
 }
+
+test('bin/caviar.js and every systemd unit start node with ROLE_NODE_FLAGS', () => {
+  const flags = ROLE_NODE_FLAGS.join(' ');
+  const shebang = fs.readFileSync(path.join(REPO_ROOT, 'bin', 'caviar.js'), 'utf8').split('\n')[0];
+  assert.equal(shebang, `#!/usr/bin/env -S node ${flags}`);
+  const units = fs.readdirSync(SYSTEMD_DIR).filter((f) => f.endsWith('.service'));
+  assert.ok(units.length >= 3, `units: ${units.join(', ')}`);
+  for (const unit of units) {
+    const text = fs.readFileSync(path.join(SYSTEMD_DIR, unit), 'utf8');
+    const exec = /^ExecStart=(.*)$/m.exec(text)?.[1] ?? '';
+    assert.ok(exec.startsWith(`/usr/bin/node ${flags} `), `${unit}: ${exec}`);
+  }
+});
 
 test('metricNames finds the metrics of a PromQL expression', () => {
   assert.deepEqual(
