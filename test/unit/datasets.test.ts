@@ -61,6 +61,31 @@ describe('mnist', () => {
     assert.deepEqual(a.test.features.subarray(0, 5_000), b.test.features.subarray(0, 5_000));
   });
 
+  it('keeps a binary copy that loads the same digits, and rewrites a copy cut short', async () => {
+    const dir = path.join(tmp, 'cache');
+    const previous = process.env.CAVIAR_CACHE_DIR;
+    process.env.CAVIAR_CACHE_DIR = dir;
+    try {
+      const parsed = await new MnistSource().load();
+      const files = fs.readdirSync(dir).filter((f) => f.startsWith('mnist-'));
+      assert.equal(files.length, 1, `cache files: ${files.join(', ')}`);
+      const file = path.join(dir, files[0]);
+      const size = fs.statSync(file).size;
+      assert.equal(size, 8 + 10_000 * 4 * (1 + 784));
+      const same = (data: Dataset): void => {
+        assert.deepEqual(data.labels, parsed.labels);
+        assert.ok(Buffer.from(data.features.buffer).equals(Buffer.from(parsed.features.buffer)));
+      };
+      same(await new MnistSource().load());
+      fs.truncateSync(file, size - 100);
+      same(await new MnistSource().load());
+      assert.equal(fs.statSync(file).size, size);
+    } finally {
+      if (previous === undefined) delete process.env.CAVIAR_CACHE_DIR;
+      else process.env.CAVIAR_CACHE_DIR = previous;
+    }
+  });
+
   it('memoizes loadSplits per spec', async () => {
     assert.equal(await loadSplits('mnist'), await loadSplits(' mnist '));
   });
