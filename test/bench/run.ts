@@ -6,11 +6,14 @@
  *                  workers {1,2} x shards {1,2} x mode {sync,async}, as child processes
  *   single_process gradients() alone in one process, per backend (wasm, cpu, what auto picks)
  *   system_path    the cluster with --backend synthetic (no compute): pull/push/apply rates
+ *   wire           one pull + push of the MLP's parameters over gRPC (system-path.ts) against
+ *                  the same bytes over bare TCP (loopback.ts): the share of the loopback limit
  *   peer           the same W/mode pairs against ../shared/bench/peer_torch_ps.py (PyTorch
- *                  RPC parameter server), when python3 can import torch; skipped otherwise
+ *                  RPC parameter server), when python3 can import torch; skipped otherwise;
+ *                  then 2 workers for 10 epochs, where start-up weighs less
  *
  * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
- * (workers 2 shards 2 async, single-process, synthetic), --only cluster,single,synthetic,peer,kernels,sweep.
+ * (workers 2 shards 2 async, single-process, synthetic, wire), --only with a comma-separated list of sections.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,14 +26,21 @@ import { REPO_ROOT, CAVIAR_BIN } from '../helpers/repo';
 import type { SingleProcessResult } from './single-process';
 import { medianIndex, round, spreadOf } from './stats';
 import { benchKernels } from './kernels';
+import { ROLE_NODE_FLAGS } from '../../core/role-process';
 
-const SECTIONS = ['cluster', 'single', 'synthetic', 'peer', 'kernels', 'sweep'] as const;
+const SECTIONS = ['cluster', 'single', 'synthetic', 'wire', 'peer', 'kernels', 'sweep'] as const;
 type Section = (typeof SECTIONS)[number];
 type Mode = 'sync' | 'async';
 
 const MODEL = 'mlp:256';
 const BATCH = 128;
 const EPOCHS = 2;
+/**
+ * The peer comparison also runs this many epochs: in 2 epochs both sides spend much of their time
+ * starting up (loading data, first connections, JIT), so the longer run is closer to how fast
+ * each trains once running.
+ */
+const LONG_EPOCHS = 10;
 /** `caviar train` flags shared by every cluster run (issue 3's configuration). */
 const TRAIN_ARGS = [
   '--dataset',
@@ -43,10 +53,10 @@ const TRAIN_ARGS = [
   'adam',
   '--lr',
   '1e-3',
-  '--epochs',
-  String(EPOCHS),
 ];
 const SINGLE_PROCESS_JS = path.join(__dirname, 'single-process.js');
+const SYSTEM_PATH_JS = path.join(__dirname, 'system-path.js');
+const LOOPBACK_JS = path.join(__dirname, 'loopback.js');
 const PEER_SCRIPT = path.resolve(REPO_ROOT, '..', 'shared', 'bench', 'peer_torch_ps.py');
 /** The peer has one parameter-server process; caviar's side of the comparison gets one shard. */
 const PEER_SHARDS = 1;
@@ -63,6 +73,8 @@ interface ClusterConfig {
   shards: number;
   mode: Mode;
   backend: string;
+  /** Defaults to EPOCHS. */
+  epochs?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,6 +185,63 @@ function failure(r: ChildResult, what: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// the wire: one pull + push of the MLP's parameters over gRPC, against bare TCP
+
+interface WireLine {
+  round_trips_per_s: number;
+  cpu_ms_per_round_trip: Record<string, number>;
+}
+
+/** Runs a bench script --runs times under the role processes' Node flags; its JSON lines. */
+async function wireScript(script: string, bench: string, o: BenchOptions): Promise<WireLine[]> {
+  const out: WireLine[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    log(`wire: ${bench} (run ${i + 1}/${o.runs})`);
+    const r = await runChild(process.execPath, [...ROLE_NODE_FLAGS, script], o.timeoutS);
+    try {
+      if (r.code !== 0) throw new Error(failure(r, bench));
+      const line = lastJsonLine<WireLine & Record<string, unknown>>(
+        r.stdout,
+        (v) => v.bench === bench,
+      );
+      emit({ ...line, bench: `wire_${bench}`, run: i + 1 });
+      out.push(line);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      emit({ bench: `wire_${bench}`, error: message });
+      errors.push(`${bench}: ${message}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The system path's share of the loopback limit: caviar's gRPC pull + push round trips per
+ * second between two processes (the shard applying Adam each time) over bare TCP round trips of
+ * the same bytes, each measured --runs times.
+ */
+async function wire(o: BenchOptions): Promise<void> {
+  const grpc = await wireScript(SYSTEM_PATH_JS, 'system_path', o);
+  const tcp = await wireScript(LOOPBACK_JS, 'loopback', o);
+  if (!grpc.length || !tcp.length) return;
+  const g = spreadOf(grpc.map((l) => l.round_trips_per_s));
+  const t = spreadOf(tcp.map((l) => l.round_trips_per_s));
+  emit({
+    bench: 'wire',
+    model: MODEL,
+    grpc_round_trips_per_s: g.median,
+    grpc_spread: g.spread,
+    tcp_round_trips_per_s: t.median,
+    tcp_spread: t.spread,
+    share_of_loopback: round(g.median / t.median, 4),
+    grpc_cpu_ms_per_round_trip:
+      grpc[medianIndex(grpc.map((l) => l.round_trips_per_s))].cpu_ms_per_round_trip,
+    tcp_cpu_ms_per_round_trip:
+      tcp[medianIndex(tcp.map((l) => l.round_trips_per_s))].cpu_ms_per_round_trip,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // single process
 
 async function singleProcess(
@@ -224,6 +293,8 @@ async function trainOnce(cfg: ClusterConfig, timeoutS: number): Promise<TrainRun
     'train',
     '--local',
     ...TRAIN_ARGS,
+    '--epochs',
+    String(cfg.epochs ?? EPOCHS),
     '--workers',
     String(cfg.workers),
     '--shards',
@@ -251,7 +322,7 @@ async function trainOnce(cfg: ClusterConfig, timeoutS: number): Promise<TrainRun
 }
 
 const label = (c: ClusterConfig): string =>
-  `workers ${c.workers}, shards ${c.shards}, ${c.mode}, backend ${c.backend}`;
+  `workers ${c.workers}, shards ${c.shards}, ${c.mode}, backend ${c.backend}, ${c.epochs ?? EPOCHS} epochs`;
 
 async function trainRuns(cfg: ClusterConfig, o: BenchOptions): Promise<TrainRun[]> {
   const runs: TrainRun[] = [];
@@ -299,6 +370,7 @@ function aggregate(
     workers: cfg.workers,
     shards: cfg.shards,
     mode: cfg.mode,
+    epochs: cfg.epochs ?? EPOCHS,
     runs: runs.length,
     failed_runs: runs.length - ok.length,
   };
@@ -414,9 +486,10 @@ async function peerOnce(
   python: string,
   workers: number,
   mode: Mode,
+  epochs: number,
   timeoutS: number,
 ): Promise<PeerResult> {
-  const args = [PEER_SCRIPT, mnistDigitsDir(), String(workers), String(EPOCHS), mode, `${BATCH}`];
+  const args = [PEER_SCRIPT, mnistDigitsDir(), String(workers), String(epochs), mode, `${BATCH}`];
   const r = await runChild(python, args, timeoutS);
   if (r.code !== 0) throw new Error(failure(r, 'peer_torch_ps.py'));
   return lastJsonLine<PeerResult>(r.stdout, (v) => v.peer !== undefined);
@@ -426,9 +499,10 @@ async function peerPair(
   python: string,
   workers: number,
   mode: Mode,
+  epochs: number,
   o: BenchOptions,
 ): Promise<void> {
-  const cfg: ClusterConfig = { workers, shards: PEER_SHARDS, mode, backend: 'auto' };
+  const cfg: ClusterConfig = { workers, shards: PEER_SHARDS, mode, backend: 'auto', epochs };
   const caviar: TrainRun[] = [];
   const peer: PeerResult[] = [];
   const peerErrors: string[] = [];
@@ -439,9 +513,11 @@ async function peerPair(
     if (c.error) log(`  failed: ${c.error}`);
     else log(`  ${c.summary!.examples_per_s} examples/s`);
     caviar.push(c);
-    log(`peer: pytorch rpc ps, workers ${workers}, ${mode} (run ${i + 1}/${o.runs})`);
+    log(
+      `peer: pytorch rpc ps, workers ${workers}, ${mode}, ${epochs} epochs (run ${i + 1}/${o.runs})`,
+    );
     try {
-      const p = await peerOnce(python, workers, mode, o.timeoutS);
+      const p = await peerOnce(python, workers, mode, epochs, o.timeoutS);
       log(`  ${p.examples_per_s} examples/s`);
       peer.push(p);
     } catch (err) {
@@ -460,6 +536,7 @@ async function peerPair(
     bench: 'peer',
     workers,
     mode,
+    epochs,
     python,
     caviar_shards: PEER_SHARDS,
     peer_ps_processes: 1,
@@ -516,7 +593,8 @@ function parseOptions(argv: string[]): BenchOptions {
     only?: Section[];
     timeoutS: number;
   }>();
-  const only = opts.only ?? (opts.quick ? ['cluster', 'single', 'synthetic'] : [...SECTIONS]);
+  const only =
+    opts.only ?? (opts.quick ? ['cluster', 'single', 'synthetic', 'wire'] : [...SECTIONS]);
   return { runs: opts.runs, quick: opts.quick, only, timeoutS: opts.timeoutS };
 }
 
@@ -566,6 +644,9 @@ async function main(): Promise<number> {
     for (const mode of ['async', 'sync'] as const) await systemPath(mode, o);
   }
 
+  // 3b. The wire alone, against bare TCP.
+  if (has('wire')) await wire(o);
+
   // 4. The PyTorch peer.
   if (has('peer')) {
     if (!fs.existsSync(PEER_SCRIPT)) {
@@ -575,7 +656,10 @@ async function main(): Promise<number> {
       if (!python) emit({ bench: 'peer', skipped: 'python3-torch not installed' });
       else {
         for (const workers of [1, 2])
-          for (const mode of ['sync', 'async'] as const) await peerPair(python, workers, mode, o);
+          for (const mode of ['sync', 'async'] as const)
+            await peerPair(python, workers, mode, EPOCHS, o);
+        for (const mode of ['sync', 'async'] as const)
+          await peerPair(python, 2, mode, LONG_EPOCHS, o);
       }
     }
   }
@@ -621,8 +705,9 @@ async function main(): Promise<number> {
     peer: pick('peer').map((l) =>
       l.skipped
         ? { skipped: l.skipped }
-        : { workers: l.workers, mode: l.mode, ratio: l.ratio ?? null },
+        : { workers: l.workers, mode: l.mode, epochs: l.epochs, ratio: l.ratio ?? null },
     ),
+    wire: pick('wire')[0] ?? null,
     sweep: pick('sweep')[0] ?? null,
     errors,
   });
