@@ -248,7 +248,7 @@ export class Worker {
       train_accuracy: sample.accuracy,
       train_dev_loss: dev.loss,
       train_dev_accuracy: dev.accuracy,
-      predict_ms_p95: predictLatencyP95(context),
+      predict_ms_p95: (context.predictMsP95 ??= predictLatencyP95(context)),
       pull_ms: pullMs,
       compute_ms: performance.now() - started,
     };

@@ -19,6 +19,12 @@ export interface TrialContext {
   /** Reused buffers for one mini-batch's features and labels. */
   batchFeatures: Float32Array;
   batchLabels: Int32Array;
+  /**
+   * The inference-latency measure, taken at this worker's first evaluation of the trial: it
+   * depends on the model's shape and the machine, not on the weights, and takes 40 single
+   * predictions, about as long as the evaluation itself.
+   */
+  predictMsP95?: number;
 }
 
 export async function createTrialContext(
