@@ -11,6 +11,8 @@
  *   peer           the same W/mode pairs against ../shared/bench/peer_torch_ps.py (PyTorch
  *                  RPC parameter server), when python3 can import torch; skipped otherwise;
  *                  then 2 workers for 10 epochs, where start-up weighs less
+ *   warm           the 2-worker, 1-shard cluster figure on a cluster already running (caviar
+ *                  up, one untimed trial first), as a sweep's later trials see it
  *
  * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
  * (workers 2 shards 2 async, single-process, synthetic, wire), --only with a comma-separated list of sections.
@@ -28,7 +30,16 @@ import { medianIndex, round, spreadOf } from './stats';
 import { benchKernels } from './kernels';
 import { ROLE_NODE_FLAGS } from '../../core/role-process';
 
-const SECTIONS = ['cluster', 'single', 'synthetic', 'wire', 'peer', 'kernels', 'sweep'] as const;
+const SECTIONS = [
+  'cluster',
+  'single',
+  'synthetic',
+  'wire',
+  'peer',
+  'kernels',
+  'sweep',
+  'warm',
+] as const;
 type Section = (typeof SECTIONS)[number];
 type Mode = 'sync' | 'async';
 
@@ -671,6 +682,9 @@ async function main(): Promise<number> {
   // 6. Caviar against panda: a 16-trial sweep, 4 at a time, against the same trials one by one.
   if (has('sweep')) await sweepVersusSequential(o);
 
+  // 7. The cluster figure on a cluster that is already running.
+  if (has('warm')) await warmCluster(o);
+
   const pick = (bench: string): Record<string, unknown>[] => lines.filter((l) => l.bench === bench);
   emit({
     bench: 'summary',
@@ -708,10 +722,96 @@ async function main(): Promise<number> {
         : { workers: l.workers, mode: l.mode, epochs: l.epochs, ratio: l.ratio ?? null },
     ),
     wire: pick('wire')[0] ?? null,
+    warm_cluster: pick('warm_cluster').map((l) => ({
+      mode: l.mode,
+      examples_per_s: l.examples_per_s ?? null,
+      spread: l.spread ?? null,
+    })),
     sweep: pick('sweep')[0] ?? null,
     errors,
   });
   return errors.length ? 1 : 0;
+}
+
+/** A long-running local cluster (`caviar up`, no etcd) for benches that submit many trials. */
+async function upCluster(
+  workers: number,
+  shards: number,
+): Promise<{ coordinator: string; stop(): void }> {
+  const up = spawn(
+    process.execPath,
+    [
+      CAVIAR_BIN,
+      'up',
+      '--workers',
+      String(workers),
+      '--shards',
+      String(shards),
+      '--etcd',
+      'none',
+      '--json',
+    ],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  try {
+    const ready = await new Promise<{ coordinator: string }>((resolve, reject) => {
+      let out = '';
+      up.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]) as { coordinator: string });
+      });
+      up.once('exit', () => reject(new Error('caviar up exited before it was ready')));
+    });
+    return { coordinator: ready.coordinator, stop: () => up.kill('SIGTERM') };
+  } catch (err) {
+    up.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/**
+ * The cluster figure once the cluster runs: `caviar up` with 2 workers and 1 shard (the peer's
+ * shape), one untimed trial, then the 2-epoch trial of the cluster section --runs times per
+ * mode. A fresh cluster spends its first thousand batches or so with V8 still compiling the
+ * hot paths (grpc-js, protobufjs, tfjs); a sweep's trials after the first run warm.
+ */
+async function warmCluster(o: BenchOptions): Promise<void> {
+  const up = await upCluster(2, PEER_SHARDS);
+  try {
+    const train = async (mode: Mode): Promise<TrainRun> => {
+      const args = [CAVIAR_BIN, 'train', '--coordinator', up.coordinator, ...TRAIN_ARGS];
+      const r = await runChild(
+        process.execPath,
+        [...args, '--epochs', String(EPOCHS), '--mode', mode, '--json'],
+        o.timeoutS,
+      );
+      try {
+        const summary = lastJsonLine<TrainSummary>(r.stdout, (v) => 'trial' in v);
+        return summary.status === 'completed'
+          ? { summary, wallS: r.wallS }
+          : { summary, wallS: r.wallS, error: `trial ${summary.status}` };
+      } catch {
+        return { wallS: r.wallS, error: failure(r, 'caviar train --coordinator') };
+      }
+    };
+    log('warm cluster: 2 workers, 1 shard; one untimed trial');
+    await train('async');
+    for (const mode of ['sync', 'async'] as const) {
+      const runs: TrainRun[] = [];
+      for (let i = 0; i < o.runs; i++) {
+        log(`warm cluster: ${mode} (run ${i + 1}/${o.runs})`);
+        runs.push(await train(mode));
+      }
+      const { fields } = aggregate(
+        { workers: 2, shards: PEER_SHARDS, mode, backend: 'auto' },
+        runs,
+      );
+      if (fields.error !== undefined) errors.push(`warm cluster ${mode}: ${String(fields.error)}`);
+      emit({ bench: 'warm_cluster', ...fields });
+    }
+  } finally {
+    up.stop();
+  }
 }
 
 /** The 16 MNIST trials of the sweep bench: the same seed gives the same trials at any parallelism. */
@@ -739,23 +839,8 @@ function sweepSpec(parallel: number, name = `bench-parallel-${parallel}`, trials
  */
 async function sweepVersusSequential(o: BenchOptions): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-bench-sweep-'));
-  const up = spawn(
-    process.execPath,
-    [CAVIAR_BIN, 'up', '--workers', '2', '--shards', '2', '--etcd', 'none', '--json'],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    },
-  );
+  const up = await upCluster(2, 2);
   try {
-    const ready = await new Promise<{ coordinator: string }>((resolve, reject) => {
-      let out = '';
-      up.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]) as { coordinator: string });
-      });
-      up.once('exit', () => reject(new Error('caviar up exited before it was ready')));
-    });
     const result: Record<string, unknown> = {
       bench: 'sweep',
       trials: 16,
@@ -772,7 +857,7 @@ async function sweepVersusSequential(o: BenchOptions): Promise<void> {
       log(parallel === 0 ? 'sweep: warm-up, 4 trials' : `sweep: 16 trials, parallel ${parallel}`);
       const r = await runChild(
         process.execPath,
-        [CAVIAR_BIN, 'sweep', file, '--coordinator', ready.coordinator, '--json'],
+        [CAVIAR_BIN, 'sweep', file, '--coordinator', up.coordinator, '--json'],
         o.timeoutS,
       );
       if (r.code !== 0) {
@@ -792,7 +877,7 @@ async function sweepVersusSequential(o: BenchOptions): Promise<void> {
     result.speedup = round(Number(result.sequential_seconds) / Number(result.parallel_seconds), 2);
     emit(result);
   } finally {
-    up.kill('SIGTERM');
+    up.stop();
   }
 }
 
