@@ -31,6 +31,11 @@ export interface LocalClusterOptions {
   threads?: number;
   /** Extra environment for every role process (tests inject faults this way). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The address the coordinator (and through it the workers) should use for shard i, given the
+   * address it listens on: a proxy in front of it, say. Defaults to the shard's own address.
+   */
+  shardRoute?: (address: string, index: number) => Promise<string>;
 }
 
 export interface ClusterProcess extends ReadyLine {
@@ -137,9 +142,11 @@ export class LocalCluster {
       );
       const leaseArgs = this.options.leaseMs ? ['--lease-ms', String(this.options.leaseMs)] : [];
       // A fixed port too: a restarted coordinator is found where the workers and the CLI look.
+      const route = this.options.shardRoute ?? ((address: string) => Promise.resolve(address));
+      const shardAddresses = await Promise.all(shards.map((s, i) => route(s.address, i)));
       const coordinator = await this.spawnRole('coordinator', 'coordinator', [
         '--ps',
-        shards.map((s) => s.address).join(','),
+        shardAddresses.join(','),
         '--port',
         String(await freePort()),
         ...leaseArgs,
