@@ -1,0 +1,77 @@
+import { errorMessage } from '../core/errors';
+import type { Logger } from '../core/log';
+import { batchKey, batchOfKey } from '../core/batches';
+import type { TrialRecord } from './trial-record';
+import type { TrialShards } from './trial-shards';
+import type { TrialTable } from './trial-table';
+
+export interface ShardReconcilerOptions {
+  /** The configured shard addresses: a member joining at another address is no shard of ours. */
+  addresses: readonly string[];
+  shards: TrialShards;
+  trials: TrialTable;
+  log: Logger;
+  /** Ends a trial's use of the shards (a shard lost it). */
+  release(record: TrialRecord): Promise<void>;
+  changed(trial: string): void;
+}
+
+/**
+ * Keeps the shards holding every batch the coordinator counts as completed. A shard restored from
+ * a checkpoint older than its crash lacks the batches since: they run again.
+ */
+export class ShardReconciler {
+  constructor(private readonly options: ShardReconcilerOptions) {}
+
+  /**
+   * Asks every shard holding the trial which batches it has applied, and runs again the completed
+   * ones it lacks. At an epoch's end this is what lets the evaluation go out; after a shard
+   * restart it repairs at once.
+   */
+  async reconcile(record: TrialRecord, why: string): Promise<void> {
+    if (record.reconciling) return record.reconciling;
+    record.reconciling = this.reconcileOnce(record, why).finally(() => {
+      record.reconciling = undefined;
+    });
+    return record.reconciling;
+  }
+
+  private async reconcileOnce(record: TrialRecord, why: string): Promise<void> {
+    const { log } = this.options;
+    const completed = new Set(record.run.completedKeys());
+    let answers;
+    try {
+      answers = await this.options.shards.applied(record);
+    } catch (err) {
+      // A shard that is down cannot answer; the next epoch end or its restart asks again.
+      log.warn({ trial: record.id, why, err: errorMessage(err) }, 'cannot reconcile yet');
+      setTimeout(() => void this.reconcile(record, why), 500).unref();
+      return;
+    }
+    if (answers.some((a) => !a.held)) {
+      record.error =
+        'a parameter-server shard lost the trial (restarted without a checkpoint holding it)';
+      record.run.fail();
+      await this.options.release(record);
+      this.options.changed(record.id);
+      return;
+    }
+    const missing = new Map<number, { epoch: number; batch: number }>();
+    for (const answer of answers) {
+      const held = new Set(answer.epochs.map((e, i) => batchKey(e, answer.batches[i])));
+      for (const key of completed) if (!held.has(key)) missing.set(key, batchOfKey(key));
+    }
+    const repaired = record.run.repair([...missing.values()]);
+    if (repaired > 0) log.warn({ trial: record.id, why, repaired }, 'running lost batches again');
+    else record.run.verified();
+    this.options.changed(record.id);
+  }
+
+  /** A shard (re)joined: one that restarted from a checkpoint may lack recent batches of every trial. */
+  shardJoined(address: string | undefined): void {
+    if (!address || !this.options.addresses.includes(address)) return;
+    for (const record of this.options.trials.values()) {
+      if (record.run.state === 'running') void this.reconcile(record, `shard ${address} joined`);
+    }
+  }
+}

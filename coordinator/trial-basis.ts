@@ -1,0 +1,38 @@
+import type { ResolvedTrialSpec } from '../core/trial-spec';
+import { loadSplits } from '../core/datasets';
+import { modelParams, type ParamInfo } from '../core/model-spec';
+import { placeTensors, type Slice } from '../core/placement';
+import { parseLrDecay } from '../core/lr-schedule';
+import type { TrialRunOptions } from './trial-run';
+
+/** What every trial needs from its spec: data shapes, parameters, placement, the run's options. */
+export interface TrialBasis {
+  params: ParamInfo[];
+  inputShape: number[];
+  numClasses: number;
+  slices: Slice[];
+  runOptions: TrialRunOptions;
+}
+
+/** `quorum` is how many workers a sync step averages, asked at each epoch's start. */
+export async function trialBasis(
+  spec: ResolvedTrialSpec,
+  shardCount: number,
+  quorum: () => number,
+): Promise<TrialBasis> {
+  const splits = await loadSplits(spec.dataset, { labelColumn: spec.labelColumn || undefined });
+  const { featureShape, numClasses } = splits.train;
+  const params = modelParams(spec.model, featureShape, numClasses);
+  return {
+    params,
+    inputShape: featureShape,
+    numClasses,
+    slices: placeTensors(params, shardCount),
+    runOptions: {
+      spec,
+      trainCount: splits.train.count,
+      quorum,
+      lr: parseLrDecay(spec.optimizer.lr_decay ?? '', Number(spec.optimizer.lr)),
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
+import { errorMessage } from '../core/errors';
+import type { Logger } from '../core/log';
+import { slicesOnShard, type Slice } from '../core/placement';
+import { batchKey } from '../core/batches';
+import { ParameterServerClient, type InitTrialHeader } from '../core/ps-client';
+import type { TrialRecord } from './trial-record';
+
+/**
+ * One number for "batches applied" from every shard's count: their common value when they agree,
+ * otherwise the one furthest from `scheduled`, so a lost or doubled batch on any shard shows.
+ */
+export function agreedCount(perShard: readonly number[], scheduled: number): number {
+  return perShard.reduce(
+    (worst, n) => (Math.abs(n - scheduled) > Math.abs(worst - scheduled) ? n : worst),
+    perShard[0] ?? 0,
+  );
+}
+
+/** The parameter-server shards, and what the coordinator asks of them for one trial. */
+export class TrialShards {
+  private readonly clients: ParameterServerClient[];
+
+  constructor(
+    addresses: readonly string[],
+    private readonly log: Logger,
+  ) {
+    this.clients = addresses.map((a) => new ParameterServerClient(a));
+  }
+
+  get count(): number {
+    return this.clients.length;
+  }
+
+  /** The clients of the shards that hold part of a trial placed as `slices`. */
+  private holding(slices: Slice[]): ParameterServerClient[] {
+    return this.clients.filter((_, s) => slicesOnShard(slices, s).length > 0);
+  }
+
+  /** Gives each shard its slices of a new trial, with their initial values. */
+  async init(
+    trial: string,
+    slices: Slice[],
+    header: Omit<InitTrialHeader, 'slices'>,
+    values: ReadonlyMap<string, Float32Array>,
+  ): Promise<void> {
+    await Promise.all(
+      this.clients.map((client, shard) => {
+        const mine = slicesOnShard(slices, shard);
+        if (mine.length === 0) return Promise.resolve(0);
+        return client.init(trial, { ...header, slices: mine }, values);
+      }),
+    );
+  }
+
+  async setLearningRate(record: TrialRecord, lr: number): Promise<void> {
+    await Promise.all(this.holding(record.slices).map((c) => c.setLearningRate(record.id, lr)));
+  }
+
+  /** What each shard holding the trial has applied of it; rejects if one cannot answer. */
+  applied(record: TrialRecord): Promise<AppliedBatches__Output[]> {
+    return Promise.all(this.holding(record.slices).map((c) => c.applied(record.id)));
+  }
+
+  /** Keys of the batches that every shard holding the trial has applied; undefined if one lost it. */
+  async appliedEverywhere(trial: string, slices: Slice[]): Promise<Set<number> | undefined> {
+    const answers = await Promise.all(this.holding(slices).map((c) => c.applied(trial)));
+    if (answers.some((a) => !a.held)) return undefined;
+    const sets = answers.map((a) => new Set(a.epochs.map((e, i) => batchKey(e, a.batches[i]))));
+    return new Set([...sets[0]].filter((key) => sets.every((set) => set.has(key))));
+  }
+
+  /** The shards' account of an ended trial (what they applied and refused), and its parameters. */
+  async collectResults(record: TrialRecord): Promise<void> {
+    const stats = await Promise.all(this.holding(record.slices).map((c) => c.stats(record.id)));
+    record.batchesAppliedPerShard = stats.map((s) => Number(s.batches_applied));
+    record.batchesApplied = agreedCount(record.batchesAppliedPerShard, record.run.scheduled);
+    for (const s of stats) {
+      for (const [reason, n] of Object.entries(s.refused)) {
+        record.pushesRefused[reason] = (record.pushesRefused[reason] ?? 0) + Number(n);
+      }
+    }
+    record.timing.apply = stats.reduce((sum, s) => sum + s.apply_seconds, 0);
+    record.finalParams = await this.pullAll(record);
+  }
+
+  async pullAll(record: TrialRecord): Promise<Map<string, Float32Array>> {
+    const values = new Map(
+      record.params.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))]),
+    );
+    await Promise.all(
+      this.clients.map((client, shard) => {
+        const mine = slicesOnShard(record.slices, shard);
+        return mine.length === 0
+          ? Promise.resolve()
+          : client.pull(record.id, mine, values, { minVersion: 0 });
+      }),
+    );
+    return values;
+  }
+
+  /** Frees the trial's memory on every shard; a shard that cannot is only logged. */
+  async drop(trial: string): Promise<void> {
+    await Promise.all(
+      this.clients.map((c) =>
+        c
+          .drop(trial)
+          .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'drop failed')),
+      ),
+    );
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}
