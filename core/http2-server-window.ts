@@ -6,8 +6,8 @@ import type * as grpc from '@grpc/grpc-js';
  * HTTP/2 receive windows (`grpc-node.flow_control_window`) but none for servers, so a shard
  * receiving an 814 KB push stops after every 64 KB until its WINDOW_UPDATE has reached the worker
  * and the worker has been scheduled again: a dozen process round trips per push. Both fields are
- * private; `widenServerWindows` checks their shape at run time and leaves the server alone (and
- * says so) when a grpc-js upgrade has changed them.
+ * private; the functions below check their shape at run time and leave the server alone (the
+ * caller says so) when a grpc-js upgrade has changed them.
  */
 interface ServerInternals {
   commonServerOptions?: http2.ServerOptions;
@@ -28,21 +28,16 @@ export function widenStreamWindows(server: grpc.Server, bytes: number): boolean 
 
 /**
  * After `bindAsync`: raises each new session's connection-level receive window to `bytes`
- * (HTTP/2 starts every connection at 64 KB whatever the settings say). Calls `onSession` with
- * each widened session, for tests. Returns false when grpc-js no longer has the field.
+ * (HTTP/2 starts every connection at 64 KB whatever the settings say). Returns false when
+ * grpc-js no longer has the field.
  */
-export function widenSessionWindows(
-  server: grpc.Server,
-  bytes: number,
-  onSession?: (session: http2.ServerHttp2Session) => void,
-): boolean {
+export function widenSessionWindows(server: grpc.Server, bytes: number): boolean {
   const servers = (server as unknown as ServerInternals).http2Servers;
   if (!(servers instanceof Map)) return false;
   for (const http2Server of servers.keys()) {
     http2Server.on('session', (session: http2.ServerHttp2Session) => {
       // A session already torn down (a client that connected and vanished) has no window to set.
       if (!session.destroyed) session.setLocalWindowSize(bytes);
-      onSession?.(session);
     });
   }
   return true;

@@ -12,17 +12,13 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Command } from 'commander';
 import { round } from './stats';
+import { answerCpuQueries, childCpuMs, cpuMs, replyFrom } from './bench-child';
 
 interface Options {
   bytes: number;
   seconds: number;
   serve: boolean;
 }
-
-const cpuMs = (): number => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
 
 /**
  * Calls `onMessage` with the length of each whole length-prefixed message that arrives on
@@ -75,23 +71,13 @@ function serve(): void {
     const address = server.address() as net.AddressInfo;
     process.send?.({ port: address.port });
   });
-  process.on('message', () => process.send?.({ cpuMs: cpuMs() }));
+  answerCpuQueries();
   process.once('SIGINT', () => process.exit(0));
 }
 
 async function measure(o: Options): Promise<void> {
   const child = fork(__filename, ['--serve'], { stdio: 'inherit', execArgv: process.execArgv });
-  const ask = <T>(pick: (m: Record<string, number>) => T | undefined): Promise<T> =>
-    new Promise((resolve) => {
-      const listener = (m: Record<string, number>): void => {
-        const v = pick(m);
-        if (v === undefined) return;
-        child.off('message', listener);
-        resolve(v);
-      };
-      child.on('message', listener);
-    });
-  const port = await ask((m) => m.port);
+  const port = await replyFrom(child, (m: { port?: number }) => m.port);
   const socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   await new Promise((r) => socket.once('connect', r));
@@ -113,16 +99,11 @@ async function measure(o: Options): Promise<void> {
     return trips;
   };
   await runFor(0.5);
-  const cpuAsk = (): Promise<number> => {
-    const answer = ask((m) => m.cpuMs);
-    child.send('cpu');
-    return answer;
-  };
-  const [clientCpu0, serverCpu0] = [cpuMs(), await cpuAsk()];
+  const [clientCpu0, serverCpu0] = [cpuMs(), await childCpuMs(child)];
   const started = performance.now();
   const trips = await runFor(o.seconds);
   const wall = (performance.now() - started) / 1000;
-  const [clientCpu, serverCpu] = [cpuMs() - clientCpu0, (await cpuAsk()) - serverCpu0];
+  const [clientCpu, serverCpu] = [cpuMs() - clientCpu0, (await childCpuMs(child)) - serverCpu0];
   socket.destroy();
   child.kill('SIGINT');
   process.stdout.write(

@@ -235,6 +235,8 @@ async function wire(o: BenchOptions): Promise<void> {
   const grpc = await wireScript(SYSTEM_PATH_JS, 'system_path', o);
   const tcp = await wireScript(LOOPBACK_JS, 'loopback', o);
   if (!grpc.length || !tcp.length) return;
+  const medianRun = (lines: WireLine[]): WireLine =>
+    lines[medianIndex(lines.map((l) => l.round_trips_per_s))];
   const g = spreadOf(grpc.map((l) => l.round_trips_per_s));
   const t = spreadOf(tcp.map((l) => l.round_trips_per_s));
   emit({
@@ -245,10 +247,8 @@ async function wire(o: BenchOptions): Promise<void> {
     tcp_round_trips_per_s: t.median,
     tcp_spread: t.spread,
     share_of_loopback: round(g.median / t.median, 4),
-    grpc_cpu_ms_per_round_trip:
-      grpc[medianIndex(grpc.map((l) => l.round_trips_per_s))].cpu_ms_per_round_trip,
-    tcp_cpu_ms_per_round_trip:
-      tcp[medianIndex(tcp.map((l) => l.round_trips_per_s))].cpu_ms_per_round_trip,
+    grpc_cpu_ms_per_round_trip: medianRun(grpc).cpu_ms_per_round_trip,
+    tcp_cpu_ms_per_round_trip: medianRun(tcp).cpu_ms_per_round_trip,
   });
 }
 
@@ -299,23 +299,31 @@ interface TrainRun {
 }
 
 async function trainOnce(cfg: ClusterConfig, timeoutS: number): Promise<TrainRun> {
-  const args = [
-    CAVIAR_BIN,
-    'train',
-    '--local',
-    ...TRAIN_ARGS,
-    '--epochs',
-    String(cfg.epochs ?? EPOCHS),
-    '--workers',
-    String(cfg.workers),
-    '--shards',
-    String(cfg.shards),
-    '--mode',
+  return runTrain(
+    [
+      '--local',
+      '--workers',
+      String(cfg.workers),
+      '--shards',
+      String(cfg.shards),
+      '--backend',
+      cfg.backend,
+    ],
     cfg.mode,
-    '--backend',
-    cfg.backend,
-    '--json',
-  ];
+    cfg.epochs ?? EPOCHS,
+    timeoutS,
+  );
+}
+
+/** One `caviar train --json` of the bench's trial on the cluster `where` names, and its summary. */
+async function runTrain(
+  where: string[],
+  mode: Mode,
+  epochs: number,
+  timeoutS: number,
+): Promise<TrainRun> {
+  const args = [CAVIAR_BIN, 'train', ...where, ...TRAIN_ARGS];
+  args.push('--epochs', String(epochs), '--mode', mode, '--json');
   const r = await runChild(process.execPath, args, timeoutS);
   try {
     const summary = lastJsonLine<TrainSummary>(r.stdout, (v) => 'trial' in v);
@@ -778,22 +786,8 @@ async function upCluster(
 async function warmCluster(o: BenchOptions): Promise<void> {
   const up = await upCluster(2, PEER_SHARDS);
   try {
-    const train = async (mode: Mode): Promise<TrainRun> => {
-      const args = [CAVIAR_BIN, 'train', '--coordinator', up.coordinator, ...TRAIN_ARGS];
-      const r = await runChild(
-        process.execPath,
-        [...args, '--epochs', String(EPOCHS), '--mode', mode, '--json'],
-        o.timeoutS,
-      );
-      try {
-        const summary = lastJsonLine<TrainSummary>(r.stdout, (v) => 'trial' in v);
-        return summary.status === 'completed'
-          ? { summary, wallS: r.wallS }
-          : { summary, wallS: r.wallS, error: `trial ${summary.status}` };
-      } catch {
-        return { wallS: r.wallS, error: failure(r, 'caviar train --coordinator') };
-      }
-    };
+    const train = (mode: Mode): Promise<TrainRun> =>
+      runTrain(['--coordinator', up.coordinator], mode, EPOCHS, o.timeoutS);
     log('warm cluster: 2 workers, 1 shard; one untimed trial');
     await train('async');
     for (const mode of ['sync', 'async'] as const) {

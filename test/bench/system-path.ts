@@ -11,7 +11,7 @@
  * With --shards 2 the client pulls and pushes both shards at once, as a worker does.
  * --inproc runs the shards in this process (one thread for both ends: for profiles).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Command } from 'commander';
 import { ParameterServerClient } from '../../core/ps-client';
@@ -20,6 +20,7 @@ import { resolveOptimizerConfig } from '../../core/optimizer-config';
 import { elementCount, placeTensors, slicesOnShard, type Slice } from '../../core/placement';
 import { ParameterServerShard } from '../../ps/server';
 import { round } from './stats';
+import { answerCpuQueries, childCpuMs, cpuMs, replyFrom } from './bench-child';
 
 interface Options {
   model: string;
@@ -29,19 +30,12 @@ interface Options {
   serve: boolean;
 }
 
-type ChildMessage = { address: string } | { cpuMs: number };
-
-const cpuMs = (): number => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
-
 /** Child mode: serves one shard, sends its address, answers CPU-time queries, exits on SIGINT. */
 async function serve(): Promise<void> {
   const shard = new ParameterServerShard({ id: `bench-${process.pid}` });
   const address = await shard.start();
-  process.send?.({ address } satisfies ChildMessage);
-  process.on('message', () => process.send?.({ cpuMs: cpuMs() } satisfies ChildMessage));
+  process.send?.({ address });
+  answerCpuQueries();
   // A normal exit, so --cpu-prof writes the shard's profile.
   process.once('SIGINT', () => void shard.close().then(() => process.exit(0)));
 }
@@ -51,19 +45,6 @@ interface Shards {
   /** CPU ms used so far by the shard processes (0 in-process: the client's figure has it). */
   cpuMs(): Promise<number>;
   stop(): Promise<void>;
-}
-
-function reply<T>(child: ChildProcess, pick: (m: ChildMessage) => T | undefined): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: ChildMessage): void => {
-      const v = pick(m);
-      if (v === undefined) return;
-      child.off('message', onMessage);
-      resolve(v);
-    };
-    child.on('message', onMessage);
-    child.once('exit', (code) => reject(new Error(`shard exited ${code}`)));
-  });
 }
 
 async function startShards(n: number, inproc: boolean): Promise<Shards> {
@@ -80,18 +61,12 @@ async function startShards(n: number, inproc: boolean): Promise<Shards> {
     fork(__filename, ['--serve'], { stdio: 'inherit', execArgv: process.execArgv }),
   );
   const addresses = await Promise.all(
-    children.map((c) => reply(c, (m) => ('address' in m ? m.address : undefined))),
+    children.map((c) => replyFrom(c, (m: { address?: string }) => m.address)),
   );
   return {
     addresses,
     cpuMs: async () => {
-      const each = await Promise.all(
-        children.map((c) => {
-          const answer = reply(c, (m) => ('cpuMs' in m ? m.cpuMs : undefined));
-          c.send('cpu');
-          return answer;
-        }),
-      );
+      const each = await Promise.all(children.map(childCpuMs));
       return each.reduce((a, b) => a + b, 0);
     },
     stop: async () => {
