@@ -13,6 +13,7 @@ import { registerShardMetrics } from './shard-metrics';
 import { ParameterServerShard } from './server';
 import { FenceGuard } from './fence-guard';
 import { FileCheckpointStore } from './checkpoint-store';
+import { loopsInUse } from './native-loops';
 
 export interface PsFlags extends MembershipFlags, MetricsFlags {
   id: string;
@@ -116,6 +117,9 @@ async function main(): Promise<void> {
     await membership?.close();
   });
   log.info({ address, metrics: metrics.metricsUrl }, 'serving');
+  const loops = loopsInUse();
+  if (loops.loops === 'native') log.info('optimizer loops: native');
+  else log.info({ why: loops.why }, 'optimizer loops: JS (the native addon does not load)');
   announceReady({ role: 'ps', id: flags.id, address, metrics: metrics.metricsUrl });
 }
 

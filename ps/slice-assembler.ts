@@ -2,6 +2,7 @@ import type { TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import { InvalidArgumentError } from '../core/errors';
 import { writeChunk, type ChunkTarget } from '../core/tensor-codec';
 import { RefusedInputError } from './refusal';
+import { nativeLoops } from './native-loops';
 
 /** A contiguous element range [start, start + length) of tensor `name`. */
 export interface SliceRange {
@@ -105,14 +106,12 @@ export class SliceAssembler {
     n: number,
     offset: number,
   ): void {
-    for (let k = 0; k < n; k++) {
-      if (!Number.isFinite(buf[at + k])) {
-        throw new RefusedInputError(
-          'non_finite',
-          `${this.what} for tensor ${name} has a non-finite value (${buf[at + k]}) at element ${offset + k}`,
-        );
-      }
-    }
+    const k = firstNonFinite(buf, at, n);
+    if (k < 0) return;
+    throw new RefusedInputError(
+      'non_finite',
+      `${this.what} for tensor ${name} has a non-finite value (${buf[k]}) at element ${offset + k - at}`,
+    );
   }
 
   private checkCoverage(s: SliceRange, ranges: Array<[number, number]>): void {
@@ -165,4 +164,12 @@ export class SliceBufferPool {
   give(buffers: Float32Array[]): void {
     if (this.spare.length < this.maxSpare) this.spare.push(buffers);
   }
+}
+
+/** The index of the first NaN or ±Infinity in values[start, start + count), or -1. */
+function firstNonFinite(values: Float32Array, start: number, count: number): number {
+  const native = nativeLoops();
+  if (native) return native.firstNonFinite(values, start, count);
+  for (let k = start; k < start + count; k++) if (!Number.isFinite(values[k])) return k;
+  return -1;
 }

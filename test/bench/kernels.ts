@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { loadSplits } from '../../core/datasets';
 import { initialParameters, modelParams, parseModelSpec } from '../../core/model-spec';
-import { blasAddonAvailable } from '../../worker/blas/addon';
+import { nativeAddonAvailable } from '../../core/native/addon';
 import { selectBackend } from '../../worker/select-backend';
 import { round } from './stats';
 
@@ -81,7 +81,7 @@ export async function benchKernels(
 
   const rows: Array<KernelBenchResult | KernelBenchSkipped> = [];
   for (const choice of backends) {
-    if (choice === 'blas' && !blasAddonAvailable()) {
+    if (choice === 'blas' && !nativeAddonAvailable()) {
       for (const model of models) {
         rows.push({ bench: 'kernels', backend: choice, model, skipped: 'blas addon not built' });
       }

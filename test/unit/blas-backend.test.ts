@@ -4,10 +4,12 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadSplits } from '../../core/datasets';
 import { initialParameters, modelParams, type ModelSpec } from '../../core/model-spec';
-import { BLAS_ADDON_ENV, blasAddonAvailable, loadBlasAddon } from '../../worker/blas/addon';
+import { NATIVE_ADDON_ENV, nativeAddonAvailable, loadBlasAddon } from '../../core/native/addon';
 import { selectBackend } from '../../worker/select-backend';
 
-const skip = blasAddonAvailable() ? false : 'the blas addon is not built (npm run build:blas)';
+const skip = nativeAddonAvailable()
+  ? false
+  : 'the native addon is not built (npm run build:native)';
 
 /** ||a - b|| / ||a||. */
 function relativeError(a: Float32Array, b: Float32Array): number {
@@ -75,13 +77,13 @@ describe('blas compute backend', { skip }, () => {
 });
 
 describe('without the blas addon', () => {
-  const saved = process.env[BLAS_ADDON_ENV];
+  const saved = process.env[NATIVE_ADDON_ENV];
   const hide = () => {
-    process.env[BLAS_ADDON_ENV] = '/nonexistent/caviar_blas.node';
+    process.env[NATIVE_ADDON_ENV] = '/nonexistent/caviar_native.node';
   };
   const restore = () => {
-    if (saved === undefined) delete process.env[BLAS_ADDON_ENV];
-    else process.env[BLAS_ADDON_ENV] = saved;
+    if (saved === undefined) delete process.env[NATIVE_ADDON_ENV];
+    else process.env[NATIVE_ADDON_ENV] = saved;
   };
 
   it('auto falls back to wasm and says so once, with the reason', async () => {
@@ -93,7 +95,7 @@ describe('without the blas addon', () => {
       const warnings = lines.filter((l) => l.level === 40);
       assert.equal(warnings.length, 1, JSON.stringify(lines));
       assert.equal(warnings[0].backend, 'blas');
-      assert.match(String(warnings[0].reason), /blas addon is not built.*npm run build:blas/);
+      assert.match(String(warnings[0].reason), /native addon is not built.*npm run build:native/);
     } finally {
       restore();
     }
@@ -104,7 +106,7 @@ describe('without the blas addon', () => {
     try {
       await assert.rejects(
         selectBackend('blas'),
-        /compute backend "blas" is unavailable: the blas addon is not built \(looked for \/nonexistent\/caviar_blas.node\)/,
+        /compute backend "blas" is unavailable: the native addon is not built \(looked for \/nonexistent\/caviar_native.node\)/,
       );
     } finally {
       restore();

@@ -4,10 +4,12 @@ import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers'; // registers tfjs's gradients, which tf.grad needs
-import { blasAddonAvailable } from '../../worker/blas/addon';
+import { nativeAddonAvailable } from '../../core/native/addon';
 import { BLAS_BACKEND, registerBlasBackend } from '../../worker/blas/backend';
 
-const skip = blasAddonAvailable() ? false : 'the blas addon is not built (npm run build:blas)';
+const skip = nativeAddonAvailable()
+  ? false
+  : 'the native addon is not built (npm run build:native)';
 tf.enableProdMode();
 
 /** ||a - b|| / ||a||: robust where single elements are near zero. */

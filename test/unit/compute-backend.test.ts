@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../../core/errors';
 import { initialParameters, modelParams, type ModelSpec } from '../../core/model-spec';
 import { elementCount } from '../../core/placement';
 import type { ComputeBackend } from '../../worker/compute-backend';
-import { blasAddonAvailable } from '../../worker/blas/addon';
+import { nativeAddonAvailable } from '../../core/native/addon';
 import { selectBackend } from '../../worker/select-backend';
 
 const TINY: ModelSpec = { type: 'mlp', hidden: [4] };
@@ -60,7 +60,7 @@ const backends = new Map<string, ComputeBackend>();
 const CHOICES = [
   'cpu',
   'wasm',
-  ...(blasAddonAvailable() ? (['blas'] as const) : []),
+  ...(nativeAddonAvailable() ? (['blas'] as const) : []),
   'synthetic',
 ] as const;
 
@@ -286,7 +286,7 @@ describe('tfjs backends agree', () => {
 
 describe('selectBackend', () => {
   it('picks blas (wasm without its addon) for auto when no tfjs-node package is installed', async () => {
-    assert.equal((await selectBackend('auto')).name, blasAddonAvailable() ? 'blas' : 'wasm');
+    assert.equal((await selectBackend('auto')).name, nativeAddonAvailable() ? 'blas' : 'wasm');
   });
 
   it('rejects an explicit gpu or node choice with the reason', async () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { loadBlasAddon } from './addon';
+import { loadBlasAddon } from '../../core/native/addon';
 import { jsKernels } from './js-kernels';
 import { blasKernels } from './kernels';
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, broadcast_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { BlasAddon } from './addon';
+import type { BlasFunctions } from '../../core/native/addon';
 
 /**
  * tfjs kernels on the blas addon, for a backend that is tfjs's cpu backend otherwise. Each one
@@ -175,7 +175,7 @@ function gemmOf(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transpo
 }
 
 function runGemm(
-  addon: BlasAddon,
+  addon: BlasFunctions,
   backend: Cpu,
   a: tf.TensorInfo,
   b: tf.TensorInfo,
@@ -203,7 +203,7 @@ function runGemm(
   return backend.makeTensorInfo(g.outShape, 'float32', out);
 }
 
-function batchMatMul(addon: BlasAddon): tf.KernelFunc {
+function batchMatMul(addon: BlasFunctions): tf.KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.BatchMatMulAttrs;
@@ -213,7 +213,7 @@ function batchMatMul(addon: BlasAddon): tf.KernelFunc {
   };
 }
 
-function fusedMatMul(addon: BlasAddon): tf.KernelFunc {
+function fusedMatMul(addon: BlasFunctions): tf.KernelFunc {
   return (args) => {
     const { a, b, bias, preluActivationWeights } = args.inputs as tf._FusedMatMulInputs;
     const attrs = args.attrs as unknown as tf._FusedMatMulAttrs;
@@ -235,7 +235,7 @@ function fusedMatMul(addon: BlasAddon): tf.KernelFunc {
   };
 }
 
-/** The 15 numbers caviar_blas.cc's convolutions take, from tfjs's own geometry. */
+/** The 15 numbers core/native/blas.cc's convolutions take, from tfjs's own geometry. */
 function convDims(info: backend_util.Conv2DInfo): Int32Array {
   return Int32Array.from([
     info.batchSize,
@@ -274,7 +274,7 @@ function convInfoOf(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: tf.Conv2DAtt
 }
 
 function runConv(
-  addon: BlasAddon,
+  addon: BlasFunctions,
   backend: Cpu,
   x: tf.TensorInfo,
   filter: tf.TensorInfo,
@@ -287,7 +287,7 @@ function runConv(
   return backend.makeTensorInfo(info.outShape, 'float32', y);
 }
 
-function conv2D(addon: BlasAddon): tf.KernelFunc {
+function conv2D(addon: BlasFunctions): tf.KernelFunc {
   return (args) => {
     const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
     const info = convInfoOf(x, filter, args.attrs as unknown as tf.Conv2DAttrs);
@@ -296,7 +296,7 @@ function conv2D(addon: BlasAddon): tf.KernelFunc {
   };
 }
 
-function fusedConv2D(addon: BlasAddon): tf.KernelFunc {
+function fusedConv2D(addon: BlasFunctions): tf.KernelFunc {
   return (args) => {
     const { x, filter, bias, preluActivationWeights } = args.inputs as tf.FusedConv2DInputs;
     const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
@@ -317,7 +317,7 @@ function fusedConv2D(addon: BlasAddon): tf.KernelFunc {
   };
 }
 
-function conv2DBackpropInput(addon: BlasAddon): tf.KernelFunc {
+function conv2DBackpropInput(addon: BlasFunctions): tf.KernelFunc {
   return (args) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
@@ -342,7 +342,7 @@ function conv2DBackpropInput(addon: BlasAddon): tf.KernelFunc {
   };
 }
 
-function conv2DBackpropFilter(addon: BlasAddon): tf.KernelFunc {
+function conv2DBackpropFilter(addon: BlasFunctions): tf.KernelFunc {
   return (args) => {
     const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
@@ -368,7 +368,7 @@ function conv2DBackpropFilter(addon: BlasAddon): tf.KernelFunc {
 }
 
 /** The kernels blas replaces, by tfjs kernel name; every other kernel is cpu's. */
-export function blasKernels(addon: BlasAddon): Record<string, tf.KernelFunc> {
+export function blasKernels(addon: BlasFunctions): Record<string, tf.KernelFunc> {
   return {
     [tf.BatchMatMul]: batchMatMul(addon),
     [tf._FusedMatMul]: fusedMatMul(addon),

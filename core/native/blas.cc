@@ -1,11 +1,15 @@
-// The native half of caviar's `blas` compute backend: the matrix products and convolutions of
+// The native half of the workers' `blas` compute backend: the matrix products and convolutions of
 // tfjs's heaviest kernels, on OpenBLAS's cblas_sgemm. Row-major float32 throughout; transposed
 // operands go to sgemm as flags, never as copies. worker/blas/kernels.ts decides what reaches
 // here (float32, NHWC, shapes checked); this file still checks every length against the shapes
 // it is given, so a caller's mistake is a JS exception, never a write out of bounds.
+#include "blas.h"
+
 #include <napi.h>
 
 #include <cblas.h>
+
+#include "napi-args.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -23,40 +27,14 @@ char* openblas_get_corename(void);
 
 namespace {
 
+using caviar::Floats;
+using caviar::floats;
+using caviar::integer;
+using caviar::need;
+
 // im2col scratch is cut into chunks of whole images of at most this many floats (16 MiB), so a
 // large batch does not allocate a huge matrix and each chunk stays near the caches.
 constexpr size_t kChunkFloats = size_t{1} << 22;
-
-struct Floats {
-  float* data;
-  size_t length;
-};
-
-Floats floats(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array");
-  }
-  auto a = v.As<Napi::Float32Array>();
-  return {a.Data(), a.ElementLength()};
-}
-
-int64_t integer(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  }
-  int64_t n = info[i].As<Napi::Number>().Int64Value();
-  if (n < 0) throw Napi::RangeError::New(info.Env(), std::string(name) + " must be >= 0");
-  return n;
-}
-
-void need(const Napi::CallbackInfo& info, const Floats& f, size_t length, const char* name) {
-  if (f.length < length) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " holds " +
-                                                std::to_string(f.length) + " floats, needs " +
-                                                std::to_string(length));
-  }
-}
 
 void relu(float* c, size_t n) {
   for (size_t i = 0; i < n; i++) c[i] = c[i] > 0.0f ? c[i] : 0.0f;
@@ -299,7 +277,9 @@ Napi::Value Config(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
+}  // namespace
+
+void caviar::RegisterBlas(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
@@ -307,9 +287,4 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("config", Napi::Function::New(env, Config));
-  return exports;
 }
-
-}  // namespace
-
-NODE_API_MODULE(caviar_blas, Init)

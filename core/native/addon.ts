@@ -2,12 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Set to a path to load the addon from there instead; a missing path hides it (tests). */
-export const BLAS_ADDON_ENV = 'CAVIAR_BLAS_ADDON';
+export const NATIVE_ADDON_ENV = 'CAVIAR_NATIVE_ADDON';
 
-const BUILT = path.join('build', 'Release', 'caviar_blas.node');
+const BUILT = path.join('build', 'Release', 'caviar_native.node');
 
-/** The native functions of worker/blas/caviar_blas.cc. Row-major float32 throughout. */
-export interface BlasAddon {
+/** The functions of core/native/blas.cc, for the workers' blas backend. Row-major float32. */
+export interface BlasFunctions {
   /**
    * c[i] = op(a[i]) · op(b[i]) (+ bias per row) (ReLU) for i < batch; c[i] is m×n at i·m·n, and
    * a stride of 0 broadcasts that operand over the batch.
@@ -50,63 +50,87 @@ export interface BlasAddon {
   config(): { config: string; core: string; threads: number };
 }
 
+/** The functions of core/native/optimizer.cc, for the shards: bit-identical to the JS loops. */
+export interface OptimizerFunctions {
+  /** One Adam step in place; stepSize = lr/(1-β1^t), inverseCorrection2 = 1/(1-β2^t). */
+  adam(
+    params: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    stepSize: number,
+    inverseCorrection2: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    l2: number,
+  ): void;
+  /** The index of the first NaN or ±Infinity in values[start, start + count), or -1. */
+  firstNonFinite(values: Float32Array, start: number, count: number): number;
+}
+
+export type NativeAddon = BlasFunctions & OptimizerFunctions;
+
 /**
  * Where the addon may be: beside this file when run from source (tsx), or in the source tree
- * when this file runs from dist/worker/blas/ (node-gyp builds in the source tree, tsc does not
+ * when this file runs from dist/core/native/ (node-gyp builds in the source tree, tsc does not
  * copy it).
  */
 export function addonCandidates(): string[] {
-  const override = process.env[BLAS_ADDON_ENV];
+  const override = process.env[NATIVE_ADDON_ENV];
   if (override) return [path.resolve(override)];
   return [
     path.join(__dirname, BUILT),
-    path.join(__dirname, '..', '..', '..', 'worker', 'blas', BUILT),
+    path.join(__dirname, '..', '..', '..', 'core', 'native', BUILT),
   ];
 }
 
-let loaded: { file: string; addon: BlasAddon } | undefined;
+let loaded: { file: string; addon: NativeAddon } | undefined;
 
-/** The addon at the first candidate that exists, required once; OpenBLAS starts on first load. */
-function requireAddon(threads: number): BlasAddon {
+/**
+ * The addon at the first candidate that exists, required once, or an Error saying why it cannot
+ * load (not built, or OpenBLAS missing at run time). OpenBLAS sizes its thread pool when it
+ * loads, from OPENBLAS_NUM_THREADS, which this sets to `threads` unless the user already has.
+ */
+export function loadNativeAddon(threads = 1): NativeAddon {
   const candidates = addonCandidates();
   const file = candidates.find((f) => fs.existsSync(f));
   if (!file) {
     throw new Error(
-      `the blas addon is not built (looked for ${candidates.join(', ')}); install a C++ compiler and libopenblas-dev, then run \`npm run build:blas\``,
+      `the native addon is not built (looked for ${candidates.join(', ')}); install a C++ compiler and libopenblas-dev, then run \`npm run build:native\``,
     );
   }
   if (loaded?.file === file) return loaded.addon;
-  // OpenBLAS sizes its thread pool when it loads: no idle threads beyond what was asked for.
   process.env.OPENBLAS_NUM_THREADS ??= String(threads);
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon loads with require
-    loaded = { file, addon: require(file) as BlasAddon };
+    loaded = { file, addon: require(file) as NativeAddon };
   } catch (err) {
     const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    throw new Error(`the blas addon at ${file} failed to load: ${why}`, { cause: err });
+    throw new Error(`the native addon at ${file} failed to load: ${why}`, { cause: err });
   }
   return loaded.addon;
 }
 
 /**
- * Loads the addon and sets its BLAS thread count, or throws an Error saying why it cannot (not
- * built, or OpenBLAS missing at run time). $CAVIAR_BLAS_ADDON, when set, is the only place looked.
+ * Loads the addon and sets its BLAS thread count, or throws an Error saying why it cannot.
+ * $CAVIAR_NATIVE_ADDON, when set, is the only place looked.
  *
  * @param threads BLAS threads of this process. Defaults to 1: workers are one process per core.
  */
-export function loadBlasAddon(threads = 1): BlasAddon {
+export function loadBlasAddon(threads = 1): BlasFunctions {
   if (!Number.isInteger(threads) || threads < 1) {
     throw new RangeError(`BLAS threads must be a whole number >= 1, got ${threads}`);
   }
-  const addon = requireAddon(threads);
+  const addon = loadNativeAddon(threads);
   addon.setThreads(threads);
   return addon;
 }
 
 /** Whether the addon loads here (its thread count untouched); for tests and benchmarks. */
-export function blasAddonAvailable(): boolean {
+export function nativeAddonAvailable(): boolean {
   try {
-    requireAddon(1);
+    loadNativeAddon(1);
     return true;
   } catch {
     return false;

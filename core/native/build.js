@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 /* global require, process, __dirname, console */
 /* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS: runs before tsc */
-// Builds the optional native addon of the `blas` compute backend (`npm run build:blas`, and at
-// the end of `prepare`, so `npm install` / `npm ci` try it). It never fails the install: without
-// a C++ compiler, node-addon-api or libopenblas-dev it prints one line and exits 0, and workers
-// fall back to wasm. CAVIAR_SKIP_BLAS=1 skips it.
+// Builds caviar's optional native addon (the workers' `blas` compute backend, the shards'
+// optimizer loops): `npm run build:native`, and at the end of `prepare`, so `npm install` /
+// `npm ci` try it. It never fails the install: without a C++ compiler, node-addon-api or
+// libopenblas-dev it prints one line and exits 0; workers then fall back to wasm and shards to
+// their JS loops. CAVIAR_SKIP_NATIVE=1 skips it.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const ADDON = path.join(__dirname, 'build', 'Release', 'caviar_blas.node');
-const HINT = 'install a C++ compiler and libopenblas-dev, then run `npm run build:blas`';
+const ADDON = path.join(__dirname, 'build', 'Release', 'caviar_native.node');
+const HINT = 'install a C++ compiler and libopenblas-dev, then run `npm run build:native`';
 
 function say(line) {
   console.log(`caviar: ${line}`);
@@ -64,15 +65,15 @@ function firstError(output) {
 }
 
 function main() {
-  if (process.env.CAVIAR_SKIP_BLAS === '1')
-    return say('blas backend build skipped (CAVIAR_SKIP_BLAS=1)');
+  if (process.env.CAVIAR_SKIP_NATIVE === '1')
+    return say('native addon build skipped (CAVIAR_SKIP_NATIVE=1)');
   try {
     require.resolve('node-addon-api');
   } catch {
-    return say(`blas backend not built: node-addon-api is not installed; ${HINT}`);
+    return say(`native addon not built: node-addon-api is not installed; ${HINT}`);
   }
   const gyp = findNodeGyp();
-  if (!gyp) return say(`blas backend not built: node-gyp not found; ${HINT}`);
+  if (!gyp) return say(`native addon not built: node-gyp not found; ${HINT}`);
   const args = [gyp, 'rebuild', '--release'];
   // Node's own headers, where this Node ships them, spare node-gyp a download (offline machines).
   const nodeDir = path.join(path.dirname(process.execPath), '..');
@@ -85,19 +86,19 @@ function main() {
   });
   if (run.status !== 0 || !fs.existsSync(ADDON)) {
     const output = `${run.stdout ?? ''}\n${run.stderr ?? ''}\n${run.error ? run.error.message : ''}`;
-    return say(`blas backend not built (${firstError(output)}); workers use wasm; ${HINT}`);
+    return say(`native addon not built (${firstError(output)}); workers use wasm; ${HINT}`);
   }
   try {
     const { core } = require(ADDON).config();
-    say(`blas backend built (OpenBLAS, ${core} kernels)`);
+    say(`native addon built (blas backend on OpenBLAS, ${core} kernels; native optimizers)`);
   } catch (err) {
-    say(`blas backend built but does not load (${String(err.message).split('\n')[0]}); ${HINT}`);
+    say(`native addon built but does not load (${String(err.message).split('\n')[0]}); ${HINT}`);
   }
 }
 
 try {
   main();
 } catch (err) {
-  say(`blas backend not built (${err && err.message ? err.message.split('\n')[0] : err}); ${HINT}`);
+  say(`native addon not built (${err && err.message ? err.message.split('\n')[0] : err}); ${HINT}`);
 }
 process.exitCode = 0;
