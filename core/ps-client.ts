@@ -3,12 +3,11 @@ import type { ParameterServerClient as GrpcParameterServerClient } from '../prot
 import type { InitMessage } from '../proto/gen/caviar/v1/InitMessage';
 import type { InitReply__Output } from '../proto/gen/caviar/v1/InitReply';
 import type { PushMessage } from '../proto/gen/caviar/v1/PushMessage';
-import type { PullMessage__Output } from '../proto/gen/caviar/v1/PullMessage';
 import type { PushHeader } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushReply__Output } from '../proto/gen/caviar/v1/PushReply';
 import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
-import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
+import type { TensorChunk, TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import type { OptimizerConfig } from './optimizer-config';
 import type { Slice } from './placement';
 import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
@@ -79,6 +78,30 @@ function* sliceChunks(
 type Start<Req, Res> = (callback: grpc.requestCallback<Res>) => grpc.ClientWritableStream<Req>;
 
 /**
+ * Writes `messages` to `call` with backpressure, then ends the stream; stops early, without
+ * ending it, once `stop()` says so (the server already answered).
+ */
+async function writeAll<Req>(
+  call: grpc.ClientWritableStream<Req> | grpc.ClientDuplexStream<Req, unknown>,
+  messages: Iterable<Req>,
+  stop: () => boolean,
+): Promise<void> {
+  for (const msg of messages) {
+    if (stop()) return;
+    if (!call.write(msg)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          call.off('drain', done).off('close', done);
+          resolve();
+        };
+        call.on('drain', done).on('close', done);
+      });
+    }
+  }
+  if (!stop()) call.end();
+}
+
+/**
  * Runs a client-streaming call: writes `messages` with backpressure, then ends the stream. Stops
  * writing as soon as the server answers (a refusal can come before the last chunk).
  */
@@ -89,34 +112,29 @@ function clientStream<Req, Res>(
 ): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     let finished = false;
-    let wake: (() => void) | undefined;
     const call = start((err, reply) => {
       finished = true;
       unsubscribe();
-      wake?.();
       if (err) reject(err);
       else if (reply === undefined) reject(localError(grpc.status.INTERNAL, 'empty reply'));
       else resolve(reply);
     });
     const unsubscribe = cancelOnAbort(call, signal);
-    const pump = async (): Promise<void> => {
-      for (const msg of messages) {
-        if (finished) return;
-        if (!call.write(msg)) {
-          await new Promise<void>((r) => {
-            wake = r;
-            call.once('drain', r);
-          });
-          wake = undefined;
-        }
-      }
-      if (!finished) call.end();
-    };
-    pump().catch((err: unknown) => {
+    writeAll(call, messages, () => finished).catch((err: unknown) => {
       call.cancel();
       reject(err);
     });
   });
+}
+
+/** A push's messages: the header, then the chunks of each slice of `grads`. */
+function* pushMessages(
+  header: PushHeader,
+  slices: readonly Slice[],
+  grads: ReadonlyMap<string, Float32Array>,
+): Generator<PushMessage> {
+  yield { header };
+  for (const chunk of sliceChunks(slices, grads)) yield { chunk };
 }
 
 /** Where a pulled chunk goes: the part of the caller's full tensor that its slice covers. */
@@ -186,36 +204,89 @@ export class ParameterServerClient {
     const waitMs = Math.max(0, Math.round(options.waitMs ?? this.deadlineMs));
     const request = { trial, min_version: options.minVersion ?? 0, wait_ms: waitMs };
     const call = this.client.Pull(request, { deadline: deadlineIn(this.deadlineMs + waitMs) });
-    const unsubscribe = cancelOnAbort(call, options.signal);
+    return this.receiveSlices(call, `pull of ${trial}`, slices, into, options.signal, (msg) =>
+      msg.header ? { version: msg.header.version } : undefined,
+    );
+  }
+
+  /**
+   * Push, then the shard's values of `slices` right after it, written into `into` in place: one
+   * call instead of a push and the next pull (async mode). Resolves to the push's reply, whose
+   * version is that of the values written. On failure some ranges may hold the new values.
+   */
+  pushPull(
+    header: PushHeader,
+    slices: readonly Slice[],
+    grads: ReadonlyMap<string, Float32Array>,
+    into: Map<string, Float32Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PushReply__Output> {
+    const call = this.client.PushPull({ deadline: deadlineIn(this.deadlineMs) });
+    const received = this.receiveSlices(
+      call,
+      `push-pull of ${header.trial ?? ''}`,
+      slices,
+      into,
+      options.signal,
+      (msg) => msg.reply ?? undefined,
+    );
+    // A refusal ends the call early: the read side settles with its status and writing stops.
+    let settled = false;
+    return new Promise<PushReply__Output>((resolve, reject) => {
+      received.then(resolve, reject).finally(() => (settled = true));
+      writeAll(call, pushMessages(header, slices, grads), () => settled).catch((err: unknown) => {
+        call.cancel();
+        reject(err);
+      });
+    });
+  }
+
+  /**
+   * Reads a stream of one leading message (`leading` says whether a message is it, and what it
+   * carries: at least the version) and then chunks of `slices`, written into `into`.
+   */
+  private receiveSlices<
+    M extends { chunk?: TensorChunk__Output | null },
+    H extends { version: number },
+  >(
+    call: grpc.ClientReadableStream<M> | grpc.ClientDuplexStream<unknown, M>,
+    what: string,
+    slices: readonly Slice[],
+    into: Map<string, Float32Array>,
+    signal: AbortSignal | undefined,
+    leading: (msg: M) => H | undefined,
+  ): Promise<H> {
+    const unsubscribe = cancelOnAbort(call, signal);
     const expected = slices.reduce((n, s) => n + s.length, 0);
     const resolveTarget = pullTargets(slices, into);
-    let version: number | undefined;
+    let head: H | undefined;
     let received = 0;
-    return new Promise<{ version: number }>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const fail = (err: unknown): void => {
         unsubscribe();
         call.cancel();
         reject(err);
       };
-      call.on('data', (msg: PullMessage__Output) => {
+      call.on('data', (msg: M) => {
         try {
-          if (msg.header) version = msg.header.version;
-          else if (msg.chunk && version === undefined)
+          const first = leading(msg);
+          if (first) head = first;
+          else if (msg.chunk && head === undefined)
             throw new Error('a chunk came before the header');
           else if (msg.chunk) received += writeChunk(msg.chunk, resolveTarget);
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
-          fail(localError(grpc.status.INTERNAL, `pull of ${trial} from ${this.address}: ${why}`));
+          fail(localError(grpc.status.INTERNAL, `${what} from ${this.address}: ${why}`));
         }
       });
       call.on('error', fail);
       call.on('end', () => {
         unsubscribe();
-        if (version === undefined || received !== expected) {
-          const what = `pull of ${trial} from ${this.address} got ${received} of ${expected} elements`;
-          reject(localError(grpc.status.INTERNAL, what));
+        if (head === undefined || received !== expected) {
+          const got = `${what} from ${this.address} got ${received} of ${expected} elements`;
+          reject(localError(grpc.status.INTERNAL, got));
         } else {
-          resolve({ version });
+          resolve(head);
         }
       });
     });
@@ -228,12 +299,12 @@ export class ParameterServerClient {
     grads: ReadonlyMap<string, Float32Array>,
     options: { signal?: AbortSignal } = {},
   ): Promise<PushReply__Output> {
-    const messages = function* (): Generator<PushMessage> {
-      yield { header };
-      for (const chunk of sliceChunks(slices, grads)) yield { chunk };
-    };
     const callOptions = { deadline: deadlineIn(this.deadlineMs) };
-    return clientStream((cb) => this.client.Push(callOptions, cb), messages(), options.signal);
+    return clientStream(
+      (cb) => this.client.Push(callOptions, cb),
+      pushMessages(header, slices, grads),
+      options.signal,
+    );
   }
 
   /** Frees the trial on the shard; resolves to whether the shard held it. */

@@ -8,6 +8,7 @@ import type { PullRequest__Output } from '../proto/gen/caviar/v1/PullRequest';
 import type { PushHeader__Output } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushMessage__Output } from '../proto/gen/caviar/v1/PushMessage';
 import type { PushReply } from '../proto/gen/caviar/v1/PushReply';
+import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
 import {
   CaviarError,
@@ -94,10 +95,13 @@ function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
 type Waiter = () => void;
 
 /** Feeds each message of a client stream to `onMessage`; settles at its end or first failure. */
-function consume<T>(
-  call: grpc.ServerReadableStream<T, unknown>,
-  onMessage: (msg: T) => void,
-): Promise<void> {
+/** What consume reads: a client-streaming or a bidi call. */
+type ReadableCall<T> = grpc.ServerReadableStream<T, unknown> | grpc.ServerDuplexStream<T, unknown>;
+
+/** What streamSlices writes to: a server-streaming or a bidi call. */
+type WritableCall<M> = grpc.ServerWritableStream<unknown, M> | grpc.ServerDuplexStream<unknown, M>;
+
+function consume<T>(call: ReadableCall<T>, onMessage: (msg: T) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     let failed = false;
     const fail = (err: unknown): void => {
@@ -125,7 +129,7 @@ function consume<T>(
 }
 
 /** Resolves when the stream can take more, or when it will never drain because the call ended. */
-function writable(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+function writable(call: WritableCall<unknown>): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       call.off('drain', done).off('cancelled', done).off('close', done);
@@ -239,12 +243,17 @@ export class ParameterServerShard {
       Init: (call, callback) => this.reply(() => this.init(call), callback),
       Push: (call, callback) =>
         this.reply(
-          () => this.push(call),
+          async () => (await this.push(call)).reply,
           // Fault tests lose this reply after the push applied: the retry must be deduplicated.
           (err, value) => (hit('drop-push-reply') && !err ? undefined : callback(err, value)),
         ),
       Pull: (call) => {
         this.pull(call).catch((err: unknown) => call.emit('error', this.toStatus(err, 'Pull')));
+      },
+      PushPull: (call) => {
+        this.pushPull(call).catch((err: unknown) =>
+          call.emit('error', this.toStatus(err, 'PushPull')),
+        );
       },
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
@@ -316,9 +325,10 @@ export class ParameterServerShard {
     return { elements: trial.elements };
   }
 
+  /** Applies (or gathers, or refuses) one pushed gradient; the trial it went to, for PushPull. */
   private async push(
-    call: grpc.ServerReadableStream<PushMessage__Output, PushReply>,
-  ): Promise<PushReply> {
+    call: ReadableCall<PushMessage__Output>,
+  ): Promise<{ reply: PushReply; trial: TrialShard }> {
     let current: PushInProgress | undefined;
     try {
       await consume(call, (msg) => {
@@ -339,7 +349,7 @@ export class ParameterServerShard {
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
       // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
       await this.checkFence(current.header);
-      return this.finishPush(current);
+      return { reply: this.finishPush(current), trial: current.trial };
     } catch (err) {
       this.countRefusal(current?.trial, refusalReason(err));
       throw err;
@@ -415,6 +425,28 @@ export class ParameterServerShard {
       Math.min(waitMs, this.options.maxPullWaitMs),
       call,
     );
+    await this.streamSlices(call, trial, (version) => ({ header: { version } }));
+  }
+
+  /** Push, then the trial's slices right after it, on one call (async-mode workers). */
+  private async pushPull(
+    call: grpc.ServerDuplexStream<PushMessage__Output, PushPullMessage>,
+  ): Promise<void> {
+    const { reply, trial } = await this.push(call);
+    // Fault tests lose this reply after the push applied: the retry must be deduplicated.
+    if (hit('drop-push-reply')) return;
+    await this.streamSlices(call, trial, (version) => ({ reply: { ...reply, version } }));
+  }
+
+  /**
+   * Writes `first` (given the version the slices are at), then the trial's slices in chunks,
+   * with backpressure, and ends the call.
+   */
+  private async streamSlices<M extends PullMessage | PushPullMessage>(
+    call: WritableCall<M>,
+    trial: TrialShard,
+    first: (version: number) => M,
+  ): Promise<void> {
     // A copy, so pushes applied while the chunks stream out cannot tear the view. grpc-js
     // serializes a message only when the one before it is written, so the copy must outlive
     // every write: it goes back to the pool once the stream has finished.
@@ -423,11 +455,11 @@ export class ParameterServerShard {
     trial.slices.forEach((s, i) => copy[i].set(s.values));
     const version = trial.version;
     const observer = this.options.observer;
-    const messages = function* (): Generator<PullMessage> {
-      yield { header: { version } };
+    const messages = function* (): Generator<M> {
+      yield first(version);
       for (const [i, s] of trial.slices.entries()) {
         observer?.bytesOut(s.length * 4);
-        for (const chunk of chunkTensor(s.name, s.start, copy[i])) yield { chunk };
+        for (const chunk of chunkTensor(s.name, s.start, copy[i])) yield { chunk } as M;
       }
     };
     for (const msg of messages()) {

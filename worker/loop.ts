@@ -82,6 +82,11 @@ export class Worker {
   private prefetched: Promise<Work__Output> | undefined;
   /** Async mode: the last task's report, on its way while the next task runs. */
   private reporting: Promise<unknown> = Promise.resolve();
+  /**
+   * Async mode: the trial whose values came back with the last task's push (PushPull), at this
+   * version, and no task has run since: the next task of that trial needs no pull.
+   */
+  private fresh: { context: TrialContext; version: number } | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.coordinator = new CoordinatorClient(options.coordinator);
@@ -256,8 +261,19 @@ export class Worker {
 
   private async execute(work: Work__Output): Promise<WorkResult> {
     const context = await this.context(work);
+    const fresh = this.fresh;
+    this.fresh = undefined;
+    const async = work.spec?.mode === 'async';
     let t = performance.now();
-    const version = await this.pull(context, Number(work.min_version), work.lease_ms);
+    const reuse =
+      async &&
+      work.kind === 'train' &&
+      fresh !== undefined &&
+      fresh.context === context &&
+      fresh.version >= Number(work.min_version);
+    const version = reuse
+      ? fresh.version
+      : await this.pull(context, Number(work.min_version), work.lease_ms);
     const pullMs = performance.now() - t;
     this.options.metrics?.observePull(pullMs / 1000);
     context.model.setParameters(context.values);
@@ -286,18 +302,22 @@ export class Worker {
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
-    if (work.spec?.mode === 'async') this.prefetch();
+    if (async) this.prefetch();
+    // Async mode: each shard answers the push with its values right after it, which the next
+    // task starts from instead of pulling (one call per shard and batch instead of two).
     const replies = await Promise.all(
-      context.shards.map((address, s) =>
-        context.shardSlices[s].length === 0
-          ? Promise.resolve({ duplicate: false })
-          : this.retrying('push', work.lease_ms, () =>
-              this.shard(address).push(header, context.shardSlices[s], grads, {
-                signal: this.abort.signal,
-              }),
-            ),
-      ),
+      context.shards.map((address, s) => {
+        const slices = context.shardSlices[s];
+        if (slices.length === 0) return Promise.resolve({ duplicate: false, version: Infinity });
+        const options = { signal: this.abort.signal };
+        return this.retrying('push', work.lease_ms, () =>
+          async
+            ? this.shard(address).pushPull(header, slices, grads, context.values, options)
+            : this.shard(address).push(header, slices, grads, options),
+        );
+      }),
     );
+    if (async) this.fresh = { context, version: Math.min(...replies.map((r) => r.version)) };
     // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
     if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
     this.options.metrics?.observePush((performance.now() - t) / 1000, version, replies);

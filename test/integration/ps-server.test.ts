@@ -156,6 +156,45 @@ describe('ParameterServerShard over gRPC', () => {
     assert.equal((await push('bad', 0, new Float32Array(10).fill(1))).accepted, true);
   });
 
+  it('PushPull applies once and answers with the values right after the push', async () => {
+    const n = 300_000; // over one 1 MB chunk each way
+    const initial = await initW('pp', n);
+    const grad = randomTensor(n, 5);
+    const slices = whole('w', n);
+    const header = { trial: 'pp', epoch: 0, batch: 1, worker: 'w0', version: 0 };
+    const into = new Map([['w', new Float32Array(n)]]);
+    const reply = await client.pushPull(header, slices, new Map([['w', grad]]), into);
+    assert.deepEqual(reply, { accepted: true, duplicate: false, version: 1 });
+    const expected = sgdStep(initial, grad, SGD.lr);
+    assert.ok(sameBits(into.get('w')!, expected), 'values differ from θ - lr·g');
+    const pulled = await pullW('pp', n);
+    assert.equal(pulled.version, 1);
+    assert.ok(sameBits(pulled.w, expected), 'a Pull disagrees with what PushPull sent');
+
+    // A retry of the same batch is a duplicate that still brings the values back.
+    into.get('w')!.fill(0);
+    const again = await client.pushPull(header, slices, new Map([['w', grad]]), into);
+    assert.deepEqual(again, { accepted: false, duplicate: true, version: 1 });
+    assert.ok(sameBits(into.get('w')!, expected));
+
+    // A refused gradient: the push's status, no values, nothing applied.
+    const nan = randomTensor(n, 6);
+    nan[n - 1] = Number.NaN;
+    await assert.rejects(
+      client.pushPull({ ...header, batch: 2 }, slices, new Map([['w', nan]]), into),
+      (err: unknown) => {
+        withCode(grpc.status.INVALID_ARGUMENT)(err);
+        assert.match(errorMessage(err), /non-finite value \(NaN\) at element 299999/);
+        return true;
+      },
+    );
+    const stats = await client.stats('pp');
+    assert.equal(stats.batches_applied, 1);
+    assert.deepEqual(stats.refused, { duplicate: 1, non_finite: 1 });
+    assert.ok(sameBits((await pullW('pp', n)).w, expected));
+    assert.ok(await client.drop('pp'));
+  });
+
   it('sync mode applies the average of a step once all its batches arrived', async () => {
     const initial = await initW('sync', 4, { mode: 'sync' });
     const g1 = Float32Array.of(1, 2, 3, 4);
