@@ -20,12 +20,14 @@ import { CountingMembership } from './member-departures';
 import { registerTrialMetrics } from './trial-metrics';
 import { registerClusterMetrics } from './cluster-metrics';
 import { dashboardRoutes } from './dashboard/server';
+import { DEFAULT_BATCHES_PER_LEASE } from './work-dispatch';
 
 interface CoordinatorFlags extends MembershipFlags, MetricsFlags {
   ps: string;
   host: string;
   port: number;
   leaseMs: number;
+  batchesPerLease: number;
 }
 
 function nonNegativeInt(value: string): number {
@@ -35,12 +37,24 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
+function positiveInt(value: string): number {
+  const n = nonNegativeInt(value);
+  if (n < 1) throw new CommanderArgumentError('must be at least 1');
+  return n;
+}
+
 const program = addMetricsOptions(addMembershipOptions(new Command('caviar coordinator')))
   .description('run the coordinator of a caviar cluster')
   .requiredOption('--ps <addresses>', 'parameter-server shard addresses, comma-separated host:port')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0 picks a free one)', nonNegativeInt, 0)
   .option('--lease-ms <ms>', 'how long a worker may hold a task', nonNegativeInt, 30_000)
+  .option(
+    '--batches-per-lease <n>',
+    'async trials: mini-batches a worker takes per lease (one AcquireWork, one report)',
+    positiveInt,
+    DEFAULT_BATCHES_PER_LEASE,
+  )
   .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .action(async (flags: CoordinatorFlags) => {
@@ -74,6 +88,7 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
       host: flags.host,
       port: flags.port,
       leaseMs: flags.leaseMs,
+      batchesPerLease: flags.batchesPerLease,
       membership,
       store,
     });

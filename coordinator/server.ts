@@ -17,7 +17,7 @@ import { TrialShards } from './trial-shards';
 import { trialBasis, type TrialBasis } from './trial-basis';
 import { TrialLifecycle } from './trial-lifecycle';
 import { ShardReconciler } from './shard-reconcile';
-import { WorkDispatcher } from './work-dispatch';
+import { DEFAULT_BATCHES_PER_LEASE, WorkDispatcher } from './work-dispatch';
 import { recordTaskResult, type TaskResultEffects } from './task-results';
 import { takeOverTrials } from './trial-takeover';
 import { coordinatorHandlers, type CoordinatorRpcTargets } from './rpc-handlers';
@@ -35,6 +35,11 @@ export interface CoordinatorOptions {
   port?: number;
   /** How long a worker may hold a task before it goes to another worker. Defaults to 30 s. */
   leaseMs?: number;
+  /**
+   * Async trials: training batches per lease, run in order and reported together. Defaults to
+   * DEFAULT_BATCHES_PER_LEASE.
+   */
+  batchesPerLease?: number;
   /** A worker not heard from for this long no longer counts toward a sync quorum. Defaults to 10 s. */
   workerTimeoutMs?: number;
   /** Worker failures in a row after which a trial fails instead of retrying. Defaults to 20. */
@@ -86,6 +91,7 @@ export class CoordinatorServer {
       roster: this.roster,
       log,
       leaseMs: options.leaseMs ?? 30_000,
+      batchesPerLease: options.batchesPerLease ?? DEFAULT_BATCHES_PER_LEASE,
       taskReturned: (record, task, result) => recordTaskResult(record, task, result, taskEffects),
       changed: (trial) => this.changed(trial),
     });

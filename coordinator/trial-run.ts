@@ -224,6 +224,11 @@ export class TrialRun {
     return this.trainTask(this.epoch, next, this.batches[next]);
   }
 
+  /** Training batches waiting to be handed out (this epoch's and repairs). */
+  queuedBatches(): number {
+    return this.queue.length + this.repairs.length;
+  }
+
   private stepsDoneBefore(batch: number): boolean {
     const { quorum } = this.layout;
     const stepStart = Math.floor(batch / quorum) * quorum;

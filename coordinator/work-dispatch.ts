@@ -4,17 +4,24 @@ import type { WorkResult__Output } from '../proto/gen/caviar/v1/WorkResult';
 import type { Logger } from '../core/log';
 import { trialSpecMessage } from '../core/trial-spec';
 import { LeaseTable, type Lease } from './leases';
-import type { Task } from './trial-run';
+import type { Task, TrainTask } from './trial-run';
 import type { TrialRecord } from './trial-record';
 import type { TrialTable } from './trial-table';
 import type { ClusterRoster } from './cluster-roster';
 
-interface LeasedTask {
+interface LeasedTasks {
   trial: string;
-  task: Task;
+  /** One task, or (async mode) several training batches run in order and reported together. */
+  tasks: Task[];
 }
 
 const MAX_WAIT_MS = 5_000;
+
+/**
+ * Async trials' training batches per lease: AcquireWork and CompleteWork cost the coordinator
+ * and the worker about a millisecond of CPU per lease, a tenth of a batch's whole cost.
+ */
+export const DEFAULT_BATCHES_PER_LEASE = 4;
 
 export interface WorkDispatcherOptions {
   trials: TrialTable;
@@ -22,6 +29,8 @@ export interface WorkDispatcherOptions {
   log: Logger;
   /** How long a worker may hold a task before it goes to another worker. */
   leaseMs: number;
+  /** Async mode: at most this many training batches per lease. Defaults to 1. */
+  batchesPerLease?: number;
   /** A worker returned a task on a live lease, done or failed (`result.error`). */
   taskReturned(record: TrialRecord, task: Task, result: WorkResult__Output): void;
   changed(trial: string): void;
@@ -32,7 +41,7 @@ export interface WorkDispatcherOptions {
  * them back: completed (CompleteWork), expired, or revoked when their worker or trial goes.
  */
 export class WorkDispatcher {
-  private readonly leases: LeaseTable<LeasedTask>;
+  private readonly leases: LeaseTable<LeasedTasks>;
   /** Long polls waiting for a task; each returns true once it has been answered. */
   private waiters: Array<() => boolean> = [];
   private roundRobin = 0;
@@ -61,13 +70,38 @@ export class WorkDispatcher {
       const task = record.run.takeTask();
       if (!task) continue;
       this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
-      const lease = this.leases.grant(worker, { trial: id, task }, this.options.leaseMs);
-      return this.workMessage(record, lease.id, task);
+      const tasks = [task, ...this.moreBatches(record, task)];
+      const lease = this.leases.grant(worker, { trial: id, tasks }, this.options.leaseMs);
+      return this.workMessage(record, lease.id, tasks);
     }
     return undefined;
   }
 
-  private workMessage(record: TrialRecord, lease: string, task: Task): Work {
+  /**
+   * Async mode: further training batches for the same lease, as many as batchesPerLease allows
+   * while every live worker still gets a share of what is left of the epoch (so none idles at
+   * its end while another works through a long lease).
+   */
+  private moreBatches(record: TrialRecord, first: Task): TrainTask[] {
+    if (first.kind !== 'train' || record.spec.mode !== 'async') return [];
+    const share = Math.floor(
+      record.run.queuedBatches() / Math.max(1, this.options.roster.liveWorkerCount()),
+    );
+    const extra = Math.min((this.options.batchesPerLease ?? 1) - 1, share);
+    const more: TrainTask[] = [];
+    while (more.length < extra) {
+      const task = record.run.takeTask();
+      if (!task) break;
+      if (task.kind !== 'train') {
+        record.run.release(task);
+        break;
+      }
+      more.push(task);
+    }
+    return more;
+  }
+
+  private workMessage(record: TrialRecord, lease: string, [task, ...more]: Task[]): Work {
     const common = {
       lease,
       trial: record.id,
@@ -85,6 +119,20 @@ export class WorkDispatcher {
       step: task.step,
       step_size: task.stepSize,
       min_version: task.minVersion,
+      more: more.flatMap((t) =>
+        t.kind === 'train'
+          ? [
+              {
+                epoch: t.epoch,
+                batch: t.batch,
+                indices: Array.from(t.indices),
+                step: t.step,
+                step_size: t.stepSize,
+                min_version: t.minVersion,
+              },
+            ]
+          : [],
+      ),
     };
   }
 
@@ -127,7 +175,19 @@ export class WorkDispatcher {
     if (!lease) return false;
     const record = this.options.trials.find(lease.item.trial);
     if (!record) return false;
-    this.options.taskReturned(record, lease.item.task, result);
+    const [first, ...more] = lease.item.tasks;
+    if (result.error) {
+      // One failure, counted once; the lease's other batches simply go back to the queue.
+      for (const task of more.reverse()) record.run.release(task);
+      this.options.taskReturned(record, first, result);
+      return true;
+    }
+    this.options.taskReturned(record, first, result);
+    // The lease's timings and examples were counted with its first batch.
+    const rest = { ...result, compute_ms: 0, pull_ms: 0, push_ms: 0 };
+    more.forEach((task, i) =>
+      this.options.taskReturned(record, task, { ...rest, loss: result.more_losses[i] ?? NaN }),
+    );
     return true;
   }
 
@@ -135,8 +195,9 @@ export class WorkDispatcher {
   workerLeft(worker: string): void {
     for (const lease of this.leases.revoke((l) => l.worker === worker)) {
       const record = this.options.trials.find(lease.item.trial);
-      record?.run.release(lease.item.task);
-      if (record) this.options.changed(record.id);
+      if (!record) continue;
+      for (const task of [...lease.item.tasks].reverse()) record.run.release(task);
+      this.options.changed(record.id);
     }
   }
 
@@ -145,14 +206,15 @@ export class WorkDispatcher {
     this.leases.revoke((l) => l.item.trial === trial);
   }
 
-  private onLeaseExpired(lease: Lease<LeasedTask>): void {
+  private onLeaseExpired(lease: Lease<LeasedTasks>): void {
     const record = this.options.trials.find(lease.item.trial);
     if (!record) return;
+    const { tasks } = lease.item;
     this.options.log.warn(
-      { trial: record.id, worker: lease.worker, task: lease.item.task.kind },
+      { trial: record.id, worker: lease.worker, task: tasks[0].kind, batches: tasks.length },
       'lease expired',
     );
-    record.run.release(lease.item.task);
+    for (const task of [...tasks].reverse()) record.run.release(task);
     this.options.changed(record.id);
   }
 }

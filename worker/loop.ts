@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
+import type { TrainBatch__Output } from '../proto/gen/caviar/v1/TrainBatch';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { ParameterServerClient } from '../core/ps-client';
 import { errorMessage, FailedPreconditionError, isRetryable } from '../core/errors';
@@ -261,29 +262,65 @@ export class Worker {
 
   private async execute(work: Work__Output): Promise<WorkResult> {
     const context = await this.context(work);
+    if (work.kind === 'eval') {
+      this.fresh = undefined;
+      const t = performance.now();
+      await this.pull(context, Number(work.min_version), work.lease_ms);
+      const pullMs = performance.now() - t;
+      this.options.metrics?.observePull(pullMs / 1000);
+      context.model.setParameters(context.values);
+      return this.evaluate(context, pullMs);
+    }
+    // The lease's batches in order (several in async mode), reported together.
+    const batches: TrainBatch__Output[] = [work, ...work.more];
+    const total: WorkResult = { examples: 0, compute_ms: 0, pull_ms: 0, push_ms: 0 };
+    const losses: number[] = [];
+    for (const [i, batch] of batches.entries()) {
+      const r = await this.trainBatch(context, work, batch, i === batches.length - 1);
+      losses.push(r.loss);
+      total.examples = Number(total.examples) + batch.indices.length;
+      total.compute_ms = Number(total.compute_ms) + r.computeMs;
+      total.pull_ms = Number(total.pull_ms) + r.pullMs;
+      total.push_ms = Number(total.push_ms) + r.pushMs;
+      total.duplicate = Boolean(total.duplicate) || r.duplicate;
+    }
+    return { ...total, loss: losses[0], more_losses: losses.slice(1) };
+  }
+
+  /** Pull (unless the last push brought the values back), compute, push one mini-batch. */
+  private async trainBatch(
+    context: TrialContext,
+    work: Work__Output,
+    batch: TrainBatch__Output,
+    lastOfLease: boolean,
+  ): Promise<{
+    loss: number;
+    computeMs: number;
+    pullMs: number;
+    pushMs: number;
+    duplicate: boolean;
+  }> {
     const fresh = this.fresh;
     this.fresh = undefined;
     const async = work.spec?.mode === 'async';
     let t = performance.now();
     const reuse =
       async &&
-      work.kind === 'train' &&
       fresh !== undefined &&
       fresh.context === context &&
-      fresh.version >= Number(work.min_version);
+      fresh.version >= Number(batch.min_version);
     const version = reuse
       ? fresh.version
-      : await this.pull(context, Number(work.min_version), work.lease_ms);
+      : await this.pull(context, Number(batch.min_version), work.lease_ms);
     const pullMs = performance.now() - t;
     this.options.metrics?.observePull(pullMs / 1000);
     context.model.setParameters(context.values);
-    if (work.kind === 'eval') return this.evaluate(context, pullMs);
     t = performance.now();
-    const batch = gatherBatch(context, context.splits.train, work.indices);
+    const examples = gatherBatch(context, context.splits.train, batch.indices);
     const { loss, grads } = context.model.gradients(
-      batch.features,
-      batch.labels,
-      work.indices.length,
+      examples.features,
+      examples.labels,
+      batch.indices.length,
     );
     const clip = work.spec?.clip_norm ?? 0;
     if (clip > 0) clipByGlobalNorm(grads.values(), clip);
@@ -293,18 +330,18 @@ export class Worker {
     const header = {
       fence: this.fence(),
       trial: work.trial,
-      epoch: work.epoch,
-      batch: work.batch,
+      epoch: batch.epoch,
+      batch: batch.batch,
       worker: this.options.id,
       version,
-      step: work.step,
-      step_size: work.step_size,
+      step: batch.step,
+      step_size: batch.step_size,
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
-    if (async) this.prefetch();
+    if (async && lastOfLease) this.prefetch();
     // Async mode: each shard answers the push with its values right after it, which the next
-    // task starts from instead of pulling (one call per shard and batch instead of two).
+    // batch starts from instead of pulling (one call per shard and batch instead of two).
     const replies = await Promise.all(
       context.shards.map((address, s) => {
         const slices = context.shardSlices[s];
@@ -320,14 +357,8 @@ export class Worker {
     if (async) this.fresh = { context, version: Math.min(...replies.map((r) => r.version)) };
     // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
     if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
-    this.options.metrics?.observePush((performance.now() - t) / 1000, version, replies);
-    return {
-      loss,
-      examples: work.indices.length,
-      compute_ms: computeMs,
-      pull_ms: pullMs,
-      push_ms: performance.now() - t,
-      duplicate: replies.some((r) => r.duplicate),
-    };
+    const pushMs = performance.now() - t;
+    this.options.metrics?.observePush(pushMs / 1000, version, replies);
+    return { loss, computeMs, pullMs, pushMs, duplicate: replies.some((r) => r.duplicate) };
   }
 }

@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import type { Work } from '../../proto/gen/caviar/v1/Work';
+import type { WorkResult__Output } from '../../proto/gen/caviar/v1/WorkResult';
+import { WorkDispatcher } from '../../coordinator/work-dispatch';
+import { TrialRun, type Task } from '../../coordinator/trial-run';
+import { TrialTable } from '../../coordinator/trial-table';
+import type { TrialRecord } from '../../coordinator/trial-record';
+import type { ClusterRoster } from '../../coordinator/cluster-roster';
+import { resolveTrialSpec } from '../../core/trial-spec';
+
+interface Returned {
+  task: Task;
+  result: WorkResult__Output;
+}
+
+/** A dispatcher over one trial of `trainCount` examples in batches of 2, and what it reports. */
+function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) {
+  const spec = resolveTrialSpec({
+    dataset: 'synthetic:spirals',
+    model: 'mlp:4',
+    batch: 2,
+    epochs: 1,
+    mode,
+    seed: 3,
+  });
+  const run = new TrialRun({ spec, trainCount, quorum: () => liveWorkers, lr: () => 0.1 });
+  // Only what the dispatcher reads of a record and of the roster (in-process fakes).
+  const record = { id: 'trial-1', spec, run, shards: ['127.0.0.1:1'] } as unknown as TrialRecord;
+  const trials = new TrialTable();
+  trials.add(record);
+  const roster = {
+    mayTakeWork: () => true,
+    touchWorker: () => undefined,
+    liveWorkerCount: () => liveWorkers,
+  } as unknown as ClusterRoster;
+  const returned: Returned[] = [];
+  const dispatch = new WorkDispatcher({
+    trials,
+    roster,
+    log: pino({ level: 'silent' }),
+    leaseMs: 60_000,
+    batchesPerLease: 4,
+    taskReturned: (_record, task, result) => {
+      returned.push({ task, result });
+      if (result.error) run.release(task);
+      else if (task.kind === 'train') run.completeTrain(task, result.loss);
+    },
+    changed: () => undefined,
+  });
+  const acquire = (worker: string): Work => {
+    let work: Work | undefined;
+    const call = { request: { worker, wait_ms: 1 }, cancelled: false };
+    dispatch.acquireWork(
+      call as unknown as grpc.ServerUnaryCall<{ worker: string; wait_ms: number }, Work>,
+      (err, value) => {
+        assert.equal(err, null);
+        work = value ?? undefined;
+      },
+    );
+    assert.ok(work, 'an immediate answer');
+    return work;
+  };
+  const result = (lease: string, fields: Partial<WorkResult__Output> = {}): WorkResult__Output =>
+    ({ lease, worker: 'w1', loss: 1, more_losses: [], error: '', ...fields }) as WorkResult__Output;
+  return { run, dispatch, acquire, result, returned };
+}
+
+const batchesOf = (work: Work): number[] => [
+  Number(work.batch),
+  ...(work.more ?? []).map((b) => Number(b.batch)),
+];
+
+test('async: a lease holds up to 4 batches, fewer once the epoch runs short for every worker', () => {
+  const { run, dispatch, acquire } = setUp('async', 40, 2); // 20 batches
+  const sizes: number[] = [];
+  for (let k = 0; run.queuedBatches() > 0; k++) {
+    const work = acquire(k % 2 ? 'w2' : 'w1');
+    assert.equal(work.kind, 'train');
+    sizes.push(batchesOf(work).length);
+  }
+  // 20 queued: four leases of 4; of the last 4, a lease takes 1 plus its share of the other 3
+  // between 2 workers (1); of the last 2, one each.
+  assert.deepEqual(sizes, [4, 4, 4, 4, 2, 1, 1]);
+  dispatch.close();
+});
+
+test('sync: one batch per lease, whatever batchesPerLease says', () => {
+  const { dispatch, acquire } = setUp('sync', 40, 1);
+  const work = acquire('w1');
+  assert.equal(work.kind, 'train');
+  assert.equal(batchesOf(work).length, 1);
+  dispatch.close();
+});
+
+test("a lease's report completes each of its batches with its own loss; its timings count once", () => {
+  const { run, dispatch, acquire, result, returned } = setUp('async', 40, 1);
+  const work = acquire('w1');
+  const batches = batchesOf(work);
+  assert.equal(batches.length, 4);
+  const ok = dispatch.completeWork(
+    result(work.lease!, { loss: 1, more_losses: [2, 3, 4], compute_ms: 8, push_ms: 4 }),
+  );
+  assert.ok(ok);
+  assert.deepEqual(
+    returned.map((r) => (r.task.kind === 'train' ? r.task.batch : -1)),
+    batches,
+  );
+  assert.deepEqual(
+    returned.map((r) => r.result.loss),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    returned.map((r) => r.result.compute_ms + r.result.push_ms),
+    [12, 0, 0, 0],
+  );
+  assert.equal(run.lastLoss, 4);
+  assert.equal(dispatch.completeWork(result(work.lease!)), false, 'a lease completes once');
+  dispatch.close();
+});
+
+test("a failed lease counts as one failure and all its batches go back, as do a departed worker's", () => {
+  const { run, dispatch, acquire, result, returned } = setUp('async', 16, 1); // 8 batches
+  const first = acquire('w1');
+  assert.equal(batchesOf(first).length, 4);
+  assert.ok(dispatch.completeWork(result(first.lease!, { error: 'boom' })));
+  assert.equal(returned.length, 1, 'one failure reported, not one per batch');
+  assert.equal(run.queuedBatches(), 8, 'every batch of the lease is queued again');
+
+  const second = acquire('w1');
+  assert.deepEqual(batchesOf(second), batchesOf(first), 'the same batches, in order');
+  dispatch.workerLeft('w1');
+  assert.equal(run.queuedBatches(), 8);
+  dispatch.close();
+});
