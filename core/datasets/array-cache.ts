@@ -7,11 +7,17 @@ import * as path from 'node:path';
 export interface CachedArrays {
   features: Float32Array;
   labels: Int32Array;
+  /** What the writer needs to make sense of the arrays again (JSON, say); "" for none. */
+  meta?: string;
 }
 
-/** "CVA1": caviar arrays, version 1. A file with another magic is ignored and rewritten. */
-const MAGIC = 0x31415643;
-const HEADER_BYTES = 8;
+/** "CVA2": caviar arrays, version 2 (with a metadata block). Another magic is ignored and rewritten. */
+const MAGIC = 0x32415643;
+/** Magic, example count, metadata bytes. */
+const HEADER_BYTES = 12;
+
+/** Bytes of metadata padded to a whole number of 4-byte words, so the arrays stay aligned. */
+const padded = (n: number): number => Math.ceil(n / 4) * 4;
 
 /**
  * Where parsed datasets are kept between processes: $CAVIAR_CACHE_DIR, else
@@ -30,13 +36,13 @@ export function cacheFile(name: string, fingerprint: string): string {
 }
 
 /**
- * The arrays stored in `file`, or undefined when it is missing, from another format, or not the
- * length its header promises (a write cut short, say): the caller then parses its sources again.
+ * The arrays stored in `file` and the length of one feature row, or undefined when the file is
+ * missing, from another format, or not the length its header promises (a write cut short, say):
+ * the caller then builds the arrays again.
  */
 export async function readCachedArrays(
   file: string,
-  featureSize: number,
-): Promise<CachedArrays | undefined> {
+): Promise<(Required<CachedArrays> & { featureSize: number }) | undefined> {
   let bytes: Buffer;
   try {
     bytes = await fs.readFile(file);
@@ -45,13 +51,18 @@ export async function readCachedArrays(
   }
   if (bytes.byteLength < HEADER_BYTES || bytes.readUInt32LE(0) !== MAGIC) return undefined;
   const count = bytes.readUInt32LE(4);
-  if (bytes.byteLength !== HEADER_BYTES + count * 4 * (1 + featureSize)) return undefined;
+  const metaBytes = bytes.readUInt32LE(8);
+  const labelsAt = HEADER_BYTES + padded(metaBytes);
+  const featuresAt = labelsAt + count * 4;
+  const featureBytes = bytes.byteLength - featuresAt;
+  if (count === 0 || featureBytes < 0 || featureBytes % (count * 4) !== 0) return undefined;
+  const meta = bytes.toString('utf8', HEADER_BYTES, HEADER_BYTES + metaBytes);
   // Copies into fresh, aligned arrays: readFile's buffer may sit at any offset of a shared pool.
   const labels = new Int32Array(count);
-  new Uint8Array(labels.buffer).set(bytes.subarray(HEADER_BYTES, HEADER_BYTES + count * 4));
-  const features = new Float32Array(count * featureSize);
-  new Uint8Array(features.buffer).set(bytes.subarray(HEADER_BYTES + count * 4));
-  return { features, labels };
+  new Uint8Array(labels.buffer).set(bytes.subarray(labelsAt, featuresAt));
+  const features = new Float32Array(featureBytes / 4);
+  new Uint8Array(features.buffer).set(bytes.subarray(featuresAt));
+  return { features, labels, meta, featureSize: featureBytes / 4 / count };
 }
 
 /**
@@ -61,9 +72,12 @@ export async function readCachedArrays(
  * parses the sources again.
  */
 export async function writeCachedArrays(file: string, arrays: CachedArrays): Promise<boolean> {
-  const header = Buffer.alloc(HEADER_BYTES);
+  const meta = Buffer.from(arrays.meta ?? '', 'utf8');
+  const header = Buffer.alloc(HEADER_BYTES + padded(meta.byteLength));
   header.writeUInt32LE(MAGIC, 0);
   header.writeUInt32LE(arrays.labels.length, 4);
+  header.writeUInt32LE(meta.byteLength, 8);
+  meta.copy(header, HEADER_BYTES);
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     await fs.mkdir(path.dirname(file), { recursive: true });
@@ -85,9 +99,27 @@ export async function writeCachedArrays(file: string, arrays: CachedArrays): Pro
       await handle.close();
     }
     await fs.rename(tmp, file);
-    return true;
   } catch {
     await fs.rm(tmp, { force: true });
     return false;
   }
+  await removeOlderCopies(file);
+  return true;
+}
+
+/**
+ * Removes the other copies cacheFile made under the same name (from sources since changed, or
+ * another checkout's): each is as large as its data set, and only the newest is read again.
+ */
+async function removeOlderCopies(file: string): Promise<void> {
+  const match = /^(.*)-[0-9a-f]{16}\.bin$/.exec(path.basename(file));
+  if (!match) return;
+  const dir = path.dirname(file);
+  const older = (await fs.readdir(dir).catch(() => [] as string[])).filter(
+    (f) =>
+      f !== path.basename(file) &&
+      f.startsWith(`${match[1]}-`) &&
+      /^[0-9a-f]{16}\.bin$/.test(f.slice(match[1].length + 1)),
+  );
+  await Promise.all(older.map((f) => fs.rm(path.join(dir, f), { force: true })));
 }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { InvalidArgumentError } from '../errors';
 import type { Dataset, DatasetSource } from './dataset';
@@ -116,6 +117,16 @@ export class CsvSource implements DatasetSource {
     private readonly options: CsvOptions = {},
   ) {
     this.spec = `csv:${file}`;
+  }
+
+  /** The file's resolved path, size and modification time, and the label column asked for. */
+  async fingerprint(): Promise<string | undefined> {
+    try {
+      const { size, mtimeMs } = await fs.stat(this.file);
+      return JSON.stringify([path.resolve(this.file), size, mtimeMs, this.options.labelColumn]);
+    } catch {
+      return undefined; // load() says what is wrong with the file
+    }
   }
 
   async load(): Promise<Dataset> {

@@ -26,4 +26,10 @@ export interface DatasetSource {
   /** The spec it was made from, e.g. "csv:data.csv". */
   readonly spec: string;
   load(): Promise<Dataset>;
+  /**
+   * What the examples depend on (files' sizes and modification times), so that what is derived
+   * from them can be cached between processes; undefined (or absent) where there is nothing
+   * stable to key on, or nothing worth caching (generated data).
+   */
+  fingerprint?(): Promise<string | undefined>;
 }

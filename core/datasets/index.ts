@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../errors';
 import { CsvSource } from './csv';
 import type { DatasetSource, DatasetSplits } from './dataset';
 import { MnistSource } from './mnist';
-import { splitDataset } from './split';
+import { loadSplitsOf } from './split-cache';
 import { SyntheticSource } from './spirals';
 
 export type { Dataset, DatasetSource, DatasetSplits } from './dataset';
@@ -42,7 +42,7 @@ export function loadSplits(spec: string, options: DatasetOptions = {}): Promise<
   const key = JSON.stringify([spec.trim(), options.labelColumn ?? null]);
   let splits = loaded.get(key);
   if (!splits) {
-    splits = (async () => splitDataset(await datasetSource(spec, options).load()))();
+    splits = (async () => loadSplitsOf(datasetSource(spec, options)))();
     // A failed load is not cached: the file may be fixed and the call retried.
     splits.catch(() => loaded.delete(key));
     loaded.set(key, splits);

@@ -25,12 +25,17 @@ async function readDigit(folder: string, digit: number): Promise<Float32Array> {
 export class MnistSource implements DatasetSource {
   readonly spec = 'mnist';
 
+  fingerprint(): Promise<string> {
+    return fingerprint(digitsFolder());
+  }
+
   async load(): Promise<Dataset> {
     const folder = digitsFolder();
     // Parsing the 21 MB of JSON takes about 280 ms; the binary copy loads in about 20.
     const cache = cacheFile('mnist', await fingerprint(folder));
+    const cached = await readCachedArrays(cache);
     const { features, labels } =
-      (await readCachedArrays(cache, PIXELS)) ?? (await parseDigits(folder, cache));
+      cached?.featureSize === PIXELS ? cached : await parseDigits(folder, cache);
     return {
       features,
       labels,

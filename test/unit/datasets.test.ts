@@ -15,7 +15,9 @@ import {
   splitDataset,
   splitSizes,
   type Dataset,
+  type DatasetSplits,
 } from '../../core/datasets';
+import { loadSplitsOf } from '../../core/datasets/split-cache';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-datasets-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -71,7 +73,7 @@ describe('mnist', () => {
       assert.equal(files.length, 1, `cache files: ${files.join(', ')}`);
       const file = path.join(dir, files[0]);
       const size = fs.statSync(file).size;
-      assert.equal(size, 8 + 10_000 * 4 * (1 + 784));
+      assert.equal(size, 12 + 10_000 * 4 * (1 + 784));
       const same = (data: Dataset): void => {
         assert.deepEqual(data.labels, parsed.labels);
         assert.ok(Buffer.from(data.features.buffer).equals(Buffer.from(parsed.features.buffer)));
@@ -80,6 +82,54 @@ describe('mnist', () => {
       fs.truncateSync(file, size - 100);
       same(await new MnistSource().load());
       assert.equal(fs.statSync(file).size, size);
+    } finally {
+      if (previous === undefined) delete process.env.CAVIAR_CACHE_DIR;
+      else process.env.CAVIAR_CACHE_DIR = previous;
+    }
+  });
+
+  it('keeps a binary copy of the normalized splits, bit for bit, and ignores a damaged one', async () => {
+    const dir = path.join(tmp, 'split-cache');
+    const previous = process.env.CAVIAR_CACHE_DIR;
+    process.env.CAVIAR_CACHE_DIR = dir;
+    try {
+      const expected = splitDataset(await new MnistSource().load());
+      const same = (got: DatasetSplits): void => {
+        for (const part of ['train', 'trainDev', 'validation', 'test'] as const) {
+          const [a, b] = [got[part], expected[part]];
+          assert.equal(a.count, b.count, part);
+          assert.deepEqual(a.featureShape, b.featureShape);
+          assert.deepEqual(a.classNames, b.classNames);
+          assert.deepEqual(a.labels, b.labels, `${part} labels`);
+          assert.ok(
+            Buffer.from(a.features.buffer, a.features.byteOffset, a.features.byteLength).equals(
+              Buffer.from(b.features.buffer, b.features.byteOffset, b.features.byteLength),
+            ),
+            `${part} features`,
+          );
+        }
+      };
+      same(await loadSplitsOf(new MnistSource()));
+      const files = fs.readdirSync(dir).filter((f) => f.startsWith('splits-mnist-'));
+      assert.equal(files.length, 1, `cache files: ${files.join(', ')}`);
+      const file = path.join(dir, files[0]);
+      const size = fs.statSync(file).size;
+      same(await loadSplitsOf(new MnistSource()));
+      fs.truncateSync(file, size - 4 * 785);
+      same(await loadSplitsOf(new MnistSource()));
+      assert.equal(fs.statSync(file).size, size, 'the damaged copy was written again');
+
+      // A CSV file that changes gets a copy of its own, not the old one's splits.
+      const csv = csvFile('changing.csv', 'a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n9,10,x\n');
+      const first = await loadSplitsOf(new CsvSource(csv));
+      fs.appendFileSync(csv, '11,12,y\n');
+      const second = await loadSplitsOf(new CsvSource(csv));
+      const total = (s: DatasetSplits): number =>
+        s.train.count + s.trainDev.count + s.validation.count + s.test.count;
+      assert.deepEqual([total(first), total(second)], [5, 6]);
+      const csvCopies = fs.readdirSync(dir).filter((f) => f.startsWith('splits-csv-'));
+      assert.equal(csvCopies.length, 1, `the older copy was removed: ${csvCopies.join(', ')}`);
+      assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('splits-mnist-')).length, 1);
     } finally {
       if (previous === undefined) delete process.env.CAVIAR_CACHE_DIR;
       else process.env.CAVIAR_CACHE_DIR = previous;
