@@ -204,40 +204,54 @@ interface WireLine {
 }
 
 /** Runs a bench script --runs times under the role processes' Node flags; its JSON lines. */
-async function wireScript(script: string, bench: string, o: BenchOptions): Promise<WireLine[]> {
+async function wireScript(
+  script: string,
+  bench: string,
+  o: BenchOptions,
+  args: string[] = [],
+  label = bench,
+): Promise<WireLine[]> {
   const out: WireLine[] = [];
   for (let i = 0; i < o.runs; i++) {
-    log(`wire: ${bench} (run ${i + 1}/${o.runs})`);
-    const r = await runChild(process.execPath, [...ROLE_NODE_FLAGS, script], o.timeoutS);
+    log(`wire: ${label} (run ${i + 1}/${o.runs})`);
+    const r = await runChild(process.execPath, [...ROLE_NODE_FLAGS, script, ...args], o.timeoutS);
     try {
       if (r.code !== 0) throw new Error(failure(r, bench));
       const line = lastJsonLine<WireLine & Record<string, unknown>>(
         r.stdout,
         (v) => v.bench === bench,
       );
-      emit({ ...line, bench: `wire_${bench}`, run: i + 1 });
+      emit({ ...line, bench: `wire_${label}`, run: i + 1 });
       out.push(line);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      emit({ bench: `wire_${bench}`, error: message });
-      errors.push(`${bench}: ${message}`);
+      emit({ bench: `wire_${label}`, error: message });
+      errors.push(`${label}: ${message}`);
     }
   }
   return out;
 }
 
 /**
- * The system path's share of the loopback limit: caviar's gRPC pull + push round trips per
- * second between two processes (the shard applying Adam each time) over bare TCP round trips of
- * the same bytes, each measured --runs times.
+ * The system path's share of the loopback limit: caviar's gRPC round trips per second between
+ * two processes (the shard applying Adam each time), as Pull + Push (sync mode) and as one
+ * PushPull (async mode), over bare TCP round trips of the same bytes, each measured --runs times.
  */
 async function wire(o: BenchOptions): Promise<void> {
   const grpc = await wireScript(SYSTEM_PATH_JS, 'system_path', o);
+  const pushPull = await wireScript(
+    SYSTEM_PATH_JS,
+    'system_path',
+    o,
+    ['--push-pull'],
+    'system_path_push_pull',
+  );
   const tcp = await wireScript(LOOPBACK_JS, 'loopback', o);
-  if (!grpc.length || !tcp.length) return;
+  if (!grpc.length || !pushPull.length || !tcp.length) return;
   const medianRun = (lines: WireLine[]): WireLine =>
     lines[medianIndex(lines.map((l) => l.round_trips_per_s))];
   const g = spreadOf(grpc.map((l) => l.round_trips_per_s));
+  const pp = spreadOf(pushPull.map((l) => l.round_trips_per_s));
   const t = spreadOf(tcp.map((l) => l.round_trips_per_s));
   emit({
     bench: 'wire',
@@ -247,7 +261,11 @@ async function wire(o: BenchOptions): Promise<void> {
     tcp_round_trips_per_s: t.median,
     tcp_spread: t.spread,
     share_of_loopback: round(g.median / t.median, 4),
+    grpc_push_pull_round_trips_per_s: pp.median,
+    grpc_push_pull_spread: pp.spread,
+    push_pull_share_of_loopback: round(pp.median / t.median, 4),
     grpc_cpu_ms_per_round_trip: medianRun(grpc).cpu_ms_per_round_trip,
+    grpc_push_pull_cpu_ms_per_round_trip: medianRun(pushPull).cpu_ms_per_round_trip,
     tcp_cpu_ms_per_round_trip: medianRun(tcp).cpu_ms_per_round_trip,
   });
 }
@@ -825,11 +843,10 @@ function sweepSpec(parallel: number, name = `bench-parallel-${parallel}`, trials
 }
 
 /**
- * One local cluster (`caviar up`), then the same 16 trials as a sweep twice: 4 at a time
- * (caviar) and one after another (panda); wall time of each, the ratio, the best accuracy. An
- * untimed 4-trial sweep runs first: a fresh cluster spends its first ten seconds or so warming
- * up (V8 compiling the hot paths of grpc-js, protobufjs and tfjs), which made whichever sweep
- * ran first about 4 s slower.
+ * One local cluster (`caviar up`), then the same 16 trials as a sweep, 4 at a time (caviar) and
+ * one after another (panda), in alternating order for max(2, --runs) rounds: medians of the wall
+ * times, their ratio, the best accuracies. An untimed 8-trial sweep runs first: a fresh cluster
+ * spends its first seconds warming up (V8 compiling the hot paths of grpc-js, protobufjs and tfjs).
  */
 async function sweepVersusSequential(o: BenchOptions): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-bench-sweep-'));
@@ -842,33 +859,54 @@ async function sweepVersusSequential(o: BenchOptions): Promise<void> {
       shards: 2,
       epochs: 2,
     };
-    for (const parallel of [0, 4, 1]) {
-      const file = path.join(dir, `sweep-${parallel}.yaml`);
-      fs.writeFileSync(
-        file,
-        parallel === 0 ? sweepSpec(2, 'bench-warm-up', 4) : sweepSpec(parallel),
-      );
-      log(parallel === 0 ? 'sweep: warm-up, 4 trials' : `sweep: 16 trials, parallel ${parallel}`);
+    const sweep = async (parallel: number, name: string, trials = 16) => {
+      const file = path.join(dir, `${name}.yaml`);
+      fs.writeFileSync(file, sweepSpec(parallel, name, trials));
       const r = await runChild(
         process.execPath,
         [CAVIAR_BIN, 'sweep', file, '--coordinator', up.coordinator, '--json'],
         o.timeoutS,
       );
-      if (r.code !== 0) {
-        errors.push(failure(r, `sweep parallel ${parallel}`));
-        return;
-      }
-      const s = lastJsonLine<{ seconds: number; best: { val_accuracy: number } | null }>(
+      if (r.code !== 0) throw new Error(failure(r, `sweep ${name}`));
+      return lastJsonLine<{ seconds: number; best: { val_accuracy: number } | null }>(
         r.stdout,
         (v) => 'sweep' in v,
       );
-      if (parallel === 0) continue;
-      result[parallel === 1 ? 'sequential_seconds' : 'parallel_seconds'] = s.seconds;
-      result[parallel === 1 ? 'sequential_best_val_accuracy' : 'best_val_accuracy'] =
-        s.best?.val_accuracy ?? null;
+    };
+    const seconds: Record<number, number[]> = { 1: [], 4: [] };
+    const best: Record<number, number[]> = { 1: [], 4: [] };
+    try {
+      log('sweep: warm-up, 8 trials');
+      await sweep(4, 'bench-warm-up', 8);
+      // The order alternates (4 then 1, 1 then 4, ...): the cluster keeps getting faster for a
+      // while, and whichever sweep ran first used to pay for it (reported as 4 at a time being
+      // a quarter slower).
+      const rounds = Math.max(2, o.runs);
+      for (let k = 0; k < rounds; k++) {
+        for (const parallel of k % 2 === 0 ? [4, 1] : [1, 4]) {
+          log(`sweep: 16 trials, parallel ${parallel} (round ${k + 1}/${rounds})`);
+          const s = await sweep(parallel, `bench-parallel-${parallel}-${k}`);
+          seconds[parallel].push(s.seconds);
+          best[parallel].push(s.best?.val_accuracy ?? NaN);
+        }
+      }
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+      return;
     }
-    result.parallel = 4;
-    result.speedup = round(Number(result.sequential_seconds) / Number(result.parallel_seconds), 2);
+    const parallel = spreadOf(seconds[4], 2);
+    const sequential = spreadOf(seconds[1], 2);
+    Object.assign(result, {
+      rounds: seconds[4].length,
+      parallel: 4,
+      parallel_seconds: parallel.median,
+      parallel_seconds_runs: parallel.runs,
+      sequential_seconds: sequential.median,
+      sequential_seconds_runs: sequential.runs,
+      best_val_accuracy: Math.max(...best[4]),
+      sequential_best_val_accuracy: Math.max(...best[1]),
+      speedup: round(sequential.median / parallel.median, 2),
+    });
     emit(result);
   } finally {
     up.stop();

@@ -7,9 +7,11 @@
  * on a shared machine the CPU figures move much less than the wall-clock ones.
  *
  *   node dist/test/bench/system-path.js [--model mlp:256] [--seconds 3] [--shards 1] [--inproc]
+ *                                       [--push-pull]
  *
  * With --shards 2 the client pulls and pushes both shards at once, as a worker does.
  * --inproc runs the shards in this process (one thread for both ends: for profiles).
+ * --push-pull makes each round trip one PushPull call, as async-mode workers do.
  */
 import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -27,6 +29,7 @@ interface Options {
   seconds: number;
   shards: number;
   inproc: boolean;
+  pushPull: boolean;
   serve: boolean;
 }
 
@@ -121,6 +124,14 @@ async function measure(o: Options): Promise<void> {
   const runFor = async (seconds: number, record: boolean): Promise<void> => {
     const until = performance.now() + seconds * 1000;
     while (performance.now() < until) {
+      if (o.pushPull) {
+        // As an async-mode worker does: the values come back with the push, no separate pull.
+        const t = performance.now();
+        const header = { trial, epoch: 0, batch: batch++, worker: 'bench', version: 0 };
+        await Promise.all(clients.map((c, s) => c.pushPull(header, shardSlices[s], grads, values)));
+        if (record) pushes.push(performance.now() - t);
+        continue;
+      }
       let t = performance.now();
       await Promise.all(clients.map((c, s) => c.pull(trial, shardSlices[s], values)));
       if (record) pulls.push(performance.now() - t);
@@ -138,7 +149,7 @@ async function measure(o: Options): Promise<void> {
   const [clientCpu, shardCpu] = [cpuMs() - clientCpu0, (await shards.cpuMs()) - shardCpu0];
   for (const c of clients) c.close();
   await shards.stop();
-  const trips = pulls.length;
+  const trips = pushes.length;
   process.stdout.write(
     JSON.stringify({
       bench: 'system_path',
@@ -146,8 +157,9 @@ async function measure(o: Options): Promise<void> {
       bytes,
       shards: o.shards,
       inproc: o.inproc,
-      pull: summarize(pulls, bytes),
-      push: summarize(pushes, bytes),
+      ...(o.pushPull
+        ? { push_pull: summarize(pushes, bytes) }
+        : { pull: summarize(pulls, bytes), push: summarize(pushes, bytes) }),
       round_trips_per_s: round(trips / wall, 1),
       cpu_ms_per_round_trip: {
         client: round(clientCpu / trips, 2),
@@ -166,6 +178,11 @@ async function main(): Promise<void> {
     .option('--seconds <s>', 'seconds measured', Number, 3)
     .option('--shards <n>', 'shards', Number, 1)
     .option('--inproc', 'shards in this process', false)
+    .option(
+      '--push-pull',
+      'one PushPull per round trip (async workers) instead of Pull + Push',
+      false,
+    )
     .option('--serve', 'internal: serve one shard', false)
     .parse()
     .opts<Options>();
