@@ -169,3 +169,51 @@ test(
     }
   },
 );
+
+/** Resident memory of a process, in MB, from /proc. */
+function rssMb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+test(
+  'a shard paused (SIGSTOP) past its membership TTL: workers wait with bounded memory, then every batch is applied once',
+  { timeout: 150_000 },
+  async () => {
+    await using cluster = await startCluster('pause-shard', { workers: 2, shards: 2 });
+    const client = new CoordinatorClient(cluster.coordinator);
+    try {
+      const trial = await submit(client, {
+        dataset: 'mnist',
+        model: 'mlp:64',
+        batch: 64,
+        epochs: EPOCHS,
+        mode: 'async',
+        optimizer: { kind: 'adam', lr: 1e-3 },
+      });
+      await trial.until((s) => progress(s) >= 40);
+      const others = cluster.processes.filter((p) => p.id !== 'ps-1').map((p) => p.pid);
+      const memory = (): number => others.reduce((mb, pid) => mb + rssMb(pid), 0);
+      const before = memory();
+      await cluster.signal('ps-1', 'SIGSTOP');
+      // Longer than the membership TTL (2 s here) and a worker's per-call deadline (5 s).
+      await sleep(1_000);
+      const stalled = progress(await client.getTrial(trial.id));
+      let peak = before;
+      for (let i = 0; i < 10; i++) {
+        await sleep(500);
+        peak = Math.max(peak, memory());
+      }
+      const after = progress(await client.getTrial(trial.id));
+      assert.equal(after, stalled, 'no batch completes while one of its shards is paused');
+      // Each worker holds at most one lease's push per shard; nothing queues up behind it.
+      assert.ok(peak - before < 64, `memory grew ${(peak - before).toFixed(1)} MB while paused`);
+      await cluster.signal('ps-1', 'SIGCONT');
+      const status = await trial.done;
+      assertExactlyOnce(status);
+      assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
+    } finally {
+      client.close();
+    }
+  },
+);
