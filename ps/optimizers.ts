@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../core/errors';
 import type { OptimizerConfig, OptimizerKind } from '../core/optimizer-config';
 import { nativeLoops } from './native-loops';
+import type { OptimizerFunctions } from '../core/native/addon';
 
 /** What an update needs besides the arrays: the scheduled learning rate and the update count. */
 export interface StepContext {
@@ -79,18 +80,18 @@ export const adam: Optimizer = {
  * arithmetic in this order, float32 storage) does not load. Adam is most of a shard's CPU per
  * push; natively it is about four times faster.
  */
-export function adamLoop(
-  params: Float32Array,
-  grad: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  stepSize: number,
-  inverseCorrection2: number,
-  beta1: number,
-  beta2: number,
-  epsilon: number,
-  l2: number,
-): void {
+export const adamLoop: OptimizerFunctions['adam'] = (
+  params,
+  grad,
+  m,
+  v,
+  stepSize,
+  inverseCorrection2,
+  beta1,
+  beta2,
+  epsilon,
+  l2,
+) => {
   const newShare1 = 1 - beta1;
   const newShare2 = 1 - beta2;
   for (let i = 0; i < params.length; i++) {
@@ -101,7 +102,7 @@ export function adamLoop(
     v[i] = vi;
     params[i] -= (stepSize * mi) / (Math.sqrt(vi * inverseCorrection2) + epsilon);
   }
-}
+};
 
 /**
  * ms = ρ·ms + (1-ρ)·g²; θ -= lr·g/√(ms + ε): tf.train.rmsprop with momentum 0 and centered

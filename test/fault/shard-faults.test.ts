@@ -9,6 +9,18 @@ import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../hel
 
 const EPOCHS = 3;
 
+/** The MNIST trial these faults interrupt: small enough for wasm workers, long enough to hit. */
+function mnistTrial(mode: 'sync' | 'async'): TrialSpec {
+  return {
+    dataset: 'mnist',
+    model: 'mlp:64',
+    batch: 64,
+    epochs: EPOCHS,
+    mode,
+    optimizer: { kind: 'adam', lr: 1e-3 },
+  };
+}
+
 for (const mode of ['async', 'sync'] as const) {
   test(
     `${mode}: SIGKILL a shard and restart it: it restores its checkpoint, lost batches run again`,
@@ -16,14 +28,7 @@ for (const mode of ['async', 'sync'] as const) {
     async () => {
       await using cluster = await startCluster(`kill-shard-${mode}`, { workers: 2, shards: 2 });
       const client = new CoordinatorClient(cluster.coordinator);
-      const spec: TrialSpec = {
-        dataset: 'mnist',
-        model: 'mlp:64',
-        batch: 64,
-        epochs: EPOCHS,
-        mode,
-        optimizer: { kind: 'adam', lr: 1e-3 },
-      };
+      const spec = mnistTrial(mode);
       try {
         const trial = await submit(client, spec);
         await trial.until((s) => progress(s) >= 60);
@@ -183,14 +188,7 @@ test(
     await using cluster = await startCluster('pause-shard', { workers: 2, shards: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
-      const trial = await submit(client, {
-        dataset: 'mnist',
-        model: 'mlp:64',
-        batch: 64,
-        epochs: EPOCHS,
-        mode: 'async',
-        optimizer: { kind: 'adam', lr: 1e-3 },
-      });
+      const trial = await submit(client, mnistTrial('async'));
       await trial.until((s) => progress(s) >= 40);
       const others = cluster.processes.filter((p) => p.id !== 'ps-1').map((p) => p.pid);
       const memory = (): number => others.reduce((mb, pid) => mb + rssMb(pid), 0);
