@@ -64,6 +64,12 @@ export interface WorkerOptions {
   fenceToken?: () => string;
   /** Told of each training task's timings and staleness. Defaults to none. */
   metrics?: WorkerMetrics;
+  /**
+   * Where the coordinator serves now (with etcd: the elected leader's registration), asked when
+   * the current address stops answering, so the worker follows a standby that took over at
+   * another address. Absent: the worker keeps trying its one address.
+   */
+  findCoordinator?: () => Promise<string | undefined>;
 }
 
 /**
@@ -72,7 +78,8 @@ export interface WorkerOptions {
  * the coordinator hands the task to another worker.
  */
 export class Worker {
-  private readonly coordinator: CoordinatorClient;
+  private coordinator: CoordinatorClient;
+  private coordinatorAddress: string;
   private readonly shards = new Map<string, ParameterServerClient>();
   private readonly contexts = new Map<string, TrialContext>();
   private readonly abort = new AbortController();
@@ -90,18 +97,38 @@ export class Worker {
   private fresh: { context: TrialContext; version: number } | undefined;
 
   constructor(private readonly options: WorkerOptions) {
+    this.coordinatorAddress = options.coordinator;
     this.coordinator = new CoordinatorClient(options.coordinator);
     this.pollMs = options.pollMs ?? 1_000;
     this.maxCachedTrials = options.maxCachedTrials ?? 4;
   }
 
   async start(): Promise<void> {
-    await this.coordinator.registerWorker({
+    await this.register();
+    this.loop = this.run();
+  }
+
+  private register(): Promise<unknown> {
+    return this.coordinator.registerWorker({
       id: this.options.id,
       backend: this.options.backend.name,
       pid: process.pid,
     });
-    this.loop = this.run();
+  }
+
+  /** Moves to the coordinator's current address if it changed (a standby took over). */
+  private async followCoordinator(): Promise<void> {
+    const address = await this.options.findCoordinator?.().catch(() => undefined);
+    if (!address || address === this.coordinatorAddress) return;
+    this.options.log.info(
+      { from: this.coordinatorAddress, to: address },
+      'the coordinator moved; following it',
+    );
+    this.coordinator.close();
+    this.coordinator = new CoordinatorClient(address);
+    this.coordinatorAddress = address;
+    this.prefetched = undefined;
+    await this.register().catch(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -127,6 +154,7 @@ export class Worker {
       } catch (err) {
         if (this.abort.signal.aborted) return;
         log.warn({ err: errorMessage(err) }, 'cannot reach the coordinator; retrying');
+        await this.followCoordinator();
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }

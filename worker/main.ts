@@ -28,7 +28,10 @@ function wholeNumber(value: string): number {
 
 const program = addMetricsOptions(addMembershipOptions(new Command('caviar worker')))
   .description('run a worker of a caviar cluster')
-  .requiredOption('--coordinator <address>', 'the coordinator, host:port')
+  .requiredOption(
+    '--coordinator <address>',
+    'the coordinator, host:port (with --etcd, a standby that takes over elsewhere is followed)',
+  )
   .option('--id <id>', "this worker's id", `worker-${process.pid}`)
   .addOption(
     new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto'),
@@ -62,6 +65,10 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
       log,
       fenceToken: keeper ? () => keeper.token : undefined,
       metrics: registerWorkerMetrics(metrics.registry, flags.id, backend.name),
+      // The elected coordinator registers its address: a standby that took over is found there.
+      findCoordinator: membership
+        ? async () => (await membership.list('coordinator'))[0]?.address
+        : undefined,
     });
     await worker.start();
     exitOnSignals(log, async () => {
