@@ -10,6 +10,7 @@ import { TERMINAL_STATES, trialStatus } from './trial-record';
 import type { RecordStore } from './record-store';
 import type { PersistedSweep } from './sweep-run';
 import { persistedTrial, type PersistedTrial } from './trial-state';
+import type { TrialRecord } from './trial-record';
 import { SweepManager } from './sweep-manager';
 import { TrialTable } from './trial-table';
 import { ClusterRoster, type ClusterState } from './cluster-roster';
@@ -111,6 +112,7 @@ export class CoordinatorServer {
       basis: (spec) => this.basis(spec),
       revokeLeases: (trial) => this.dispatch.trialEnded(trial),
       sweepTrialEnded: (trial) => this.sweeps.trialEnded(trial),
+      persist: (record) => this.persist(record),
       changed: (trial) => this.changed(trial),
     });
     this.changes.setMaxListeners(0);
@@ -227,6 +229,11 @@ export class CoordinatorServer {
       release: (record) => this.lifecycle.release(record),
       changed: (trial) => this.changed(trial),
     };
+  }
+
+  /** Writes the trial's state to etcd now (where there is a store), and waits for it. */
+  private async persist(record: TrialRecord): Promise<void> {
+    await this.options.store?.trials.save(persistedTrial(record), true);
   }
 
   /** Saves the trial, tells its watchers and its sweep's, and lets waiting workers try again. */

@@ -13,6 +13,9 @@ import type { TrialBasis } from './trial-basis';
 import type { TrialShards } from './trial-shards';
 import type { TrialTable } from './trial-table';
 
+/** How long freeing a trial's shards waits for its end to be stored. */
+const PERSIST_WAIT_MS = 3_000;
+
 /** A trial started by a sweep: which, and how its best epoch and verdict are judged. */
 export interface SweepTrialMeta {
   sweep: string;
@@ -33,6 +36,8 @@ export interface TrialLifecycleOptions {
   revokeLeases(trial: string): void;
   /** The trial's sweep, if any, starts its next trial. */
   sweepTrialEnded(trial: string): void;
+  /** Writes the trial's state to the store now; resolves once it is written. */
+  persist(record: TrialRecord): Promise<void>;
   changed(trial: string): void;
 }
 
@@ -139,6 +144,22 @@ export class TrialLifecycle {
   async release(record: TrialRecord): Promise<void> {
     record.finishedAt ??= Date.now();
     this.options.revokeLeases(record.id);
+    // The end is stored before the shards forget the trial: a coordinator that dies in between
+    // leaves a successor that sees the trial ended, not one running without its parameters. With
+    // etcd down, the store keeps retrying and the shards are freed after PERSIST_WAIT_MS anyway.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.options
+        .persist(record)
+        .catch((err: unknown) =>
+          this.options.log.warn(
+            { trial: record.id, err: errorMessage(err) },
+            'cannot store the end of the trial yet',
+          ),
+        ),
+      new Promise((resolve) => (timer = setTimeout(resolve, PERSIST_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
     await this.options.shards.drop(record.id);
     this.options.sweepTrialEnded(record.id);
   }

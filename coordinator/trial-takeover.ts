@@ -77,6 +77,8 @@ async function restoredTrial(
     humanError: p.humanError,
     predictMsP95: p.predictMsP95 ?? 0,
   };
+  // A coordinator may die after storing a trial's end and before the shards dropped it.
+  if (!ongoing) void options.shards.drop(p.id).catch(() => undefined);
   if (ongoing && !applied) {
     record.error = 'its parameters are gone from the shards (they restarted without it)';
     record.run.fail();
