@@ -62,11 +62,18 @@ test(
       await trial.until((s) => progress(s) >= 80);
       await cluster.signal('ps-0', 'SIGKILL');
       const dir = path.join(cluster.logDir, 'checkpoints', 'ps-0');
-      const newest = fs
+      // The newest complete checkpoint: a .bin whose manifest is not written yet (the kill can
+      // land between the two) is not one the shard would restore anyway.
+      const manifest = fs
         .readdirSync(dir)
-        .filter((f) => f.endsWith('.bin'))
+        .filter((f) => f.endsWith('.manifest.json'))
         .sort()
         .at(-1)!;
+      const newest = (
+        JSON.parse(fs.readFileSync(path.join(dir, manifest), 'utf8')) as {
+          file: string;
+        }
+      ).file;
       const data = fs.readFileSync(path.join(dir, newest));
       data[Math.floor(data.length / 2)] ^= 0xff;
       fs.writeFileSync(path.join(dir, newest), data);
