@@ -40,6 +40,15 @@ function predictLatencyP95(context: TrialContext): number {
   return times.length ? times[Math.min(times.length - 1, Math.floor(0.95 * times.length))] : 0;
 }
 
+/** What one mini-batch of a lease came to: its loss, where its time went, whether a repeat. */
+interface BatchOutcome {
+  loss: number;
+  computeMs: number;
+  pullMs: number;
+  pushMs: number;
+  duplicate: boolean;
+}
+
 /** A push refused because this worker's lease had ended (by a shard, or by this worker itself). */
 function isFenced(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === grpcStatus.FAILED_PRECONDITION;
@@ -301,18 +310,20 @@ export class Worker {
     }
     // The lease's batches in order (several in async mode), reported together.
     const batches: TrainBatch__Output[] = [work, ...work.more];
-    const total: WorkResult = { examples: 0, compute_ms: 0, pull_ms: 0, push_ms: 0 };
-    const losses: number[] = [];
+    const results: BatchOutcome[] = [];
     for (const [i, batch] of batches.entries()) {
-      const r = await this.trainBatch(context, work, batch, i === batches.length - 1);
-      losses.push(r.loss);
-      total.examples = Number(total.examples) + batch.indices.length;
-      total.compute_ms = Number(total.compute_ms) + r.computeMs;
-      total.pull_ms = Number(total.pull_ms) + r.pullMs;
-      total.push_ms = Number(total.push_ms) + r.pushMs;
-      total.duplicate = Boolean(total.duplicate) || r.duplicate;
+      results.push(await this.trainBatch(context, work, batch, i === batches.length - 1));
     }
-    return { ...total, loss: losses[0], more_losses: losses.slice(1) };
+    const sum = (f: (r: BatchOutcome) => number): number => results.reduce((n, r) => n + f(r), 0);
+    return {
+      loss: results[0].loss,
+      more_losses: results.slice(1).map((r) => r.loss),
+      examples: batches.reduce((n, b) => n + b.indices.length, 0),
+      compute_ms: sum((r) => r.computeMs),
+      pull_ms: sum((r) => r.pullMs),
+      push_ms: sum((r) => r.pushMs),
+      duplicate: results.some((r) => r.duplicate),
+    };
   }
 
   /** Pull (unless the last push brought the values back), compute, push one mini-batch. */
@@ -321,13 +332,7 @@ export class Worker {
     work: Work__Output,
     batch: TrainBatch__Output,
     lastOfLease: boolean,
-  ): Promise<{
-    loss: number;
-    computeMs: number;
-    pullMs: number;
-    pushMs: number;
-    duplicate: boolean;
-  }> {
+  ): Promise<BatchOutcome> {
     const fresh = this.fresh;
     this.fresh = undefined;
     const async = work.spec?.mode === 'async';
