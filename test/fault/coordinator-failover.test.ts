@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { isRetryable } from '../../core/errors';
-import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
+import {
+  assertExactlyOnce,
+  faultTrial,
+  progress,
+  sleep,
+  startCluster,
+  submit,
+} from '../helpers/cluster';
 
 const TERMINAL = new Set(['completed', 'failed', 'stopped']);
 
@@ -28,14 +35,7 @@ test(
     const client = new CoordinatorClient(cluster.coordinator);
     let standbyClient: CoordinatorClient | undefined;
     try {
-      const trial = await submit(client, {
-        dataset: 'mnist',
-        model: 'mlp:64',
-        batch: 64,
-        epochs: 3,
-        mode: 'async',
-        optimizer: { kind: 'adam', lr: 1e-3 },
-      });
+      const trial = await submit(client, faultTrial('async'));
       await trial.until((s) => progress(s) >= 30);
       // This watch is on the coordinator about to die; the standby is asked directly below.
       trial.done.catch(() => undefined);

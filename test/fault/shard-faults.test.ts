@@ -2,24 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { follow } from '../../client/follow';
-import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
-
-const EPOCHS = 3;
-
-/** The MNIST trial these faults interrupt: small enough for wasm workers, long enough to hit. */
-function mnistTrial(mode: 'sync' | 'async'): TrialSpec {
-  return {
-    dataset: 'mnist',
-    model: 'mlp:64',
-    batch: 64,
-    epochs: EPOCHS,
-    mode,
-    optimizer: { kind: 'adam', lr: 1e-3 },
-  };
-}
+import {
+  assertExactlyOnce,
+  faultTrial,
+  progress,
+  sleep,
+  startCluster,
+  submit,
+} from '../helpers/cluster';
 
 for (const mode of ['async', 'sync'] as const) {
   test(
@@ -28,7 +20,7 @@ for (const mode of ['async', 'sync'] as const) {
     async () => {
       await using cluster = await startCluster(`kill-shard-${mode}`, { workers: 2, shards: 2 });
       const client = new CoordinatorClient(cluster.coordinator);
-      const spec = mnistTrial(mode);
+      const spec = faultTrial(mode);
       try {
         const trial = await submit(client, spec);
         await trial.until((s) => progress(s) >= 60);
@@ -52,13 +44,7 @@ test(
     await using cluster = await startCluster('corrupt-checkpoint', { workers: 2, shards: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
-      const trial = await submit(client, {
-        dataset: 'mnist',
-        model: 'mlp:64',
-        batch: 64,
-        epochs: EPOCHS,
-        mode: 'async',
-      });
+      const trial = await submit(client, faultTrial('async'));
       await trial.until((s) => progress(s) >= 80);
       await cluster.signal('ps-0', 'SIGKILL');
       const dir = path.join(cluster.logDir, 'checkpoints', 'ps-0');
@@ -107,14 +93,7 @@ test(
         })
       ).done;
       assert.equal(first.status, 'completed');
-      const trial = await submit(client, {
-        name: 'across',
-        dataset: 'mnist',
-        model: 'mlp:64',
-        batch: 64,
-        epochs: EPOCHS,
-        mode: 'async',
-      });
+      const trial = await submit(client, { ...faultTrial('async'), name: 'across' });
       await trial.until((s) => progress(s) >= 50);
       await cluster.signal('coordinator', 'SIGKILL');
       await sleep(500);
@@ -195,7 +174,7 @@ test(
     await using cluster = await startCluster('pause-shard', { workers: 2, shards: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
-      const trial = await submit(client, mnistTrial('async'));
+      const trial = await submit(client, faultTrial('async'));
       await trial.until((s) => progress(s) >= 40);
       const others = cluster.processes.filter((p) => p.id !== 'ps-1').map((p) => p.pid);
       const memory = (): number => others.reduce((mb, pid) => mb + rssMb(pid), 0);

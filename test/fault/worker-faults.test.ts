@@ -1,19 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { etcdAvailable } from '../../core/etcd-server';
-import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
+import {
+  assertExactlyOnce,
+  faultTrial,
+  progress,
+  sleep,
+  startCluster,
+  submit,
+} from '../helpers/cluster';
 
-// Long enough to kill things in the middle: 3 epochs of MNIST in mini-batches of 64.
-const TRIAL: TrialSpec = {
-  dataset: 'mnist',
-  model: 'mlp:64',
-  batch: 64,
-  epochs: 3,
-  mode: 'async',
-  optimizer: { kind: 'adam', lr: 1e-3 },
-};
+const TRIAL = faultTrial('async');
 
 assert.ok(
   etcdAvailable(),

@@ -59,6 +59,21 @@ export async function submit(client: CoordinatorClient, spec: TrialSpec): Promis
   };
 }
 
+/**
+ * The trial the fault tests interrupt: 3 epochs of MNIST in mini-batches of 64, long enough to
+ * kill things in the middle, small enough for wasm workers.
+ */
+export function faultTrial(mode: 'sync' | 'async' = 'async'): TrialSpec {
+  return {
+    dataset: 'mnist',
+    model: 'mlp:64',
+    batch: 64,
+    epochs: 3,
+    mode,
+    optimizer: { kind: 'adam', lr: 1e-3 },
+  };
+}
+
 /** Batches trained so far, across epochs. */
 export function progress(status: TrialStatus__Output): number {
   return status.epoch * status.batches_per_epoch + status.batches_done;
