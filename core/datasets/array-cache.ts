@@ -35,6 +35,10 @@ export function cacheFile(name: string, fingerprint: string): string {
   return path.join(cacheDir(), `${name}-${digest}.bin`);
 }
 
+/** The name part of a file cacheFile made, or undefined for any other file. */
+const cacheName = (file: string): string | undefined =>
+  /^(.*)-[0-9a-f]{16}\.bin$/.exec(path.basename(file))?.[1];
+
 /**
  * The arrays stored in `file` and the length of one feature row, or undefined when the file is
  * missing, from another format, or not the length its header promises (a write cut short, say):
@@ -112,14 +116,11 @@ export async function writeCachedArrays(file: string, arrays: CachedArrays): Pro
  * another checkout's): each is as large as its data set, and only the newest is read again.
  */
 async function removeOlderCopies(file: string): Promise<void> {
-  const match = /^(.*)-[0-9a-f]{16}\.bin$/.exec(path.basename(file));
-  if (!match) return;
+  const name = cacheName(file);
+  if (name === undefined) return;
   const dir = path.dirname(file);
   const older = (await fs.readdir(dir).catch(() => [] as string[])).filter(
-    (f) =>
-      f !== path.basename(file) &&
-      f.startsWith(`${match[1]}-`) &&
-      /^[0-9a-f]{16}\.bin$/.test(f.slice(match[1].length + 1)),
+    (f) => f !== path.basename(file) && cacheName(f) === name,
   );
   await Promise.all(older.map((f) => fs.rm(path.join(dir, f), { force: true })));
 }
