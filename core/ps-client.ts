@@ -12,10 +12,18 @@ import type { OptimizerConfig } from './optimizer-config';
 import type { Slice } from './placement';
 import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
 import { chunkTensor, writeChunk, type ChunkTarget } from './tensor-codec';
+import { SegmentLink, type SegmentLease } from './segment-link';
+import { errorMessage } from './errors';
 
 export interface ParameterServerClientOptions {
   /** Deadline of each call (a Pull's wait comes on top). Defaults to 30 s. */
   deadlineMs?: number;
+  /**
+   * A shared-memory folder (see core/shared-segment.ts): when the shard can attach a segment
+   * created there (it runs on this machine), pulls and pushes pass their values through it
+   * instead of streaming chunks. Defaults to none.
+   */
+  sharedMemoryDir?: string;
 }
 
 export interface InitTrialHeader {
@@ -127,12 +135,20 @@ function clientStream<Req, Res>(
   });
 }
 
-/** A push's messages: the header, then the chunks of each slice of `grads`. */
+/**
+ * A push's messages: the header, then the chunks of each slice of `grads`; only the header,
+ * naming the region, when the gradient is in a segment.
+ */
 function* pushMessages(
   header: PushHeader,
   slices: readonly Slice[],
   grads: ReadonlyMap<string, Float32Array>,
+  lease: SegmentLease | undefined,
 ): Generator<PushMessage> {
+  if (lease) {
+    yield { header: { ...header, segment: lease.region } };
+    return;
+  }
   yield { header };
   for (const chunk of sliceChunks(slices, grads)) yield { chunk };
 }
@@ -157,6 +173,7 @@ function pullTargets(slices: readonly Slice[], into: Map<string, Float32Array>) 
 export class ParameterServerClient {
   private readonly client: GrpcParameterServerClient;
   private readonly deadlineMs: number;
+  private readonly link: SegmentLink | undefined;
 
   constructor(
     readonly address: string,
@@ -168,6 +185,61 @@ export class ParameterServerClient {
     }
     const Client = parameterServerProto().ParameterServer;
     this.client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const dir = options.sharedMemoryDir;
+    this.link =
+      dir === undefined
+        ? undefined
+        : new SegmentLink(dir, (segment, token) =>
+            this.unary(
+              (cb) =>
+                this.client.Attach(
+                  { segment, token },
+                  { deadline: deadlineIn(this.deadlineMs) },
+                  cb,
+                ),
+              undefined,
+            ),
+          );
+  }
+
+  /** How values travel to and from this shard: "chunks", "segment", or "chunks (why)". */
+  get transport(): string {
+    return this.link?.transport ?? 'chunks';
+  }
+
+  /** A segment region for a call moving the values of `slices`, with `send` already in it. */
+  private async lease(
+    slices: readonly Slice[],
+    send?: ReadonlyMap<string, Float32Array>,
+  ): Promise<SegmentLease | undefined> {
+    const lease = await this.link?.lease(slices);
+    if (lease && send) {
+      try {
+        lease.put(send);
+      } catch (err) {
+        lease.end(true);
+        throw localError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
+      }
+    }
+    return lease;
+  }
+
+  /** Settles a call made with `lease`: its values come out into `into`, and the region is freed. */
+  private async settle<H>(
+    lease: SegmentLease | undefined,
+    call: Promise<H>,
+    into?: Map<string, Float32Array>,
+  ): Promise<H> {
+    if (!lease) return call;
+    try {
+      const head = await call;
+      if (into) lease.get(into);
+      lease.end(true);
+      return head;
+    } catch (err) {
+      lease.end(false);
+      throw err;
+    }
   }
 
   /** Creates (or replaces) the trial's slices on the shard from `values` (full tensors by name); resolves to the element count. */
@@ -195,18 +267,31 @@ export class ParameterServerClient {
    * Writes the shard's values of `slices` into the full tensors of `into`, in place. On failure
    * some ranges may already hold the new values.
    */
-  pull(
+  async pull(
     trial: string,
     slices: readonly Slice[],
     into: Map<string, Float32Array>,
     options: PullOptions = {},
   ): Promise<{ version: number }> {
+    const lease = await this.lease(slices);
     const waitMs = Math.max(0, Math.round(options.waitMs ?? this.deadlineMs));
-    const request = { trial, min_version: options.minVersion ?? 0, wait_ms: waitMs };
+    const request = {
+      trial,
+      min_version: options.minVersion ?? 0,
+      wait_ms: waitMs,
+      into: lease?.region,
+    };
     const call = this.client.Pull(request, { deadline: deadlineIn(this.deadlineMs + waitMs) });
-    return this.receiveSlices(call, `pull of ${trial}`, slices, into, options.signal, (msg) =>
-      msg.header ? { version: msg.header.version } : undefined,
+    const chunked = lease ? [] : slices;
+    const received = this.receiveSlices(
+      call,
+      `pull of ${trial}`,
+      chunked,
+      into,
+      options.signal,
+      (msg) => (msg.header ? { version: msg.header.version } : undefined),
     );
+    return this.settle(lease, received, into);
   }
 
   /**
@@ -214,31 +299,35 @@ export class ParameterServerClient {
    * call instead of a push and the next pull (async mode). Resolves to the push's reply, whose
    * version is that of the values written. On failure some ranges may hold the new values.
    */
-  pushPull(
+  async pushPull(
     header: PushHeader,
     slices: readonly Slice[],
     grads: ReadonlyMap<string, Float32Array>,
     into: Map<string, Float32Array>,
     options: { signal?: AbortSignal } = {},
   ): Promise<PushReply__Output> {
+    const lease = await this.lease(slices, grads);
     const call = this.client.PushPull({ deadline: deadlineIn(this.deadlineMs) });
     const received = this.receiveSlices(
       call,
       `push-pull of ${header.trial ?? ''}`,
-      slices,
+      lease ? [] : slices,
       into,
       options.signal,
       (msg) => msg.reply ?? undefined,
     );
     // A refusal ends the call early: the read side settles with its status and writing stops.
     let settled = false;
-    return new Promise<PushReply__Output>((resolve, reject) => {
+    const replied = new Promise<PushReply__Output>((resolve, reject) => {
       received.then(resolve, reject).finally(() => (settled = true));
-      writeAll(call, pushMessages(header, slices, grads), () => settled).catch((err: unknown) => {
-        call.cancel();
-        reject(err);
-      });
+      writeAll(call, pushMessages(header, slices, grads, lease), () => settled).catch(
+        (err: unknown) => {
+          call.cancel();
+          reject(err);
+        },
+      );
     });
+    return this.settle(lease, replied, into);
   }
 
   /**
@@ -293,18 +382,20 @@ export class ParameterServerClient {
   }
 
   /** Sends the gradient of `slices` (from the full tensors in `grads`) tagged with `header`. */
-  push(
+  async push(
     header: PushHeader,
     slices: readonly Slice[],
     grads: ReadonlyMap<string, Float32Array>,
     options: { signal?: AbortSignal } = {},
   ): Promise<PushReply__Output> {
+    const lease = await this.lease(slices, grads);
     const callOptions = { deadline: deadlineIn(this.deadlineMs) };
-    return clientStream(
+    const replied = clientStream<PushMessage, PushReply__Output>(
       (cb) => this.client.Push(callOptions, cb),
-      pushMessages(header, slices, grads),
+      pushMessages(header, slices, grads, lease),
       options.signal,
     );
+    return this.settle(lease, replied);
   }
 
   /** Frees the trial on the shard; resolves to whether the shard held it. */
@@ -341,6 +432,7 @@ export class ParameterServerClient {
   }
 
   close(): void {
+    this.link?.close();
     this.client.close();
   }
 

@@ -14,6 +14,7 @@ import { ParameterServerShard } from './server';
 import { FenceGuard } from './fence-guard';
 import { FileCheckpointStore } from './checkpoint-store';
 import { loopsInUse } from './native-loops';
+import { SHARED_MEMORY_ENV, sharedMemoryDir } from '../core/shared-segment';
 
 export interface PsFlags extends MembershipFlags, MetricsFlags {
   id: string;
@@ -102,8 +103,15 @@ async function main(): Promise<void> {
     fence,
     checkpoints,
     observer,
+    sharedMemoryDir: sharedMemoryDir(),
   });
   const address = await shard.start();
+  log.info(
+    { dir: shard.options.sharedMemoryDir ?? null },
+    shard.options.sharedMemoryDir
+      ? 'same-host workers can attach shared-memory segments'
+      : `no shared memory (${SHARED_MEMORY_ENV}): every worker streams chunks`,
+  );
   await metrics.start();
   const keeper =
     membership &&

@@ -34,6 +34,8 @@ import {
   validateSliceRanges,
   type SliceRange,
 } from './slice-assembler';
+import { AttachedSegments } from './attached-segments';
+import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion';
 import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
 import type { ShardObserver, ShardSnapshot } from './shard-observer';
 
@@ -56,15 +58,21 @@ export interface ShardOptions {
   checkpoints?: CheckpointPolicy;
   /** Told of apply latency and bytes moved, for metrics. Defaults to none. */
   observer?: ShardObserver;
+  /**
+   * The shared-memory folder where workers on this machine create the segments they attach
+   * (see core/shared-segment.ts). Defaults to none: every worker streams chunks.
+   */
+  sharedMemoryDir?: string;
 }
 
 type ResolvedShardOptions = Required<
-  Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints' | 'observer'>
+  Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints' | 'observer' | 'sharedMemoryDir'>
 > & {
   logger?: Logger;
   fence?: FenceGuard;
   checkpoints?: CheckpointPolicy;
   observer?: ShardObserver;
+  sharedMemoryDir?: string;
 };
 
 const DEFAULTS = {
@@ -180,9 +188,11 @@ export class ParameterServerShard {
   private server: grpc.Server | undefined;
   private closing = false;
   private readonly checkpointer: Checkpointer | undefined;
+  private readonly segments: AttachedSegments;
 
   constructor(options: ShardOptions = {}) {
     this.options = resolveShardOptions(options);
+    this.segments = new AttachedSegments(this.options.sharedMemoryDir, this.options.id);
     const policy = this.options.checkpoints;
     this.checkpointer =
       policy &&
@@ -220,6 +230,7 @@ export class ParameterServerShard {
     this.server = undefined;
     for (const trial of this.waiters.keys()) this.notify(trial);
     await this.checkpointer?.close();
+    this.segments.close();
     if (!server) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -255,6 +266,8 @@ export class ParameterServerShard {
           call.emit('error', this.toStatus(err, 'PushPull')),
         );
       },
+      Attach: (call, callback) =>
+        this.reply(() => this.segments.attach(call.request.segment, call.request.token), callback),
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
       Applied: (call, callback) => this.reply(() => this.applied(call.request.trial), callback),
@@ -328,7 +341,7 @@ export class ParameterServerShard {
   /** Applies (or gathers, or refuses) one pushed gradient; the trial it went to, for PushPull. */
   private async push(
     call: ReadableCall<PushMessage__Output>,
-  ): Promise<{ reply: PushReply; trial: TrialShard }> {
+  ): Promise<{ reply: PushReply; trial: TrialShard; segment?: SegmentRegion__Output }> {
     let current: PushInProgress | undefined;
     try {
       await consume(call, (msg) => {
@@ -339,9 +352,17 @@ export class ParameterServerShard {
               `push for trial ${current.header.trial} sent a second header`,
             );
           current = this.beginPush(msg.header);
+          const { assembler, trial } = current;
+          const segment = msg.header.segment;
+          if (segment && assembler) {
+            assembler.addAll((buffers) => this.segments.read(segment, trial.slices, buffers));
+            this.options.observer?.bytesIn(trial.elements * 4);
+          }
         } else if (msg.chunk) {
           if (!current)
             throw new RefusedInputError('bad_header', 'push stream sent a chunk before its header');
+          if (current.header.segment)
+            throw new RefusedInputError('bad_header', 'push named a segment and sent chunks too');
           current.assembler?.add(msg.chunk);
           this.options.observer?.bytesIn(msg.chunk.data.length);
         }
@@ -349,7 +370,8 @@ export class ParameterServerShard {
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
       // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
       await this.checkFence(current.header);
-      return { reply: this.finishPush(current), trial: current.trial };
+      const { trial, header } = current;
+      return { reply: this.finishPush(current), trial, segment: header.segment ?? undefined };
     } catch (err) {
       this.countRefusal(current?.trial, refusalReason(err));
       throw err;
@@ -373,12 +395,11 @@ export class ParameterServerShard {
     const trial = this.requireTrial(header.trial);
     const duplicate = trial.isDuplicate(header.epoch, header.batch);
     const what = `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`;
+    if (duplicate) return { header, trial };
     return {
       header,
       trial,
-      assembler: duplicate
-        ? undefined
-        : new SliceAssembler(trial.slices, what, this.bufferPool(trial).take()),
+      assembler: new SliceAssembler(trial.slices, what, this.bufferPool(trial).take()),
     };
   }
 
@@ -425,28 +446,38 @@ export class ParameterServerShard {
       Math.min(waitMs, this.options.maxPullWaitMs),
       call,
     );
-    await this.streamSlices(call, trial, (version) => ({ header: { version } }));
+    await this.streamSlices(call, trial, (version) => ({ header: { version } }), call.request.into);
   }
 
   /** Push, then the trial's slices right after it, on one call (async-mode workers). */
   private async pushPull(
     call: grpc.ServerDuplexStream<PushMessage__Output, PushPullMessage>,
   ): Promise<void> {
-    const { reply, trial } = await this.push(call);
+    const { reply, trial, segment } = await this.push(call);
     // Fault tests lose this reply after the push applied: the retry must be deduplicated.
     if (hit('drop-push-reply')) return;
-    await this.streamSlices(call, trial, (version) => ({ reply: { ...reply, version } }));
+    await this.streamSlices(call, trial, (version) => ({ reply: { ...reply, version } }), segment);
   }
 
   /**
    * Writes `first` (given the version the slices are at), then the trial's slices in chunks,
-   * with backpressure, and ends the call.
+   * with backpressure, and ends the call. With a segment region, the slices go there instead,
+   * before `first` tells the worker they are in place.
    */
   private async streamSlices<M extends PullMessage | PushPullMessage>(
     call: WritableCall<M>,
     trial: TrialShard,
     first: (version: number) => M,
+    segment?: SegmentRegion__Output | null,
   ): Promise<void> {
+    if (segment) {
+      const values = trial.slices.map((s) => s.values);
+      this.segments.write(segment, trial.slices, values);
+      this.options.observer?.bytesOut(trial.elements * 4);
+      call.write(first(trial.version));
+      call.end();
+      return;
+    }
     // A copy, so pushes applied while the chunks stream out cannot tear the view. grpc-js
     // serializes a message only when the one before it is written, so the copy must outlive
     // every write: it goes back to the pool once the stream has finished.

@@ -84,6 +84,18 @@ export class SliceAssembler {
     this.covered[index].push([at, at + written]);
   }
 
+  /**
+   * Every slice at once, from `read` (which fills the buffers, aligned with the slices, as a
+   * same-host push does from its segment), checked for finite values like chunks are.
+   */
+  addAll(read: (buffers: Float32Array[]) => void): void {
+    read(this.buffers);
+    this.slices.forEach((s, i) => {
+      this.checkFinite(s.name, this.buffers[i], 0, s.length, s.start);
+      this.covered[i].push([0, s.length]);
+    });
+  }
+
   /** The buffers, aligned with the slices, once every slice is covered exactly. */
   finish(): Float32Array[] {
     this.slices.forEach((s, i) => this.checkCoverage(s, this.covered[i]));

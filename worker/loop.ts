@@ -79,6 +79,11 @@ export interface WorkerOptions {
    * another address. Absent: the worker keeps trying its one address.
    */
   findCoordinator?: () => Promise<string | undefined>;
+  /**
+   * The shared-memory folder for same-host transfer with shards on this machine (see
+   * core/shared-segment.ts). Defaults to none: every call streams chunks.
+   */
+  sharedMemoryDir?: string;
 }
 
 /**
@@ -90,6 +95,8 @@ export class Worker {
   private coordinator: CoordinatorClient;
   private coordinatorAddress: string;
   private readonly shards = new Map<string, ParameterServerClient>();
+  /** Shards whose transport (segment or chunks) the log has told, after the first push. */
+  private readonly transportTold = new Set<string>();
   private readonly contexts = new Map<string, TrialContext>();
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
@@ -209,7 +216,10 @@ export class Worker {
   private shard(address: string): ParameterServerClient {
     let client = this.shards.get(address);
     if (!client) {
-      client = new ParameterServerClient(address, { deadlineMs: SHARD_DEADLINE_MS });
+      client = new ParameterServerClient(address, {
+        deadlineMs: SHARD_DEADLINE_MS,
+        sharedMemoryDir: this.options.sharedMemoryDir,
+      });
       this.shards.set(address, client);
     }
     return client;
@@ -259,6 +269,13 @@ export class Worker {
       ),
     );
     return Math.min(...versions.map((v) => v.version));
+  }
+
+  private tellTransport(address: string): void {
+    if (this.transportTold.has(address)) return;
+    this.transportTold.add(address);
+    const transport = this.shard(address).transport;
+    this.options.log.info({ shard: address, transport }, 'shard transport');
   }
 
   /** The token pushes carry; refuses to push at all while the membership lease is lost. */
@@ -388,6 +405,7 @@ export class Worker {
       }),
     );
     if (async) this.fresh = { context, version: Math.min(...replies.map((r) => r.version)) };
+    for (const address of context.shards) this.tellTransport(address);
     // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
     if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
     const pushMs = performance.now() - t;

@@ -12,6 +12,7 @@ import { registerWorkerMetrics } from './worker-metrics';
 import { BACKEND_CHOICES, type BackendChoice } from './compute-backend';
 import { selectBackend } from './select-backend';
 import { Worker } from './loop';
+import { sharedMemoryDir } from '../core/shared-segment';
 
 interface WorkerFlags extends MembershipFlags, MetricsFlags {
   coordinator: string;
@@ -64,6 +65,7 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
       backend,
       log,
       fenceToken: keeper ? () => keeper.token : undefined,
+      sharedMemoryDir: sharedMemoryDir(),
       metrics: registerWorkerMetrics(metrics.registry, flags.id, backend.name),
       // The elected coordinator registers its address: a standby that took over is found there.
       findCoordinator: membership

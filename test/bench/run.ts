@@ -246,6 +246,13 @@ async function wire(o: BenchOptions): Promise<void> {
     ['--push-pull'],
     'system_path_push_pull',
   );
+  const sameHost = await wireScript(
+    SYSTEM_PATH_JS,
+    'system_path',
+    o,
+    ['--push-pull', '--same-host'],
+    'system_path_same_host',
+  );
   const tcp = await wireScript(LOOPBACK_JS, 'loopback', o);
   if (!grpc.length || !pushPull.length || !tcp.length) return;
   const medianRun = (lines: WireLine[]): WireLine =>
@@ -253,6 +260,7 @@ async function wire(o: BenchOptions): Promise<void> {
   const g = spreadOf(grpc.map((l) => l.round_trips_per_s));
   const pp = spreadOf(pushPull.map((l) => l.round_trips_per_s));
   const t = spreadOf(tcp.map((l) => l.round_trips_per_s));
+  const sh = sameHost.length ? spreadOf(sameHost.map((l) => l.round_trips_per_s)) : undefined;
   emit({
     bench: 'wire',
     model: MODEL,
@@ -267,6 +275,15 @@ async function wire(o: BenchOptions): Promise<void> {
     grpc_cpu_ms_per_round_trip: medianRun(grpc).cpu_ms_per_round_trip,
     grpc_push_pull_cpu_ms_per_round_trip: medianRun(pushPull).cpu_ms_per_round_trip,
     tcp_cpu_ms_per_round_trip: medianRun(tcp).cpu_ms_per_round_trip,
+    // PushPull with the values in shared memory: not bound by the loopback limit at all.
+    ...(sh
+      ? {
+          same_host_round_trips_per_s: sh.median,
+          same_host_spread: sh.spread,
+          same_host_over_loopback: round(sh.median / t.median, 4),
+          same_host_cpu_ms_per_round_trip: medianRun(sameHost).cpu_ms_per_round_trip,
+        }
+      : {}),
   });
 }
 

@@ -7,11 +7,13 @@
  * on a shared machine the CPU figures move much less than the wall-clock ones.
  *
  *   node dist/test/bench/system-path.js [--model mlp:256] [--seconds 3] [--shards 1] [--inproc]
- *                                       [--push-pull]
+ *                                       [--push-pull] [--same-host]
  *
  * With --shards 2 the client pulls and pushes both shards at once, as a worker does.
  * --inproc runs the shards in this process (one thread for both ends: for profiles).
  * --push-pull makes each round trip one PushPull call, as async-mode workers do.
+ * --same-host passes the values through shared-memory segments instead of gRPC chunks, as
+ * workers on the shards' machine do (core/shared-segment.ts).
  */
 import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +24,7 @@ import { resolveOptimizerConfig } from '../../core/optimizer-config';
 import { elementCount, placeTensors, slicesOnShard, type Slice } from '../../core/placement';
 import { ParameterServerShard } from '../../ps/server';
 import { round } from './stats';
+import { sharedMemoryDir } from '../../core/shared-segment';
 import { answerCpuQueries, childCpuMs, cpuMs, replyFrom } from './bench-child';
 
 interface Options {
@@ -30,12 +33,16 @@ interface Options {
   shards: number;
   inproc: boolean;
   pushPull: boolean;
+  sameHost: boolean;
   serve: boolean;
 }
 
 /** Child mode: serves one shard, sends its address, answers CPU-time queries, exits on SIGINT. */
 async function serve(): Promise<void> {
-  const shard = new ParameterServerShard({ id: `bench-${process.pid}` });
+  const shard = new ParameterServerShard({
+    id: `bench-${process.pid}`,
+    sharedMemoryDir: sharedMemoryDir(),
+  });
   const address = await shard.start();
   process.send?.({ address });
   answerCpuQueries();
@@ -52,7 +59,10 @@ interface Shards {
 
 async function startShards(n: number, inproc: boolean): Promise<Shards> {
   if (inproc) {
-    const shards = Array.from({ length: n }, (_, i) => new ParameterServerShard({ id: `ps-${i}` }));
+    const shards = Array.from(
+      { length: n },
+      (_, i) => new ParameterServerShard({ id: `ps-${i}`, sharedMemoryDir: sharedMemoryDir() }),
+    );
     const addresses = await Promise.all(shards.map((s) => s.start()));
     return {
       addresses,
@@ -110,7 +120,11 @@ async function measure(o: Options): Promise<void> {
   const bytes = [...values.values()].reduce((n, v) => n + v.byteLength, 0);
 
   const shards = await startShards(o.shards, o.inproc);
-  const clients = shards.addresses.map((a) => new ParameterServerClient(a));
+  const dir = o.sameHost ? sharedMemoryDir() : undefined;
+  if (o.sameHost && !dir) throw new Error('--same-host: no shared-memory folder here');
+  const clients = shards.addresses.map(
+    (a) => new ParameterServerClient(a, { sharedMemoryDir: dir }),
+  );
   const trial = 'bench';
   const optimizer = resolveOptimizerConfig({ kind: 'adam', lr: 1e-3 });
   await Promise.all(
@@ -147,6 +161,7 @@ async function measure(o: Options): Promise<void> {
   await runFor(o.seconds, true);
   const wall = (performance.now() - started) / 1000;
   const [clientCpu, shardCpu] = [cpuMs() - clientCpu0, (await shards.cpuMs()) - shardCpu0];
+  const transport = clients[0].transport;
   for (const c of clients) c.close();
   await shards.stop();
   const trips = pushes.length;
@@ -157,6 +172,7 @@ async function measure(o: Options): Promise<void> {
       bytes,
       shards: o.shards,
       inproc: o.inproc,
+      transport,
       ...(o.pushPull
         ? { push_pull: summarize(pushes, bytes) }
         : { pull: summarize(pulls, bytes), push: summarize(pushes, bytes) }),
@@ -183,6 +199,7 @@ async function main(): Promise<void> {
       'one PushPull per round trip (async workers) instead of Pull + Push',
       false,
     )
+    .option('--same-host', 'values through shared-memory segments instead of chunks', false)
     .option('--serve', 'internal: serve one shard', false)
     .parse()
     .opts<Options>();

@@ -1,0 +1,127 @@
+import { status } from '@grpc/grpc-js';
+import { errorMessage } from './errors';
+import type { AttachReply__Output } from '../proto/gen/caviar/v1/AttachReply';
+import type { SegmentRegion } from '../proto/gen/caviar/v1/SegmentRegion';
+import type { Slice } from './placement';
+import { SharedSegment, readArrays, sliceLayout, writeArrays } from './shared-segment';
+
+/** A region lent to one call: the values to send go in before it, the answer comes out after. */
+export interface SegmentLease {
+  readonly region: SegmentRegion;
+  /**
+   * Copies the slices of the full tensors in `values` into the region, in slice order; a
+   * RangeError when a tensor is missing or too short.
+   */
+  put(values: ReadonlyMap<string, Float32Array>): void;
+  /** Copies the region into the slices of the full tensors in `into`. */
+  get(into: Map<string, Float32Array>): void;
+  /** Ends the lease; a failed call's segment is dropped, since the shard may still write to it. */
+  end(ok: boolean): void;
+}
+
+export type AttachCall = (segment: string, token: Buffer) => Promise<AttachReply__Output>;
+
+function sliceViews(
+  slices: readonly Slice[],
+  values: ReadonlyMap<string, Float32Array>,
+): Float32Array[] {
+  return slices.map((s) => {
+    const full = values.get(s.name);
+    if (!full || full.length < s.start + s.length) {
+      throw new RangeError(
+        `tensor ${s.name} is missing or shorter than slice [${s.start}, ${s.start + s.length})`,
+      );
+    }
+    return full.subarray(s.start, s.start + s.length);
+  });
+}
+
+/**
+ * One client's same-host path to one shard: a segment it created and the shard attached, or
+ * the knowledge that the shard cannot attach one (another machine, an older shard), in which
+ * case every call streams chunks. A segment is replaced after any failed call that used it.
+ */
+export class SegmentLink {
+  private segment: SharedSegment | undefined;
+  private attaching: Promise<void> | undefined;
+  /** Why the shard refused, once it has: calls stream chunks from then on. */
+  private refusal: string | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly attach: AttachCall,
+  ) {}
+
+  /** "segment", or "chunks (why)" once the shard has refused to attach. */
+  get transport(): string {
+    return this.refusal === undefined ? 'segment' : `chunks (${this.refusal})`;
+  }
+
+  /** A region for the values of `slices`, or undefined when this call must stream chunks. */
+  async lease(slices: readonly Slice[]): Promise<SegmentLease | undefined> {
+    if (this.refusal !== undefined) return undefined;
+    if (!this.segment) {
+      this.attaching ??= this.open().finally(() => (this.attaching = undefined));
+      await this.attaching;
+    }
+    const segment = this.segment;
+    if (!segment) return undefined;
+    const elements = slices.reduce((n, s) => n + s.length, 0);
+    let offset: number;
+    try {
+      offset = segment.take(elements * 4);
+    } catch (err) {
+      this.refusal = `cannot grow the segment: ${errorMessage(err)}`;
+      this.drop();
+      return undefined;
+    }
+    const region = { segment: segment.name, offset, elements, layout: sliceLayout(slices) };
+    return {
+      region,
+      put: (values) => writeArrays(segment.fd, offset, sliceViews(slices, values)),
+      get: (into) => readArrays(segment.fd, offset, sliceViews(slices, into)),
+      end: (ok) => {
+        if (ok) segment.give(offset);
+        else if (this.segment === segment) this.drop();
+      },
+    };
+  }
+
+  close(): void {
+    this.drop();
+    this.refusal ??= 'closed';
+  }
+
+  private drop(): void {
+    this.segment?.close();
+    this.segment = undefined;
+  }
+
+  /** Creates a segment and has the shard attach it; leaves none (this call streams chunks) if not. */
+  private async open(): Promise<void> {
+    let segment: SharedSegment;
+    try {
+      segment = SharedSegment.create(this.dir);
+    } catch (err) {
+      this.refusal = `cannot create a segment in ${this.dir}: ${errorMessage(err)}`;
+      return;
+    }
+    try {
+      const reply = await this.attach(segment.name, segment.token);
+      if (!reply.attached) {
+        this.refusal = reply.reason || 'refused';
+        segment.close();
+        return;
+      }
+      // Its name is no longer needed: the memory goes with the last of the two processes.
+      segment.unlink();
+      this.segment = segment;
+    } catch (err) {
+      segment.close();
+      // A shard from before same-host transfer has no Attach. Anything else may pass (the shard
+      // restarting): this call streams chunks, and the next one tries again.
+      if ((err as { code?: unknown }).code === status.UNIMPLEMENTED)
+        this.refusal = 'the shard has no Attach';
+    }
+  }
+}
