@@ -5,6 +5,7 @@ import type { InitReply__Output } from '../proto/gen/caviar/v1/InitReply';
 import type { PushMessage } from '../proto/gen/caviar/v1/PushMessage';
 import type { PushHeader } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushReply__Output } from '../proto/gen/caviar/v1/PushReply';
+import type { PullHeader__Output } from '../proto/gen/caviar/v1/PullHeader';
 import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { TensorChunk, TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
@@ -135,20 +136,12 @@ function clientStream<Req, Res>(
   });
 }
 
-/**
- * A push's messages: the header, then the chunks of each slice of `grads`; only the header,
- * naming the region, when the gradient is in a segment.
- */
+/** A push's messages: the header, then the chunks of each slice of `grads`. */
 function* pushMessages(
   header: PushHeader,
   slices: readonly Slice[],
   grads: ReadonlyMap<string, Float32Array>,
-  lease: SegmentLease | undefined,
 ): Generator<PushMessage> {
-  if (lease) {
-    yield { header: { ...header, segment: lease.region } };
-    return;
-  }
   yield { header };
   for (const chunk of sliceChunks(slices, grads)) yield { chunk };
 }
@@ -226,11 +219,10 @@ export class ParameterServerClient {
 
   /** Settles a call made with `lease`: its values come out into `into`, and the region is freed. */
   private async settle<H>(
-    lease: SegmentLease | undefined,
+    lease: SegmentLease,
     call: Promise<H>,
     into?: Map<string, Float32Array>,
   ): Promise<H> {
-    if (!lease) return call;
     try {
       const head = await call;
       if (into) lease.get(into);
@@ -273,25 +265,22 @@ export class ParameterServerClient {
     into: Map<string, Float32Array>,
     options: PullOptions = {},
   ): Promise<{ version: number }> {
-    const lease = await this.lease(slices);
     const waitMs = Math.max(0, Math.round(options.waitMs ?? this.deadlineMs));
-    const request = {
-      trial,
-      min_version: options.minVersion ?? 0,
-      wait_ms: waitMs,
-      into: lease?.region,
-    };
-    const call = this.client.Pull(request, { deadline: deadlineIn(this.deadlineMs + waitMs) });
-    const chunked = lease ? [] : slices;
-    const received = this.receiveSlices(
-      call,
-      `pull of ${trial}`,
-      chunked,
-      into,
-      options.signal,
-      (msg) => (msg.header ? { version: msg.header.version } : undefined),
+    const request = { trial, min_version: options.minVersion ?? 0, wait_ms: waitMs };
+    const deadline = deadlineIn(this.deadlineMs + waitMs);
+    const lease = await this.lease(slices);
+    if (lease) {
+      const withRegion = { ...request, into: lease.region };
+      const call = this.unary<PullHeader__Output>(
+        (cb) => this.client.SegmentPull(withRegion, { deadline }, cb),
+        options.signal,
+      );
+      return this.settle(lease, call, into);
+    }
+    const call = this.client.Pull(request, { deadline });
+    return this.receiveSlices(call, `pull of ${trial}`, slices, into, options.signal, (msg) =>
+      msg.header ? { version: msg.header.version } : undefined,
     );
-    return this.settle(lease, received, into);
   }
 
   /**
@@ -306,28 +295,34 @@ export class ParameterServerClient {
     into: Map<string, Float32Array>,
     options: { signal?: AbortSignal } = {},
   ): Promise<PushReply__Output> {
+    const deadline = deadlineIn(this.deadlineMs);
     const lease = await this.lease(slices, grads);
-    const call = this.client.PushPull({ deadline: deadlineIn(this.deadlineMs) });
+    if (lease) {
+      const withRegion = { ...header, segment: lease.region };
+      const call = this.unary<PushReply__Output>(
+        (cb) => this.client.SegmentPushPull(withRegion, { deadline }, cb),
+        options.signal,
+      );
+      return this.settle(lease, call, into);
+    }
+    const call = this.client.PushPull({ deadline });
     const received = this.receiveSlices(
       call,
       `push-pull of ${header.trial ?? ''}`,
-      lease ? [] : slices,
+      slices,
       into,
       options.signal,
       (msg) => msg.reply ?? undefined,
     );
     // A refusal ends the call early: the read side settles with its status and writing stops.
     let settled = false;
-    const replied = new Promise<PushReply__Output>((resolve, reject) => {
+    return new Promise<PushReply__Output>((resolve, reject) => {
       received.then(resolve, reject).finally(() => (settled = true));
-      writeAll(call, pushMessages(header, slices, grads, lease), () => settled).catch(
-        (err: unknown) => {
-          call.cancel();
-          reject(err);
-        },
-      );
+      writeAll(call, pushMessages(header, slices, grads), () => settled).catch((err: unknown) => {
+        call.cancel();
+        reject(err);
+      });
     });
-    return this.settle(lease, replied, into);
   }
 
   /**
@@ -388,14 +383,21 @@ export class ParameterServerClient {
     grads: ReadonlyMap<string, Float32Array>,
     options: { signal?: AbortSignal } = {},
   ): Promise<PushReply__Output> {
+    const deadline = deadlineIn(this.deadlineMs);
     const lease = await this.lease(slices, grads);
-    const callOptions = { deadline: deadlineIn(this.deadlineMs) };
-    const replied = clientStream<PushMessage, PushReply__Output>(
-      (cb) => this.client.Push(callOptions, cb),
-      pushMessages(header, slices, grads, lease),
+    if (lease) {
+      const withRegion = { ...header, segment: lease.region };
+      const call = this.unary<PushReply__Output>(
+        (cb) => this.client.SegmentPush(withRegion, { deadline }, cb),
+        options.signal,
+      );
+      return this.settle(lease, call);
+    }
+    return clientStream(
+      (cb) => this.client.Push({ deadline }, cb),
+      pushMessages(header, slices, grads),
       options.signal,
     );
-    return this.settle(lease, replied);
   }
 
   /** Frees the trial on the shard; resolves to whether the shard held it. */

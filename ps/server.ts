@@ -4,6 +4,7 @@ import type { InitMessage__Output } from '../proto/gen/caviar/v1/InitMessage';
 import type { InitReply } from '../proto/gen/caviar/v1/InitReply';
 import type { ParameterServerHandlers } from '../proto/gen/caviar/v1/ParameterServer';
 import type { PullMessage } from '../proto/gen/caviar/v1/PullMessage';
+import type { PullHeader } from '../proto/gen/caviar/v1/PullHeader';
 import type { PullRequest__Output } from '../proto/gen/caviar/v1/PullRequest';
 import type { PushHeader__Output } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushMessage__Output } from '../proto/gen/caviar/v1/PushMessage';
@@ -165,6 +166,19 @@ function validateInitHeader(header: InitHeader__Output): ValidInitHeader {
   return { trial, optimizer: validateOptimizerConfig(optimizer), mode, slices };
 }
 
+/** Fault tests lose a push's reply after it applied: the retry must be deduplicated. */
+function dropPushReplyUnderFault(
+  callback: grpc.sendUnaryData<PushReply>,
+): grpc.sendUnaryData<PushReply> {
+  return (err, value) => (hit('drop-push-reply') && !err ? undefined : callback(err, value));
+}
+
+/** What a push came to: the reply, and the trial it went to (for PushPull's values). */
+interface AppliedPush {
+  reply: PushReply;
+  trial: TrialShard;
+}
+
 /** A push being received: the trial it named (when found) and its gradient so far. */
 interface PushInProgress {
   header: PushHeader__Output;
@@ -253,11 +267,7 @@ export class ParameterServerShard {
     return {
       Init: (call, callback) => this.reply(() => this.init(call), callback),
       Push: (call, callback) =>
-        this.reply(
-          async () => (await this.push(call)).reply,
-          // Fault tests lose this reply after the push applied: the retry must be deduplicated.
-          (err, value) => (hit('drop-push-reply') && !err ? undefined : callback(err, value)),
-        ),
+        this.reply(async () => (await this.push(call)).reply, dropPushReplyUnderFault(callback)),
       Pull: (call) => {
         this.pull(call).catch((err: unknown) => call.emit('error', this.toStatus(err, 'Pull')));
       },
@@ -268,6 +278,17 @@ export class ParameterServerShard {
       },
       Attach: (call, callback) =>
         this.reply(() => this.segments.attach(call.request.segment, call.request.token), callback),
+      SegmentPush: (call, callback) =>
+        this.reply(
+          async () => (await this.pushFromSegment(call.request)).reply,
+          dropPushReplyUnderFault(callback),
+        ),
+      SegmentPushPull: (call, callback) =>
+        this.reply(async () => {
+          const { reply, trial } = await this.pushFromSegment(call.request);
+          return { ...reply, version: this.writeToSegment(call.request.segment!, trial) };
+        }, dropPushReplyUnderFault(callback)),
+      SegmentPull: (call, callback) => this.reply(() => this.pullIntoSegment(call), callback),
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
       Applied: (call, callback) => this.reply(() => this.applied(call.request.trial), callback),
@@ -338,46 +359,67 @@ export class ParameterServerShard {
     return { elements: trial.elements };
   }
 
-  /** Applies (or gathers, or refuses) one pushed gradient; the trial it went to, for PushPull. */
-  private async push(
-    call: ReadableCall<PushMessage__Output>,
-  ): Promise<{ reply: PushReply; trial: TrialShard; segment?: SegmentRegion__Output }> {
-    let current: PushInProgress | undefined;
-    try {
+  /** A streamed push: its header, then chunks. */
+  private push(call: ReadableCall<PushMessage__Output>): Promise<AppliedPush> {
+    return this.applyPush(async (slot) => {
       await consume(call, (msg) => {
+        const current = slot.current;
         if (msg.header) {
           if (current)
             throw new RefusedInputError(
               'bad_header',
               `push for trial ${current.header.trial} sent a second header`,
             );
-          current = this.beginPush(msg.header);
-          const { assembler, trial } = current;
-          const segment = msg.header.segment;
-          if (segment && assembler) {
-            assembler.addAll((buffers) => this.segments.read(segment, trial.slices, buffers));
-            this.options.observer?.bytesIn(trial.elements * 4);
-          }
+          if (msg.header.segment)
+            throw new RefusedInputError('bad_header', 'a streamed push named a segment region');
+          slot.current = this.beginPush(msg.header);
         } else if (msg.chunk) {
           if (!current)
             throw new RefusedInputError('bad_header', 'push stream sent a chunk before its header');
-          if (current.header.segment)
-            throw new RefusedInputError('bad_header', 'push named a segment and sent chunks too');
           current.assembler?.add(msg.chunk);
           this.options.observer?.bytesIn(msg.chunk.data.length);
         }
       });
+    });
+  }
+
+  /** A same-host push: the gradient is in the segment region its header names. */
+  private pushFromSegment(header: PushHeader__Output): Promise<AppliedPush> {
+    return this.applyPush((slot) => {
+      const segment = header.segment;
+      if (!segment) throw new RefusedInputError('bad_header', 'the push names no segment region');
+      const current = (slot.current = this.beginPush(header));
+      const { assembler, trial } = current;
+      if (assembler) {
+        assembler.addAll((buffers) => this.segments.read(segment, trial.slices, buffers));
+        this.options.observer?.bytesIn(trial.elements * 4);
+      }
+      return Promise.resolve();
+    });
+  }
+
+  /**
+   * Applies (or gathers, or refuses) one pushed gradient, which `receive` puts in the slot; the
+   * trial it went to, for PushPull.
+   */
+  private async applyPush(
+    receive: (slot: { current?: PushInProgress }) => Promise<void>,
+  ): Promise<AppliedPush> {
+    const slot: { current?: PushInProgress } = {};
+    try {
+      await receive(slot);
+      const current = slot.current;
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
       // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
       await this.checkFence(current.header);
-      const { trial, header } = current;
-      return { reply: this.finishPush(current), trial, segment: header.segment ?? undefined };
+      return { reply: this.finishPush(current), trial: current.trial };
     } catch (err) {
-      this.countRefusal(current?.trial, refusalReason(err));
+      this.countRefusal(slot.current?.trial, refusalReason(err));
       throw err;
     } finally {
       // The optimizer has read the gradient (or it was refused): its buffers can serve again.
-      if (current?.assembler) this.bufferPool(current.trial).give(current.assembler.buffers);
+      const assembler = slot.current?.assembler;
+      if (assembler) this.bufferPool(slot.current!.trial).give(assembler.buffers);
     }
   }
 
@@ -446,38 +488,54 @@ export class ParameterServerShard {
       Math.min(waitMs, this.options.maxPullWaitMs),
       call,
     );
-    await this.streamSlices(call, trial, (version) => ({ header: { version } }), call.request.into);
+    await this.streamSlices(call, trial, (version) => ({ header: { version } }));
+  }
+
+  /** A same-host pull: the slices go into the region the request names. */
+  private async pullIntoSegment(
+    call: grpc.ServerUnaryCall<PullRequest__Output, unknown>,
+  ): Promise<PullHeader> {
+    const { trial: id, min_version: minVersion, wait_ms: waitMs, into } = call.request;
+    if (!into) throw new InvalidArgumentError('the pull names no segment region');
+    const trial = await this.waitForVersion(
+      id,
+      minVersion,
+      Math.min(waitMs, this.options.maxPullWaitMs),
+      call,
+    );
+    return { version: this.writeToSegment(into, trial) };
+  }
+
+  /** Writes the trial's slices into `region`; the version they are at. */
+  private writeToSegment(region: SegmentRegion__Output, trial: TrialShard): number {
+    this.segments.write(
+      region,
+      trial.slices,
+      trial.slices.map((s) => s.values),
+    );
+    this.options.observer?.bytesOut(trial.elements * 4);
+    return trial.version;
   }
 
   /** Push, then the trial's slices right after it, on one call (async-mode workers). */
   private async pushPull(
     call: grpc.ServerDuplexStream<PushMessage__Output, PushPullMessage>,
   ): Promise<void> {
-    const { reply, trial, segment } = await this.push(call);
+    const { reply, trial } = await this.push(call);
     // Fault tests lose this reply after the push applied: the retry must be deduplicated.
     if (hit('drop-push-reply')) return;
-    await this.streamSlices(call, trial, (version) => ({ reply: { ...reply, version } }), segment);
+    await this.streamSlices(call, trial, (version) => ({ reply: { ...reply, version } }));
   }
 
   /**
    * Writes `first` (given the version the slices are at), then the trial's slices in chunks,
-   * with backpressure, and ends the call. With a segment region, the slices go there instead,
-   * before `first` tells the worker they are in place.
+   * with backpressure, and ends the call.
    */
   private async streamSlices<M extends PullMessage | PushPullMessage>(
     call: WritableCall<M>,
     trial: TrialShard,
     first: (version: number) => M,
-    segment?: SegmentRegion__Output | null,
   ): Promise<void> {
-    if (segment) {
-      const values = trial.slices.map((s) => s.values);
-      this.segments.write(segment, trial.slices, values);
-      this.options.observer?.bytesOut(trial.elements * 4);
-      call.write(first(trial.version));
-      call.end();
-      return;
-    }
     // A copy, so pushes applied while the chunks stream out cannot tear the view. grpc-js
     // serializes a message only when the one before it is written, so the copy must outlive
     // every write: it goes back to the pool once the stream has finished.
@@ -506,7 +564,9 @@ export class ParameterServerShard {
     id: string,
     minVersion: number,
     waitMs: number,
-    call: grpc.ServerWritableStream<PullRequest__Output, PullMessage>,
+    call:
+      | grpc.ServerWritableStream<PullRequest__Output, PullMessage>
+      | grpc.ServerUnaryCall<PullRequest__Output, unknown>,
   ): Promise<TrialShard> {
     const ready = this.requireTrial(id);
     if (ready.version >= minVersion) return Promise.resolve(ready);

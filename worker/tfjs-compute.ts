@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { InvalidArgumentError } from '../core/errors';
 import { buildLayersModel, paramVariables, setModelParameters } from '../core/layers-model';
 import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec';
@@ -43,7 +44,29 @@ class TfjsTrialModel implements TrialModel {
 
   setParameters(params: ReadonlyMap<string, Float32Array>): void {
     activate(this.backend);
-    setModelParameters(this.model, params);
+    if (!this.writeInPlace(params)) setModelParameters(this.model, params);
+  }
+
+  /**
+   * The cpu and blas backends keep a variable's values in a plain Float32Array that nothing else
+   * holds between steps: copying the new values into it spares a model-sized allocation per
+   * batch, which the GC pays for (external memory). False, having written nothing, where that
+   * does not hold (another backend, a shared buffer, a parameter missing or misshapen).
+   */
+  private writeInPlace(params: ReadonlyMap<string, Float32Array>): boolean {
+    const backend = tf.backend();
+    if (!(backend instanceof MathBackendCPU) || params.size !== this.params.length) return false;
+    const targets: Array<[Float32Array, Float32Array]> = [];
+    for (const [i, p] of this.params.entries()) {
+      const values = params.get(p.name);
+      const data = backend.data.get(this.variables[i].dataId);
+      if (!values || !data || data.refCount !== 1 || !(data.values instanceof Float32Array))
+        return false;
+      if (data.values.length !== values.length) return false;
+      targets.push([data.values, values]);
+    }
+    for (const [into, values] of targets) into.set(values);
+    return true;
   }
 
   gradients(features: Float32Array, labels: Int32Array, count: number): GradientResult {
@@ -59,8 +82,10 @@ class TfjsTrialModel implements TrialModel {
         return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
       }, this.variables);
       const out = new Map<string, Float32Array>();
+      // dataSync is a copy on most backends; on cpu and blas it is the gradient tensor's own
+      // array, which tidy's disposal hands over (no kernel output is ever reused), so no copy.
       this.params.forEach((p, i) => {
-        out.set(p.name, new Float32Array(grads[this.variables[i].name].dataSync()));
+        out.set(p.name, grads[this.variables[i].name].dataSync() as Float32Array);
       });
       result = { loss: value.dataSync()[0], grads: out };
     });

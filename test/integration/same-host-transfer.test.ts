@@ -163,7 +163,7 @@ describe('same-host transfer through shared-memory segments', () => {
     }
   });
 
-  it('refuses a wrong token, a name that is not a segment, and a region of another layout', async () => {
+  it('refuses a wrong token, a name that is not a segment, a region of another layout, and a region on a stream', async () => {
     const Raw = parameterServerProto().ParameterServer;
     const raw = new Raw(address, grpc.credentials.createInsecure());
     const segment = SharedSegment.create(dir);
@@ -185,11 +185,22 @@ describe('same-host transfer through shared-memory segments', () => {
       const offset = segment.take(elements * 4);
       const push = (layout: number, count: number) =>
         new Promise<PushReply__Output>((resolve, reject) => {
-          const call = raw.Push((err, reply) => (err ? reject(err) : resolve(reply!)));
           const region = { segment: segment.name, offset, elements: count, layout };
-          call.write({ header: { ...header('layout', 0), segment: region } });
-          call.end();
+          raw.SegmentPush({ ...header('layout', 0), segment: region }, (err, reply) =>
+            err ? reject(err) : resolve(reply!),
+          );
         });
+      // A streamed push carries chunks: a segment region there is refused, not half-honoured.
+      const streamed = new Promise<PushReply__Output>((resolve, reject) => {
+        const call = raw.Push((err, reply) => (err ? reject(err) : resolve(reply!)));
+        const region = { segment: segment.name, offset, elements, layout: sliceLayout(slices()) };
+        call.write({ header: { ...header('layout', 0), segment: region } });
+        call.end();
+      });
+      await assert.rejects(
+        streamed,
+        withCode(grpc.status.INVALID_ARGUMENT, /a streamed push named a segment region/),
+      );
       await assert.rejects(
         push(sliceLayout(slices().reverse()), elements),
         withCode(grpc.status.INVALID_ARGUMENT, /lays out the slices differently/),
