@@ -39,9 +39,12 @@ export class ShardReconciler {
   private async reconcileOnce(record: TrialRecord, why: string): Promise<void> {
     const { log } = this.options;
     const completed = new Set(record.run.completedKeys());
+    // At an epoch's end, no batch of the next is out yet: the shards' values are the epoch's
+    // result, kept for its evaluation while the next epoch trains.
+    const epochEnd = record.run.evalState === 'verify' ? record.run.epoch : undefined;
     let answers;
     try {
-      answers = await this.options.shards.applied(record);
+      answers = await this.options.shards.applied(record, epochEnd);
     } catch (err) {
       // A shard that is down cannot answer; the next epoch end or its restart asks again.
       log.warn({ trial: record.id, why, err: errorMessage(err) }, 'cannot reconcile yet');

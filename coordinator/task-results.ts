@@ -44,10 +44,10 @@ export function recordTaskResult(
       trainDevAccuracy: result.train_dev_accuracy,
     })
   ) {
-    const last = record.run.history[record.run.history.length - 1];
+    const done = record.run.history.find((h) => h.epoch === task.epoch);
     record.predictMsP95 = result.predict_ms_p95;
     effects.epochEnded(record.id);
-    effects.log.info({ trial: record.id, ...last }, 'epoch done');
+    effects.log.info({ trial: record.id, ...done }, 'epoch done');
     if (record.run.state === 'finishing') void effects.finish(record);
   }
   effects.changed(record.id);

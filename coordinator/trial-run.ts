@@ -53,16 +53,23 @@ export interface SavedRun {
   epoch: number;
   layouts: EpochLayout[];
   history: EpochRecord[];
+  /**
+   * Epochs trained and verified whose evaluation has not come back: their records, without the
+   * evaluation's figures. Absent in runs saved before evaluations overlapped training.
+   */
+  pendingEvals?: EpochRecord[];
   requeued: number;
   scheduled: number;
   paused: boolean;
 }
 
 /**
- * The evaluation at an epoch's end goes: idle (batches still out) → verify (the coordinator asks
- * the shards whether they hold every batch) → pending → leased (a worker evaluates).
+ * The current epoch's end: idle (batches still out), then verify (the coordinator asks the
+ * shards whether they hold every batch, and has them keep a snapshot of the values). Once
+ * verified, the epoch's evaluation is queued, to run on that snapshot, and the next epoch starts:
+ * evaluations overlap training, as TensorFlow's side-car evaluator does with checkpoints.
  */
-type EvalState = 'idle' | 'verify' | 'pending' | 'leased';
+type EvalState = 'idle' | 'verify';
 
 /**
  * One trial's schedule: each epoch's shuffled mini-batches handed out as tasks, then an
@@ -97,6 +104,13 @@ export class TrialRun {
   private lossSum = 0;
   private lossCount = 0;
   private epochStarted = 0;
+  /** Verified epochs whose evaluation is not back: their records so far, by epoch. */
+  private readonly awaitingEval = new Map<number, EpochRecord>();
+  /** Of those, the ones waiting for a worker (oldest first) and the ones out on lease. */
+  private evalsQueued: number[] = [];
+  private readonly evalsLeased = new Set<number>();
+  /** The newest epoch verified (its evaluation queued once, whatever repairs follow). */
+  private lastVerified = -1;
   private readonly now: () => number;
 
   constructor(private readonly options: TrialRunOptions) {
@@ -113,6 +127,7 @@ export class TrialRun {
       epoch: this.epoch,
       layouts: this.layouts,
       history: this.history,
+      pendingEvals: [...this.awaitingEval.values()],
       requeued: this.requeued,
       scheduled: this.scheduled,
       paused: this.paused,
@@ -147,6 +162,17 @@ export class TrialRun {
       }
     }
     run.examples += saved.history.reduce((n, h) => n + Number(h.examples ?? 0), 0);
+    for (const record of saved.pendingEvals ?? []) {
+      const epoch = Number(record.epoch ?? 0);
+      run.awaitingEval.set(epoch, record);
+      run.evalsQueued.push(epoch);
+      run.examples += Number(record.examples ?? 0);
+    }
+    run.evalsQueued.sort((a, b) => a - b);
+    const evaluated = [...saved.history, ...(saved.pendingEvals ?? [])].map((h) =>
+      Number(h.epoch ?? 0),
+    );
+    run.lastVerified = Math.max(-1, ...evaluated);
     run.requeued = saved.requeued;
     run.scheduled = saved.scheduled;
     run.checkEpochDone();
@@ -212,9 +238,10 @@ export class TrialRun {
       this.repairsLeased.add(batchKey(repair.epoch, repair.batch));
       return this.trainTask(repair.epoch, repair.batch, this.batchesOf(repair.epoch)[repair.batch]);
     }
-    if (this.evalState === 'pending') {
-      this.evalState = 'leased';
-      return { kind: 'eval', epoch: this.epoch };
+    const evalEpoch = this.evalsQueued.shift();
+    if (evalEpoch !== undefined) {
+      this.evalsLeased.add(evalEpoch);
+      return { kind: 'eval', epoch: evalEpoch };
     }
     const next = this.queue[0];
     if (next === undefined) return undefined;
@@ -239,7 +266,10 @@ export class TrialRun {
   /** A task came back unfinished (worker error, lease expired): it goes to the front of the queue. */
   release(task: Task): void {
     if (task.kind === 'eval') {
-      if (task.epoch === this.epoch && this.evalState === 'leased') this.evalState = 'pending';
+      if (this.evalsLeased.delete(task.epoch)) {
+        this.evalsQueued.unshift(task.epoch);
+        this.evalsQueued.sort((a, b) => a - b);
+      }
       return;
     }
     if (this.repairsLeased.delete(batchKey(task.epoch, task.batch))) {
@@ -275,7 +305,8 @@ export class TrialRun {
 
   private checkEpochDone(): void {
     const quiet = this.repairs.length === 0 && this.repairsLeased.size === 0;
-    if (this.evalState === 'idle' && quiet && this.done.size === this.batchesPerEpoch)
+    const finished = this.done.size === this.batchesPerEpoch;
+    if (this.evalState === 'idle' && quiet && finished && this.epoch > this.lastVerified)
       this.evalState = 'verify';
   }
 
@@ -301,34 +332,47 @@ export class TrialRun {
         this.repairs.push({ epoch, batch });
       }
     }
-    if (count > 0 && this.evalState !== 'leased') this.evalState = 'idle';
+    if (count > 0) this.evalState = 'idle';
     this.repairs.sort((a, b) => a.epoch - b.epoch || a.batch - b.batch);
     return count;
   }
 
-  /** The shards hold every completed batch: the evaluation can go out. */
+  /**
+   * The shards hold every completed batch (and a snapshot of the epoch's values): the epoch's
+   * evaluation is queued and the next epoch starts.
+   */
   verified(): void {
-    if (this.evalState === 'verify') this.evalState = 'pending';
-  }
-
-  /** Records the epoch-end evaluation and moves on to the next epoch, or to finishing. */
-  completeEval(epoch: number, m: EvalMetrics): boolean {
-    if (epoch !== this.epoch || this.evalState !== 'leased') return false;
+    if (this.evalState !== 'verify') return;
     this.evalState = 'idle';
-    this.history.push({
+    const epoch = this.epoch;
+    this.lastVerified = epoch;
+    this.awaitingEval.set(epoch, {
       epoch,
       train_loss: this.lossCount ? this.lossSum / this.lossCount : NaN,
+      seconds: (this.now() - this.epochStarted) / 1000,
+      examples: this.batches.reduce((n, b) => n + b.length, 0),
+      lr: this.lr(epoch),
+    });
+    this.evalsQueued.push(epoch);
+    if (epoch + 1 < this.options.spec.epochs) this.startEpoch(epoch + 1);
+  }
+
+  /** Records an epoch's evaluation; after the last epoch's, the run is finishing. */
+  completeEval(epoch: number, m: EvalMetrics): boolean {
+    const record = this.awaitingEval.get(epoch);
+    if (!record || !this.evalsLeased.delete(epoch)) return false;
+    this.awaitingEval.delete(epoch);
+    this.history.push({
+      ...record,
       val_loss: m.valLoss,
       val_accuracy: m.valAccuracy,
       train_accuracy: m.trainAccuracy ?? 0,
       train_dev_loss: m.trainDevLoss ?? 0,
       train_dev_accuracy: m.trainDevAccuracy ?? 0,
-      seconds: (this.now() - this.epochStarted) / 1000,
-      examples: this.batches.reduce((n, b) => n + b.length, 0),
-      lr: this.lr(epoch),
     });
-    if (epoch + 1 >= this.options.spec.epochs) this.state = 'finishing';
-    else this.startEpoch(epoch + 1);
+    this.history.sort((a, b) => Number(a.epoch ?? 0) - Number(b.epoch ?? 0));
+    const last = this.options.spec.epochs - 1;
+    if (this.lastVerified === last && this.awaitingEval.size === 0) this.state = 'finishing';
     return true;
   }
 

@@ -57,9 +57,14 @@ export class TrialShards {
     await Promise.all(this.holding(record.slices).map((c) => c.setLearningRate(record.id, lr)));
   }
 
-  /** What each shard holding the trial has applied of it; rejects if one cannot answer. */
-  applied(record: TrialRecord): Promise<AppliedBatches__Output[]> {
-    return Promise.all(this.holding(record.slices).map((c) => c.applied(record.id)));
+  /**
+   * What each shard holding the trial has applied of it; rejects if one cannot answer. With
+   * snapshotEpoch, each shard also keeps its values as that epoch's end, for the evaluation.
+   */
+  applied(record: TrialRecord, snapshotEpoch?: number): Promise<AppliedBatches__Output[]> {
+    return Promise.all(
+      this.holding(record.slices).map((c) => c.applied(record.id, { snapshotEpoch })),
+    );
   }
 
   /** Keys of the batches that every shard holding the trial has applied; undefined if one lost it. */

@@ -40,7 +40,18 @@ export interface PullOptions {
   minVersion?: number;
   /** How long the shard may wait for minVersion. Defaults to the client's deadlineMs. */
   waitMs?: number;
+  /**
+   * The values as they were at this epoch's end (the snapshot `applied` took), where the shard
+   * still holds it; the live ones otherwise (the result says which).
+   */
+  snapshotEpoch?: number;
   signal?: AbortSignal;
+}
+
+/** What a pull wrote: the version of the values, and whether they are the snapshot asked for. */
+export interface Pulled {
+  version: number;
+  fromSnapshot: boolean;
 }
 
 export const DEFAULT_PS_DEADLINE_MS = 30_000;
@@ -264,9 +275,16 @@ export class ParameterServerClient {
     slices: readonly Slice[],
     into: Map<string, Float32Array>,
     options: PullOptions = {},
-  ): Promise<{ version: number }> {
+  ): Promise<Pulled> {
     const waitMs = Math.max(0, Math.round(options.waitMs ?? this.deadlineMs));
-    const request = { trial, min_version: options.minVersion ?? 0, wait_ms: waitMs };
+    const snapshot = options.snapshotEpoch !== undefined;
+    const request = {
+      trial,
+      min_version: options.minVersion ?? 0,
+      wait_ms: waitMs,
+      snapshot,
+      epoch: options.snapshotEpoch ?? 0,
+    };
     const deadline = deadlineIn(this.deadlineMs + waitMs);
     const lease = await this.lease(slices);
     if (lease) {
@@ -275,11 +293,14 @@ export class ParameterServerClient {
         (cb) => this.client.SegmentPull(withRegion, { deadline }, cb),
         options.signal,
       );
-      return this.settle(lease, call, into);
+      const head = await this.settle(lease, call, into);
+      return { version: head.version, fromSnapshot: head.from_snapshot };
     }
     const call = this.client.Pull(request, { deadline });
     return this.receiveSlices(call, `pull of ${trial}`, slices, into, options.signal, (msg) =>
-      msg.header ? { version: msg.header.version } : undefined,
+      msg.header
+        ? { version: msg.header.version, fromSnapshot: msg.header.from_snapshot }
+        : undefined,
     );
   }
 
@@ -418,10 +439,21 @@ export class ParameterServerClient {
     );
   }
 
-  /** The (epoch, batch) pairs whose gradients the shard holds for the trial. */
-  applied(trial: string, options: { signal?: AbortSignal } = {}): Promise<AppliedBatches__Output> {
+  /**
+   * The (epoch, batch) pairs whose gradients the shard holds for the trial. With snapshotEpoch,
+   * the shard also keeps a copy of the values as that epoch's end, for its evaluation's pull.
+   */
+  applied(
+    trial: string,
+    options: { signal?: AbortSignal; snapshotEpoch?: number } = {},
+  ): Promise<AppliedBatches__Output> {
+    const request = {
+      trial,
+      snapshot: options.snapshotEpoch !== undefined,
+      epoch: options.snapshotEpoch ?? 0,
+    };
     return this.unary(
-      (cb) => this.client.Applied({ trial }, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      (cb) => this.client.Applied(request, { deadline: deadlineIn(this.deadlineMs) }, cb),
       options.signal,
     );
   }

@@ -28,6 +28,7 @@ import type { FenceGuard } from './fence-guard';
 import { Checkpointer, type CheckpointPolicy } from './checkpointer';
 import { batchOfKey } from '../core/batches';
 import type { AppliedBatches } from '../proto/gen/caviar/v1/AppliedBatches';
+import type { AppliedRequest__Output } from '../proto/gen/caviar/v1/AppliedRequest';
 import { hit } from '../core/fault-points';
 import {
   SliceAssembler,
@@ -173,6 +174,12 @@ function dropPushReplyUnderFault(
   return (err, value) => (hit('drop-push-reply') && !err ? undefined : callback(err, value));
 }
 
+/** A trial's values as they were at an epoch's end, for that epoch's evaluation. */
+interface Snapshot {
+  version: number;
+  values: readonly Float32Array[];
+}
+
 /** What a push came to: the reply, and the trial it went to (for PushPull's values). */
 interface AppliedPush {
   reply: PushReply;
@@ -197,6 +204,8 @@ export class ParameterServerShard {
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** Per trial (dropped with it): scratch buffers for pushes and pull snapshots. */
   private readonly pools = new WeakMap<TrialShard, SliceBufferPool>();
+  /** Per trial (dropped with it): its values at the ends of its two newest epochs, by epoch. */
+  private readonly snapshots = new WeakMap<TrialShard, Map<number, Snapshot>>();
   /** Pushes naming a trial this shard does not hold; no trial to charge them to. */
   private unknownTrialPushes = 0;
   private server: grpc.Server | undefined;
@@ -291,7 +300,7 @@ export class ParameterServerShard {
       SegmentPull: (call, callback) => this.reply(() => this.pullIntoSegment(call), callback),
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
-      Applied: (call, callback) => this.reply(() => this.applied(call.request.trial), callback),
+      Applied: (call, callback) => this.reply(() => this.applied(call.request), callback),
       SetLearningRate: (call, callback) =>
         this.reply(() => {
           const trial = this.requireTrial(call.request.trial);
@@ -488,7 +497,26 @@ export class ParameterServerShard {
       Math.min(waitMs, this.options.maxPullWaitMs),
       call,
     );
-    await this.streamSlices(call, trial, (version) => ({ header: { version } }));
+    const snapshot = this.snapshotFor(trial, call.request);
+    await this.streamSlices(
+      call,
+      trial,
+      (version) => ({ header: { version, from_snapshot: snapshot !== undefined } }),
+      snapshot,
+    );
+  }
+
+  /** The epoch-end snapshot a pull asks for, if this shard holds it. */
+  private snapshotFor(trial: TrialShard, request: PullRequest__Output): Snapshot | undefined {
+    return request.snapshot ? this.snapshots.get(trial)?.get(request.epoch) : undefined;
+  }
+
+  /** Keeps a copy of the trial's values as the end of `epoch`, dropping all but the newest two. */
+  private takeSnapshot(trial: TrialShard, epoch: number): void {
+    const kept = this.snapshots.get(trial) ?? new Map<number, Snapshot>();
+    this.snapshots.set(trial, kept);
+    kept.set(epoch, { version: trial.version, values: trial.slices.map((s) => s.values.slice()) });
+    for (const old of [...kept.keys()].sort((a, b) => a - b).slice(0, -2)) kept.delete(old);
   }
 
   /** A same-host pull: the slices go into the region the request names. */
@@ -503,18 +531,21 @@ export class ParameterServerShard {
       Math.min(waitMs, this.options.maxPullWaitMs),
       call,
     );
-    return { version: this.writeToSegment(into, trial) };
+    const snapshot = this.snapshotFor(trial, call.request);
+    const version = this.writeToSegment(into, trial, snapshot);
+    return { version, from_snapshot: snapshot !== undefined };
   }
 
-  /** Writes the trial's slices into `region`; the version they are at. */
-  private writeToSegment(region: SegmentRegion__Output, trial: TrialShard): number {
-    this.segments.write(
-      region,
-      trial.slices,
-      trial.slices.map((s) => s.values),
-    );
+  /** Writes the trial's slices (or a snapshot of them) into `region`; the version they are at. */
+  private writeToSegment(
+    region: SegmentRegion__Output,
+    trial: TrialShard,
+    snapshot?: Snapshot,
+  ): number {
+    const values = snapshot?.values ?? trial.slices.map((s) => s.values);
+    this.segments.write(region, trial.slices, values);
     this.options.observer?.bytesOut(trial.elements * 4);
-    return trial.version;
+    return snapshot?.version ?? trial.version;
   }
 
   /** Push, then the trial's slices right after it, on one call (async-mode workers). */
@@ -535,27 +566,30 @@ export class ParameterServerShard {
     call: WritableCall<M>,
     trial: TrialShard,
     first: (version: number) => M,
+    snapshot?: Snapshot,
   ): Promise<void> {
     // A copy, so pushes applied while the chunks stream out cannot tear the view. grpc-js
     // serializes a message only when the one before it is written, so the copy must outlive
-    // every write: it goes back to the pool once the stream has finished.
+    // every write: it goes back to the pool once the stream has finished. (A snapshot never
+    // changes: it streams as it is.)
     const pool = this.bufferPool(trial);
-    const copy = pool.take();
-    trial.slices.forEach((s, i) => copy[i].set(s.values));
-    const version = trial.version;
+    const copy = snapshot ? undefined : pool.take();
+    if (copy) trial.slices.forEach((s, i) => copy[i].set(s.values));
+    const values = snapshot?.values ?? copy!;
+    const version = snapshot?.version ?? trial.version;
     const observer = this.options.observer;
     const messages = function* (): Generator<M> {
       yield first(version);
       for (const [i, s] of trial.slices.entries()) {
         observer?.bytesOut(s.length * 4);
-        for (const chunk of chunkTensor(s.name, s.start, copy[i])) yield { chunk } as M;
+        for (const chunk of chunkTensor(s.name, s.start, values[i])) yield { chunk } as M;
       }
     };
     for (const msg of messages()) {
       if (call.cancelled) return;
       if (!call.write(msg)) await writable(call);
     }
-    call.once('finish', () => pool.give(copy));
+    if (copy) call.once('finish', () => pool.give(copy));
     call.end();
   }
 
@@ -655,9 +689,10 @@ export class ParameterServerShard {
     };
   }
 
-  private applied(id: string): AppliedBatches {
+  private applied({ trial: id, snapshot, epoch }: AppliedRequest__Output): AppliedBatches {
     const trial = this.trials.get(id);
     if (!trial) return { held: false, version: 0, epochs: [], batches: [] };
+    if (snapshot) this.takeSnapshot(trial, epoch);
     const pairs = trial.appliedKeys().map(batchOfKey);
     return {
       held: true,

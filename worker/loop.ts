@@ -254,21 +254,38 @@ export class Worker {
     });
   }
 
-  private async pull(context: TrialContext, minVersion: number, budgetMs: number): Promise<number> {
-    const versions = await Promise.all(
+  /**
+   * Pulls every shard's slices into the context's values; the lowest version among them. With
+   * snapshotEpoch, the values as they were at that epoch's end, where the shards still hold them.
+   */
+  private async pull(
+    context: TrialContext,
+    minVersion: number,
+    budgetMs: number,
+    snapshotEpoch?: number,
+  ): Promise<number> {
+    const pulled = await Promise.all(
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
-          ? Promise.resolve({ version: 0 })
+          ? Promise.resolve({ version: 0, fromSnapshot: true })
           : this.retrying('pull', budgetMs, () =>
               this.shard(address).pull(context.trial, context.shardSlices[s], context.values, {
                 minVersion,
                 waitMs: budgetMs,
+                snapshotEpoch,
                 signal: this.abort.signal,
               }),
             ),
       ),
     );
-    return Math.min(...versions.map((v) => v.version));
+    if (snapshotEpoch !== undefined && pulled.some((p) => !p.fromSnapshot)) {
+      // A shard restarted since the epoch ended: its slices are a little past the epoch's end.
+      this.options.log.warn(
+        { trial: context.trial, epoch: snapshotEpoch },
+        "a shard no longer holds the epoch's snapshot; evaluating its current values",
+      );
+    }
+    return Math.min(...pulled.map((v) => v.version));
   }
 
   private tellTransport(address: string): void {
@@ -319,7 +336,8 @@ export class Worker {
     if (work.kind === 'eval') {
       this.fresh = undefined;
       const t = performance.now();
-      await this.pull(context, Number(work.min_version), work.lease_ms);
+      // The values at the epoch's end, kept by the shards while the next epoch trains.
+      await this.pull(context, Number(work.min_version), work.lease_ms, work.epoch);
       const pullMs = performance.now() - t;
       this.options.metrics?.observePull(pullMs / 1000);
       context.model.setParameters(context.values);

@@ -217,6 +217,31 @@ describe('ParameterServerShard over gRPC', () => {
     assert.deepEqual((await client.stats('sync')).refused, { stale: 1, duplicate: 1 });
   });
 
+  it("keeps epoch-end snapshots for the evaluation while the next epoch's pushes apply", async () => {
+    const initial = await initW('snap', 16);
+    const g = randomTensor(16, 9);
+    await push('snap', 0, g);
+    const atEnd0 = sgdStep(initial, g, SGD.lr);
+    await client.applied('snap', { snapshotEpoch: 0 });
+    await push('snap', 1, g); // epoch 1 goes on
+    await client.applied('snap', { snapshotEpoch: 1 });
+    await push('snap', 2, g);
+    const read = async (snapshotEpoch?: number) => {
+      const into = new Map([['w', new Float32Array(16)]]);
+      const pulled = await client.pull('snap', whole('w', 16), into, { snapshotEpoch });
+      return { ...pulled, w: into.get('w')! };
+    };
+    const zero = await read(0);
+    assert.deepEqual([zero.version, zero.fromSnapshot], [1, true]);
+    assert.ok(sameBits(zero.w, atEnd0), "epoch 0's snapshot holds the values at its end");
+    assert.deepEqual([(await read(1)).version, (await read()).version], [2, 3]);
+    // Only the two newest are kept; a snapshot the shard does not hold reads the live values.
+    await client.applied('snap', { snapshotEpoch: 2 });
+    const gone = await read(0);
+    assert.deepEqual([gone.version, gone.fromSnapshot], [3, false]);
+    assert.ok(await client.drop('snap'));
+  });
+
   it('pull waits for min_version, then answers DEADLINE_EXCEEDED after wait_ms', async () => {
     await initW('wait', 3);
     const t0 = Date.now();
@@ -239,7 +264,7 @@ describe('ParameterServerShard over gRPC', () => {
     });
     await new Promise((r) => setTimeout(r, 50));
     await push('wake', 0, Float32Array.of(1, 1, 1));
-    assert.deepEqual(await pulled, { version: 1 });
+    assert.deepEqual(await pulled, { version: 1, fromSnapshot: false });
   });
 
   it('an AbortSignal cancels a waiting pull', async () => {
@@ -409,7 +434,10 @@ describe('a trial split across two shards', () => {
       const versions = await Promise.all(
         clients.map((c, i) => c.pull('split', slicesOnShard(placement, i), into)),
       );
-      assert.deepEqual(versions, [{ version: 0 }, { version: 0 }]);
+      assert.deepEqual(versions, [
+        { version: 0, fromSnapshot: false },
+        { version: 0, fromSnapshot: false },
+      ]);
       for (const [name, v] of values) assert.ok(sameBits(into.get(name)!, v), `${name} differs`);
     } finally {
       for (const c of clients) c.close();

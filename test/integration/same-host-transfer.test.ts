@@ -118,6 +118,18 @@ describe('same-host transfer through shared-memory segments', () => {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
+  it("reads an epoch-end snapshot through the segment while the next epoch's pushes apply", async () => {
+    await init('snap');
+    const atEnd = zeros();
+    await viaSegment.pushPull(header('snap', 0), slices(), randomValues(6), atEnd);
+    await viaSegment.applied('snap', { snapshotEpoch: 0 });
+    await viaSegment.push(header('snap', 1), slices(), randomValues(7));
+    const snap = zeros();
+    const pulled = await viaSegment.pull('snap', slices(), snap, { snapshotEpoch: 0 });
+    assert.deepEqual(pulled, { version: 1, fromSnapshot: true });
+    assert.ok(sameBits(atEnd, snap));
+  });
+
   it('answers a repeated batch duplicate and still returns the values', async () => {
     await init('dup');
     const grads = randomValues(3);

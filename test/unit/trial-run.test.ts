@@ -111,10 +111,9 @@ test('sync: the quorum follows the live workers from one epoch to the next', () 
   });
   const r = new TrialRun({ spec, trainCount: 8, quorum: () => live, lr: () => 0.1 }); // 4 batches
   for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
-  r.verified();
-  r.takeTask();
   live = 1; // a worker died during epoch 0
-  r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
+  r.verified(); // epoch 1 starts here, its quorum taken from the live workers
+  assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 0 });
   const next = drainTrain(r);
   assert.deepEqual(
     next.map((t) => [t.step, t.stepSize, t.minVersion]),
@@ -190,4 +189,64 @@ test('an expired lease hands its task back', () => {
   leases.sweep();
   assert.deepEqual(expired, ['batch-a', 'batch-b']);
   leases.close();
+});
+
+test("an epoch's evaluation overlaps the next epoch's training; the run finishes after the last one", () => {
+  const r = run('async', 1, 4, 2, 2); // 2 batches an epoch
+  drainTrain(r).forEach((t) => r.completeTrain(t, 1));
+  r.verified();
+  assert.equal(r.epoch, 1, 'the next epoch starts once the shards verified (and kept a snapshot)');
+  const eval0 = r.takeTask();
+  assert.deepEqual(eval0, { kind: 'eval', epoch: 0 }, 'the evaluation goes out first');
+  const epoch1 = drainTrain(r);
+  assert.equal(epoch1.length, 2, "epoch 1's batches go out while epoch 0 is evaluated");
+  r.release(eval0!); // its worker died
+  assert.deepEqual(
+    r.takeTask(),
+    { kind: 'eval', epoch: 0 },
+    'a released evaluation goes out again',
+  );
+  epoch1.forEach((t) => r.completeTrain(t, 2));
+  assert.equal(r.evalState, 'verify');
+  r.verified();
+  assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 1 });
+  assert.ok(r.completeEval(1, { valLoss: 0.4, valAccuracy: 0.8 }));
+  assert.equal(r.state, 'running', "epoch 0's evaluation is still out");
+  assert.ok(r.completeEval(0, { valLoss: 0.5, valAccuracy: 0.7 }));
+  assert.equal(r.state, 'finishing');
+  assert.deepEqual(
+    r.history.map((h) => [h.epoch, h.train_loss, h.val_accuracy]),
+    [
+      [0, 1, 0.7],
+      [1, 2, 0.8],
+    ],
+    'the history is in epoch order, each with its own training loss',
+  );
+  assert.equal(r.completeEval(0, { valLoss: 0, valAccuracy: 1 }), false, 'no second record');
+});
+
+test('a run taken over with an evaluation outstanding hands it out again', () => {
+  const r = run('async', 1, 4, 2, 3);
+  drainTrain(r).forEach((t) => r.completeTrain(t, 1));
+  r.verified();
+  r.takeTask(); // epoch 0's evaluation, lost with the coordinator
+  const saved = JSON.parse(JSON.stringify(r.saved())) as ReturnType<TrialRun['saved']>;
+  const spec = resolveTrialSpec({
+    dataset: 'synthetic:spirals',
+    model: 'mlp:4',
+    batch: 2,
+    epochs: 3,
+    mode: 'async',
+    seed: 3,
+  });
+  const options = { spec, trainCount: 4, quorum: () => 1, lr: () => 0.1 };
+  const resumed = TrialRun.resume(options, saved, new Set());
+  assert.equal(resumed.epoch, 1);
+  assert.deepEqual(resumed.takeTask(), { kind: 'eval', epoch: 0 });
+  assert.ok(resumed.completeEval(0, { valLoss: 0.5, valAccuracy: 0.7 }));
+  assert.deepEqual(
+    resumed.history.map((h) => [h.epoch, h.train_loss]),
+    [[0, 1]],
+  );
+  assert.equal(drainTrain(resumed).length, 2, "epoch 1's batches all run again");
 });
