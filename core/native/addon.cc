@@ -4,12 +4,14 @@
 #include <napi.h>
 
 #include "blas.h"
+#include "elementwise.h"
 #include "optimizer.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   caviar::RegisterBlas(env, exports);
+  caviar::RegisterElementwise(env, exports);
   caviar::RegisterOptimizer(env, exports);
   return exports;
 }

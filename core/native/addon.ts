@@ -48,6 +48,28 @@ export interface BlasFunctions {
   threads(): number;
   /** OpenBLAS's build configuration and the CPU kernels it picked, for logs. */
   config(): { config: string; core: string; threads: number };
+  /**
+   * out[r·cols + c] = a[r·aRow + c·aCol] op b[r·bRow + c·bCol] for r < rows, c < cols; op 0 add,
+   * 1 sub, 2 mul, 3 div (core/native/elementwise.cc).
+   */
+  binary(
+    op: number,
+    rows: number,
+    cols: number,
+    a: Float32Array,
+    aRow: number,
+    aCol: number,
+    b: Float32Array,
+    bRow: number,
+    bCol: number,
+    out: Float32Array,
+  ): void;
+  /** out = max(x, 0), NaN kept. */
+  relu(x: Float32Array, out: Float32Array): void;
+  /** out = 1 where x > 0, else alpha, NaN kept. */
+  step(x: Float32Array, alpha: number, out: Float32Array): void;
+  /** Sums x (reduced × kept when leading, kept × reduced otherwise) into out's kept values. */
+  sum(x: Float32Array, reduced: number, kept: number, leading: boolean, out: Float32Array): void;
 }
 
 /** The functions of core/native/optimizer.cc, for the shards: bit-identical to the JS loops. */

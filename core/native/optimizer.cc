@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "napi-args.h"
+#include "vector-clones.h"
 
 namespace {
 
@@ -20,14 +21,6 @@ using caviar::floats;
 using caviar::integer;
 using caviar::need;
 using caviar::number;
-
-// Compiled once per instruction set and picked at load time (GCC's target_clones): with AVX-512
-// the loop runs eight doubles at a time, about four times the baseline SSE2 build.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CAVIAR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CAVIAR_VECTOR_CLONES
-#endif
 
 CAVIAR_VECTOR_CLONES
 void adamLoop(float* __restrict params, const float* __restrict grad, float* __restrict m,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { loadBlasAddon } from '../../core/native/addon';
-import { jsKernels } from './js-kernels';
+import { lightKernels } from './light-kernels';
 import { blasKernels } from './kernels';
 
 /** The tfjs backend name of caviar's blas backend. */
@@ -15,7 +15,7 @@ export interface BlasBackendInfo {
 
 /**
  * Registers tfjs backend `blas`: a MathBackendCPU whose heavy kernels (worker/blas/kernels.ts)
- * run on OpenBLAS, whose hottest light ones are tighter JS loops (worker/blas/js-kernels.ts),
+ * run on OpenBLAS, whose hottest light ones are native loops (worker/blas/light-kernels.ts),
  * and which has every other kernel of tfjs's cpu backend. Throws, registering
  * nothing, when the addon does not load. Again later, it only sets the thread count.
  *
@@ -26,7 +26,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
   if (!tf.findBackendFactory(BLAS_BACKEND)) {
     // Priority 0, below cpu's 1: a process only computes on blas when it asks for it.
     tf.registerBackend(BLAS_BACKEND, () => new MathBackendCPU(), 0);
-    const own = { ...jsKernels(), ...blasKernels(addon) };
+    const own = { ...lightKernels(addon), ...blasKernels(addon) };
     for (const kernel of tf.getKernelsForBackend('cpu')) {
       if (!(kernel.kernelName in own)) tf.registerKernel({ ...kernel, backendName: BLAS_BACKEND });
     }

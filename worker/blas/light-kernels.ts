@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { BlasFunctions } from '../../core/native/addon';
 
 /**
  * The blas backend's own versions of the light kernels a training step is full of once its
@@ -10,6 +11,8 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
  * (a callback per element, index arithmetic per element for any broadcast, a full transpose
  * before every sum over axis 0), which took 4 of the 6.4 ms of an MLP step and 95% of a LeNet-5
  * step here. Each kernel takes float32 in the layouts above and hands anything else to cpu's.
+ * The loops themselves run in the native addon (core/native/elementwise.cc), vectorized: as JS
+ * they were still a fifth of a worker's CPU in a cluster. Average pooling stays JS.
  */
 
 type Cpu = MathBackendCPU;
@@ -84,101 +87,75 @@ function layoutOf(a: tf.TensorInfo, b: tf.TensorInfo): Layout | undefined {
   return { rows: size / cols, cols, shape, a: aFull ? full : walk, b: aFull ? walk : full };
 }
 
-type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+/** The addon's codes for the binary ops (core/native/elementwise.cc). */
+const BINARY_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+type BinaryOp = keyof typeof BINARY_OPS;
 
-// One loop per op, so each stays monomorphic (V8 inlines nothing through a shared callback).
-function binaryLoop(op: BinaryOp, l: Layout, a: Float32Array, b: Float32Array, out: Float32Array) {
-  const { rows, cols } = l;
-  const [ar, ac, br, bc] = [l.a.row, l.a.col, l.b.row, l.b.col];
-  for (let r = 0, o = 0; r < rows; r++) {
-    let ia = r * ar;
-    let ib = r * br;
-    switch (op) {
-      case 'add':
-        for (let c = 0; c < cols; c++, o++, ia += ac, ib += bc) out[o] = a[ia] + b[ib];
-        break;
-      case 'sub':
-        for (let c = 0; c < cols; c++, o++, ia += ac, ib += bc) out[o] = a[ia] - b[ib];
-        break;
-      case 'mul':
-        for (let c = 0; c < cols; c++, o++, ia += ac, ib += bc) out[o] = a[ia] * b[ib];
-        break;
-      case 'div':
-        for (let c = 0; c < cols; c++, o++, ia += ac, ib += bc) out[o] = a[ia] / b[ib];
-        break;
-    }
-  }
-}
-
-function binary(kernelName: string, op: BinaryOp): tf.KernelFunc {
+function binary(addon: BlasFunctions, kernelName: string, op: BinaryOp): tf.KernelFunc {
   const fallback = cpuKernel(kernelName);
+  const code = BINARY_OPS[op];
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const l = layoutOf(a, b);
     if (!l) return fallback(args);
     const backend = args.backend as Cpu;
     const out = new Float32Array(l.rows * l.cols);
-    binaryLoop(op, l, values(backend, a), values(backend, b), out);
+    const [av, bv] = [values(backend, a), values(backend, b)];
+    addon.binary(code, l.rows, l.cols, av, l.a.row, l.a.col, bv, l.b.row, l.b.col, out);
     return backend.makeTensorInfo(l.shape, 'float32', out);
   };
 }
 
-const relu: tf.KernelFunc = (args) => {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  if (x.dtype !== 'float32') return cpuKernel(tf.Relu)(args);
-  const backend = args.backend as Cpu;
-  const v = values(backend, x);
-  const out = new Float32Array(v.length);
-  // NaN stays NaN, as cpu's Math.max(0, x) keeps it.
-  for (let i = 0; i < v.length; i++) out[i] = v[i] < 0 ? 0 : v[i];
-  return backend.makeTensorInfo(x.shape, 'float32', out);
-};
+function relu(addon: BlasFunctions): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (x.dtype !== 'float32') return cpuKernel(tf.Relu)(args);
+    const backend = args.backend as Cpu;
+    const v = values(backend, x);
+    const out = new Float32Array(v.length);
+    addon.relu(v, out);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+}
 
-const step: tf.KernelFunc = (args) => {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  if (x.dtype !== 'float32') return cpuKernel(tf.Step)(args);
-  const alpha = (args.attrs as unknown as tf.StepAttrs).alpha;
-  const backend = args.backend as Cpu;
-  const v = values(backend, x);
-  const out = new Float32Array(v.length);
-  for (let i = 0; i < v.length; i++) {
-    const xi = v[i];
-    out[i] = xi > 0 ? 1 : xi !== xi ? xi : alpha; // NaN passes through, as cpu's Step does
-  }
-  return backend.makeTensorInfo(x.shape, 'float32', out);
-};
+function step(addon: BlasFunctions): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (x.dtype !== 'float32') return cpuKernel(tf.Step)(args);
+    const alpha = (args.attrs as unknown as tf.StepAttrs).alpha;
+    const backend = args.backend as Cpu;
+    const v = values(backend, x);
+    const out = new Float32Array(v.length);
+    addon.step(v, alpha, out);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+}
 
 /** Sum over a leading run of axes (rows × cols → cols) or a trailing run (→ rows). */
-const sum: tf.KernelFunc = (args) => {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
-  const rank = x.shape.length;
-  const axes = util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
-  const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
-  const leading = axes.length > 0 && axes[0] === 0 && contiguous;
-  const trailing = axes.length > 0 && axes[axes.length - 1] === rank - 1 && contiguous;
-  if (x.dtype !== 'float32' || (!leading && !trailing) || axes.length === rank) {
-    return cpuKernel(tf.Sum)(args);
-  }
-  const backend = args.backend as Cpu;
-  const v = values(backend, x);
-  const reduced = util.sizeFromShape(axes.map((a) => x.shape[a]));
-  const kept = v.length / reduced;
-  const acc = new Float64Array(kept);
-  if (leading) {
-    for (let r = 0, i = 0; r < reduced; r++) for (let c = 0; c < kept; c++, i++) acc[c] += v[i];
-  } else {
-    for (let r = 0, i = 0; r < kept; r++) {
-      let s = 0;
-      for (let c = 0; c < reduced; c++, i++) s += v[i];
-      acc[r] = s;
+const sum =
+  (addon: BlasFunctions): tf.KernelFunc =>
+  (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+    const rank = x.shape.length;
+    const axes = util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+    const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
+    const leading = axes.length > 0 && axes[0] === 0 && contiguous;
+    const trailing = axes.length > 0 && axes[axes.length - 1] === rank - 1 && contiguous;
+    if (x.dtype !== 'float32' || (!leading && !trailing) || axes.length === rank) {
+      return cpuKernel(tf.Sum)(args);
     }
-  }
-  const shape = keepDims
-    ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
-    : x.shape.filter((_, i) => !axes.includes(i));
-  return backend.makeTensorInfo(shape, 'float32', Float32Array.from(acc));
-};
+    const backend = args.backend as Cpu;
+    const v = values(backend, x);
+    const reduced = util.sizeFromShape(axes.map((a) => x.shape[a]));
+    const kept = v.length / reduced;
+    const out = new Float32Array(kept);
+    addon.sum(v, reduced, kept, leading, out);
+    const shape = keepDims
+      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !axes.includes(i));
+    return backend.makeTensorInfo(shape, 'float32', out);
+  };
 
 /** NHWC average-pool geometry where these kernels apply (no dilation), else undefined. */
 function poolInfo(x: tf.TensorInfo, attrs: tf.AvgPoolAttrs): backend_util.Conv2DInfo | undefined {
@@ -255,15 +232,15 @@ const avgPoolGrad: tf.KernelFunc = (args) => {
 };
 
 /** The light kernels blas replaces, by tfjs kernel name. */
-export function jsKernels(): Record<string, tf.KernelFunc> {
+export function lightKernels(addon: BlasFunctions): Record<string, tf.KernelFunc> {
   return {
-    [tf.Add]: binary(tf.Add, 'add'),
-    [tf.Sub]: binary(tf.Sub, 'sub'),
-    [tf.Multiply]: binary(tf.Multiply, 'mul'),
-    [tf.RealDiv]: binary(tf.RealDiv, 'div'),
-    [tf.Relu]: relu,
-    [tf.Step]: step,
-    [tf.Sum]: sum,
+    [tf.Add]: binary(addon, tf.Add, 'add'),
+    [tf.Sub]: binary(addon, tf.Sub, 'sub'),
+    [tf.Multiply]: binary(addon, tf.Multiply, 'mul'),
+    [tf.RealDiv]: binary(addon, tf.RealDiv, 'div'),
+    [tf.Relu]: relu(addon),
+    [tf.Step]: step(addon),
+    [tf.Sum]: sum(addon),
     [tf.AvgPool]: avgPool,
     [tf.AvgPoolGrad]: avgPoolGrad,
   };
