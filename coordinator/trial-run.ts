@@ -228,8 +228,10 @@ export class TrialRun {
 
   /**
    * The next task, or undefined when every task in reach is out on lease. In sync mode a step's
-   * batches are handed out only once every earlier step is done, so no worker sits on a lease
-   * waiting for parameters that another worker's batch still holds back.
+   * batches are handed out once the step before it is all out on lease and every earlier one is
+   * done: a worker that asks for its next batch while it pushes (as workers do) then waits for
+   * that step's parameters in its pull, at the shard, instead of for two more round trips to the
+   * coordinator; and no worker waits on more than the one step in flight.
    */
   takeTask(): Task | undefined {
     if (this.state !== 'running' || this.paused) return undefined;
@@ -245,7 +247,9 @@ export class TrialRun {
     }
     const next = this.queue[0];
     if (next === undefined) return undefined;
-    if (this.options.spec.mode === 'sync' && !this.stepsDoneBefore(next)) return undefined;
+    // The queue is in order: every batch before `next` is out on lease or done.
+    const lookahead = Math.max(0, next - this.layout.quorum);
+    if (this.options.spec.mode === 'sync' && !this.stepsDoneBefore(lookahead)) return undefined;
     this.queue.shift();
     this.leased.add(next);
     return this.trainTask(this.epoch, next, this.batches[next]);

@@ -102,9 +102,9 @@ export class Worker {
   private loop: Promise<void> | undefined;
   private readonly pollMs: number;
   private readonly maxCachedTrials: number;
-  /** Async mode: the next task, asked for while the current one pushes. */
+  /** The next task, asked for while the current one pushes. */
   private prefetched: Promise<Work__Output> | undefined;
-  /** Async mode: the last task's report, on its way while the next task runs. */
+  /** The last task's report, on its way while the next task runs. */
   private reporting: Promise<unknown> = Promise.resolve();
   /**
    * Async mode: the trial whose values came back with the last task's push (PushPull), at this
@@ -186,7 +186,7 @@ export class Worker {
         .catch((err: unknown) =>
           log.warn({ err: errorMessage(err) }, 'cannot report a finished task'),
         );
-      // With the next task already asked for (async mode), the report travels while it runs.
+      // With the next task already asked for, the report travels while it runs.
       if (this.prefetched) this.reporting = report;
       else await report;
     }
@@ -202,9 +202,9 @@ export class Worker {
   }
 
   /**
-   * Async mode: asks for the next task now, so that it is at hand once this one is pushed and
-   * AcquireWork's round trip to the coordinator is off the critical path. (Not in sync mode: a
-   * worker holding two batches of one step would leave another worker idle at the barrier.)
+   * Asks for the next task now, so that it is at hand once this one is pushed and AcquireWork's
+   * round trip to the coordinator is off the critical path. In sync mode that task may be of the
+   * next step, whose pull then waits at the shards for this step's update.
    */
   private prefetch(): void {
     if (this.prefetched || this.abort.signal.aborted) return;
@@ -407,7 +407,7 @@ export class Worker {
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
-    if (async && lastOfLease) this.prefetch();
+    if (lastOfLease) this.prefetch();
     // Async mode: each shard answers the push with its values right after it, which the next
     // batch starts from instead of pulling (one call per shard and batch instead of two).
     const replies = await Promise.all(

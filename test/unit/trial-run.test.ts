@@ -65,7 +65,7 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
   assert.equal(r.history.length, 2);
 });
 
-test('sync: a step is handed out only once every earlier step is done, with its size and version', () => {
+test('sync: a step is handed out once the one before is out and all earlier ones are done', () => {
   const r = run('sync', 2, 10, 2); // 5 batches: steps of 2, 2, 1
   const first = drainTrain(r);
   assert.deepEqual(
@@ -73,25 +73,21 @@ test('sync: a step is handed out only once every earlier step is done, with its 
     [
       [0, 2, 0],
       [0, 2, 0],
+      [1, 2, 1],
+      [1, 2, 1],
     ],
+    'step 1 goes out with step 0 on lease: its pulls wait for version 1 at the shards',
   );
+  assert.equal(r.takeTask(), undefined, 'step 2 waits for all of step 0');
   r.completeTrain(first[0], 1);
-  assert.equal(r.takeTask(), undefined, 'step 1 waits for all of step 0');
+  assert.equal(r.takeTask(), undefined, 'step 2 waits for all of step 0');
   r.completeTrain(first[1], 1);
-  const second = drainTrain(r);
-  assert.deepEqual(
-    second.map((t) => [t.step, t.stepSize, t.minVersion]),
-    [
-      [1, 2, 1],
-      [1, 2, 1],
-    ],
-  );
-  second.forEach((t) => r.completeTrain(t, 1));
   const third = drainTrain(r);
   assert.deepEqual(
-    third.map((t) => [t.step, t.stepSize]),
-    [[2, 1]],
+    third.map((t) => [t.step, t.stepSize, t.minVersion]),
+    [[2, 1, 2]],
   );
+  first.slice(2).forEach((t) => r.completeTrain(t, 1));
   r.completeTrain(third[0], 1);
   r.verified();
   r.takeTask();
@@ -117,8 +113,11 @@ test('sync: the quorum follows the live workers from one epoch to the next', () 
   const next = drainTrain(r);
   assert.deepEqual(
     next.map((t) => [t.step, t.stepSize, t.minVersion]),
-    [[2, 1, 2]],
-    'epoch 1 starts at version 2 with steps of 1',
+    [
+      [2, 1, 2],
+      [3, 1, 3],
+    ],
+    'epoch 1 starts at version 2 with steps of 1 (the second out while the first runs)',
   );
 });
 
@@ -140,7 +139,7 @@ test('batches a restarted shard lost run again first, in the step they had, befo
   r.verified();
   r.takeTask();
   r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
-  const first = drainTrain(r); // epoch 1, step 2
+  const first = drainTrain(r).slice(0, 2); // epoch 1, step 2 (step 3 is out too)
   first.forEach((t) => r.completeTrain(t, 1));
   // The shard restored a checkpoint holding epoch 0 up to step 0 only.
   assert.equal(
