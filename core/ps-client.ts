@@ -228,14 +228,18 @@ export class ParameterServerClient {
     return lease;
   }
 
-  /** Settles a call made with `lease`: its values come out into `into`, and the region is freed. */
-  private async settle<H>(
+  /**
+   * Runs a unary call that names `lease`'s region; once it answers, the region's values come out
+   * into `into` (when given) and the region is freed.
+   */
+  private async viaSegment<H>(
     lease: SegmentLease,
-    call: Promise<H>,
+    start: (callback: grpc.requestCallback<H>) => grpc.ClientUnaryCall,
+    signal: AbortSignal | undefined,
     into?: Map<string, Float32Array>,
   ): Promise<H> {
     try {
-      const head = await call;
+      const head = await this.unary(start, signal);
       if (into) lease.get(into);
       lease.end(true);
       return head;
@@ -289,11 +293,12 @@ export class ParameterServerClient {
     const lease = await this.lease(slices);
     if (lease) {
       const withRegion = { ...request, into: lease.region };
-      const call = this.unary<PullHeader__Output>(
+      const head = await this.viaSegment<PullHeader__Output>(
+        lease,
         (cb) => this.client.SegmentPull(withRegion, { deadline }, cb),
         options.signal,
+        into,
       );
-      const head = await this.settle(lease, call, into);
       return { version: head.version, fromSnapshot: head.from_snapshot };
     }
     const call = this.client.Pull(request, { deadline });
@@ -320,11 +325,12 @@ export class ParameterServerClient {
     const lease = await this.lease(slices, grads);
     if (lease) {
       const withRegion = { ...header, segment: lease.region };
-      const call = this.unary<PushReply__Output>(
+      return this.viaSegment(
+        lease,
         (cb) => this.client.SegmentPushPull(withRegion, { deadline }, cb),
         options.signal,
+        into,
       );
-      return this.settle(lease, call, into);
     }
     const call = this.client.PushPull({ deadline });
     const received = this.receiveSlices(
@@ -408,11 +414,11 @@ export class ParameterServerClient {
     const lease = await this.lease(slices, grads);
     if (lease) {
       const withRegion = { ...header, segment: lease.region };
-      const call = this.unary<PushReply__Output>(
+      return this.viaSegment(
+        lease,
         (cb) => this.client.SegmentPush(withRegion, { deadline }, cb),
         options.signal,
       );
-      return this.settle(lease, call);
     }
     return clientStream(
       (cb) => this.client.Push({ deadline }, cb),

@@ -174,6 +174,11 @@ function dropPushReplyUnderFault(
   return (err, value) => (hit('drop-push-reply') && !err ? undefined : callback(err, value));
 }
 
+/** A streamed Pull or a same-host SegmentPull. */
+type PullCall =
+  | grpc.ServerWritableStream<PullRequest__Output, PullMessage>
+  | grpc.ServerUnaryCall<PullRequest__Output, unknown>;
+
 /** A trial's values as they were at an epoch's end, for that epoch's evaluation. */
 interface Snapshot {
   version: number;
@@ -490,14 +495,7 @@ export class ParameterServerShard {
   private async pull(
     call: grpc.ServerWritableStream<PullRequest__Output, PullMessage>,
   ): Promise<void> {
-    const { trial: id, min_version: minVersion, wait_ms: waitMs } = call.request;
-    const trial = await this.waitForVersion(
-      id,
-      minVersion,
-      Math.min(waitMs, this.options.maxPullWaitMs),
-      call,
-    );
-    const snapshot = this.snapshotFor(trial, call.request);
+    const { trial, snapshot } = await this.pullSource(call);
     await this.streamSlices(
       call,
       trial,
@@ -506,9 +504,16 @@ export class ParameterServerShard {
     );
   }
 
-  /** The epoch-end snapshot a pull asks for, if this shard holds it. */
-  private snapshotFor(trial: TrialShard, request: PullRequest__Output): Snapshot | undefined {
-    return request.snapshot ? this.snapshots.get(trial)?.get(request.epoch) : undefined;
+  /**
+   * The trial a pull reads once its version reaches the pull's min_version, and the epoch-end
+   * snapshot the pull asks for, if this shard holds it.
+   */
+  private async pullSource(call: PullCall): Promise<{ trial: TrialShard; snapshot?: Snapshot }> {
+    const { trial: id, min_version: minVersion, wait_ms: waitMs } = call.request;
+    const waitFor = Math.min(waitMs, this.options.maxPullWaitMs);
+    const trial = await this.waitForVersion(id, minVersion, waitFor, call);
+    const { snapshot, epoch } = call.request;
+    return { trial, snapshot: snapshot ? this.snapshots.get(trial)?.get(epoch) : undefined };
   }
 
   /** Keeps a copy of the trial's values as the end of `epoch`, dropping all but the newest two. */
@@ -523,15 +528,9 @@ export class ParameterServerShard {
   private async pullIntoSegment(
     call: grpc.ServerUnaryCall<PullRequest__Output, unknown>,
   ): Promise<PullHeader> {
-    const { trial: id, min_version: minVersion, wait_ms: waitMs, into } = call.request;
+    const into = call.request.into;
     if (!into) throw new InvalidArgumentError('the pull names no segment region');
-    const trial = await this.waitForVersion(
-      id,
-      minVersion,
-      Math.min(waitMs, this.options.maxPullWaitMs),
-      call,
-    );
-    const snapshot = this.snapshotFor(trial, call.request);
+    const { trial, snapshot } = await this.pullSource(call);
     const version = this.writeToSegment(into, trial, snapshot);
     return { version, from_snapshot: snapshot !== undefined };
   }
@@ -598,9 +597,7 @@ export class ParameterServerShard {
     id: string,
     minVersion: number,
     waitMs: number,
-    call:
-      | grpc.ServerWritableStream<PullRequest__Output, PullMessage>
-      | grpc.ServerUnaryCall<PullRequest__Output, unknown>,
+    call: PullCall,
   ): Promise<TrialShard> {
     const ready = this.requireTrial(id);
     if (ready.version >= minVersion) return Promise.resolve(ready);
