@@ -206,6 +206,19 @@ export class ParameterServerClient {
           );
   }
 
+  /**
+   * Connects (and attaches a segment, where the shard can) ahead of the first call, so that a
+   * caller can do it while it does something else. Never rejects: a failure shows at that call.
+   */
+  async prepare(): Promise<void> {
+    if (this.link) {
+      await this.link.attached();
+      return;
+    }
+    const deadline = deadlineIn(this.deadlineMs);
+    await new Promise<void>((resolve) => this.client.waitForReady(deadline, () => resolve()));
+  }
+
   /** How values travel to and from this shard: "chunks", "segment", or "chunks (why)". */
   get transport(): string {
     return this.link?.transport ?? 'chunks';

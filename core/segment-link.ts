@@ -59,12 +59,7 @@ export class SegmentLink {
 
   /** A region for the values of `slices`, or undefined when this call must stream chunks. */
   async lease(slices: readonly Slice[]): Promise<SegmentLease | undefined> {
-    if (this.refusal !== undefined) return undefined;
-    if (!this.segment) {
-      this.attaching ??= this.open().finally(() => (this.attaching = undefined));
-      await this.attaching;
-    }
-    const segment = this.segment;
+    const segment = await this.attached();
     if (!segment) return undefined;
     const elements = slices.reduce((n, s) => n + s.length, 0);
     let offset: number;
@@ -85,6 +80,19 @@ export class SegmentLink {
         else if (this.segment === segment) this.drop();
       },
     };
+  }
+
+  /**
+   * The attached segment, attaching one first if there is none (yet): undefined when calls must
+   * stream chunks. Never rejects.
+   */
+  async attached(): Promise<SharedSegment | undefined> {
+    if (this.refusal !== undefined) return undefined;
+    if (!this.segment) {
+      this.attaching ??= this.open().finally(() => (this.attaching = undefined));
+      await this.attaching;
+    }
+    return this.segment;
   }
 
   close(): void {

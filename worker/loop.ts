@@ -229,12 +229,11 @@ export class Worker {
     const cached = this.contexts.get(work.trial);
     if (cached && cached.shards.join() === work.shards.join()) return cached;
     cached?.model.dispose();
-    const context = await createTrialContext(
-      work.trial,
-      work.spec!,
-      work.shards,
-      this.options.backend,
-    );
+    // The shard connections (and same-host segments) are set up while the data set loads.
+    const [context] = await Promise.all([
+      createTrialContext(work.trial, work.spec!, work.shards, this.options.backend),
+      ...work.shards.map((address) => this.shard(address).prepare()),
+    ]);
     this.contexts.set(work.trial, context);
     while (this.contexts.size > this.maxCachedTrials) {
       const oldest = this.contexts.keys().next().value as string;
