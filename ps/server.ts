@@ -209,7 +209,11 @@ export class ParameterServerShard {
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** Per trial (dropped with it): scratch buffers for pushes and pull snapshots. */
   private readonly pools = new WeakMap<TrialShard, SliceBufferPool>();
-  /** Per trial (dropped with it): its values at the ends of its two newest epochs, by epoch. */
+  /**
+   * Per trial (dropped with it): its values at an epoch's end, by epoch, until the evaluation
+   * reads them: a model-sized copy for the few milliseconds between an epoch's end and its
+   * evaluation's pull, rather than for a whole epoch.
+   */
   private readonly snapshots = new WeakMap<TrialShard, Map<number, Snapshot>>();
   /** Pushes naming a trial this shard does not hold; no trial to charge them to. */
   private unknownTrialPushes = 0;
@@ -506,14 +510,17 @@ export class ParameterServerShard {
 
   /**
    * The trial a pull reads once its version reaches the pull's min_version, and the epoch-end
-   * snapshot the pull asks for, if this shard holds it.
+   * snapshot the pull asks for, if this shard holds it (it is then handed over, not kept).
    */
   private async pullSource(call: PullCall): Promise<{ trial: TrialShard; snapshot?: Snapshot }> {
     const { trial: id, min_version: minVersion, wait_ms: waitMs } = call.request;
     const waitFor = Math.min(waitMs, this.options.maxPullWaitMs);
     const trial = await this.waitForVersion(id, minVersion, waitFor, call);
-    const { snapshot, epoch } = call.request;
-    return { trial, snapshot: snapshot ? this.snapshots.get(trial)?.get(epoch) : undefined };
+    const { snapshot: wanted, epoch } = call.request;
+    const kept = wanted ? this.snapshots.get(trial) : undefined;
+    const snapshot = kept?.get(epoch);
+    kept?.delete(epoch);
+    return { trial, snapshot };
   }
 
   /** Keeps a copy of the trial's values as the end of `epoch`, dropping all but the newest two. */

@@ -278,7 +278,8 @@ export class Worker {
       ),
     );
     if (snapshotEpoch !== undefined && pulled.some((p) => !p.fromSnapshot)) {
-      // A shard restarted since the epoch ended: its slices are a little past the epoch's end.
+      // A shard restarted since the epoch ended, or an earlier attempt at this evaluation read the
+      // snapshot: those slices are a little past the epoch's end.
       this.options.log.warn(
         { trial: context.trial, epoch: snapshotEpoch },
         "a shard no longer holds the epoch's snapshot; evaluating its current values",

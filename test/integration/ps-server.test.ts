@@ -235,10 +235,16 @@ describe('ParameterServerShard over gRPC', () => {
     assert.deepEqual([zero.version, zero.fromSnapshot], [1, true]);
     assert.ok(sameBits(zero.w, atEnd0), "epoch 0's snapshot holds the values at its end");
     assert.deepEqual([(await read(1)).version, (await read()).version], [2, 3]);
-    // Only the two newest are kept; a snapshot the shard does not hold reads the live values.
-    await client.applied('snap', { snapshotEpoch: 2 });
-    const gone = await read(0);
-    assert.deepEqual([gone.version, gone.fromSnapshot], [3, false]);
+    // A snapshot is handed over to the pull that reads it; one the shard does not hold (any
+    // more) reads the live values.
+    const again = await read(0);
+    assert.deepEqual([again.version, again.fromSnapshot], [3, false]);
+    // At most the two newest are kept when no evaluation reads them.
+    for (const epoch of [5, 6, 7]) await client.applied('snap', { snapshotEpoch: epoch });
+    assert.deepEqual(
+      [(await read(5)).fromSnapshot, (await read(6)).fromSnapshot, (await read(7)).fromSnapshot],
+      [false, true, true],
+    );
     assert.ok(await client.drop('snap'));
   });
 
