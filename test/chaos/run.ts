@@ -53,9 +53,16 @@ async function main(): Promise<void> {
       dataset: 'mnist',
       model: 'mlp:256',
       batch: 64,
-      epochs: 30,
+      // Long enough to outlast the minute of kills (30 epochs took 20 s here once workers and
+      // shards got faster, and the kills after that hit an idle cluster).
+      epochs: 100,
       mode: 'async',
     });
+    let finished = false;
+    void trial.done.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
     let latest = 0;
     let lastProgressAt = Date.now();
     void trial.until((s) => {
@@ -70,8 +77,10 @@ async function main(): Promise<void> {
       return false;
     });
     const stopAt = Date.now() + o.seconds * 1000;
-    while (Date.now() < stopAt) {
+    // Kills only while the trial trains: a kill after its end would prove nothing.
+    while (Date.now() < stopAt && !finished) {
       await sleep(o.everyMs);
+      if (finished) break;
       const victims = cluster.processes.filter((p) => p.child.exitCode === null);
       const victim = victims[Math.floor(random() * victims.length)];
       process.stderr.write(`chaos: SIGKILL ${victim.id}\n`);
