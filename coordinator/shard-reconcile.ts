@@ -30,13 +30,21 @@ export class ShardReconciler {
    */
   async reconcile(record: TrialRecord, why: string): Promise<void> {
     if (record.reconciling) return record.reconciling;
-    record.reconciling = this.reconcileOnce(record, why).finally(() => {
-      record.reconciling = undefined;
-    });
-    return record.reconciling;
+    const once = this.reconcileOnce(record, why);
+    record.reconciling = once
+      .then(() => undefined)
+      .finally(() => {
+        record.reconciling = undefined;
+      });
+    const checkedEpochEnd = await once;
+    // An epoch that ended while this check (begun for another reason) was out needs its own:
+    // the one with the snapshot.
+    if (!checkedEpochEnd && record.run.evalState === 'verify' && record.run.state === 'running')
+      await this.reconcile(record, 'epoch end');
   }
 
-  private async reconcileOnce(record: TrialRecord, why: string): Promise<void> {
+  /** One check; whether it was the check of an epoch's end (with its snapshot). */
+  private async reconcileOnce(record: TrialRecord, why: string): Promise<boolean> {
     const { log } = this.options;
     const completed = new Set(record.run.completedKeys());
     // At an epoch's end, no batch of the next is out yet: the shards' values are the epoch's
@@ -49,7 +57,7 @@ export class ShardReconciler {
       // A shard that is down cannot answer; the next epoch end or its restart asks again.
       log.warn({ trial: record.id, why, err: errorMessage(err) }, 'cannot reconcile yet');
       setTimeout(() => void this.reconcile(record, why), 500).unref();
-      return;
+      return true;
     }
     if (answers.some((a) => !a.held)) {
       record.error =
@@ -57,7 +65,7 @@ export class ShardReconciler {
       record.run.fail();
       await this.options.release(record);
       this.options.changed(record.id);
-      return;
+      return true;
     }
     const missing = new Map<number, { epoch: number; batch: number }>();
     for (const answer of answers) {
@@ -66,8 +74,9 @@ export class ShardReconciler {
     }
     const repaired = record.run.repair([...missing.values()]);
     if (repaired > 0) log.warn({ trial: record.id, why, repaired }, 'running lost batches again');
-    else record.run.verified();
+    else if (epochEnd !== undefined) record.run.verified(epochEnd);
     this.options.changed(record.id);
+    return epochEnd !== undefined;
   }
 
   /** A shard (re)joined: one that restarted from a checkpoint may lack recent batches of every trial. */

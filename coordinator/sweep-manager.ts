@@ -85,8 +85,8 @@ export class SweepManager {
     return [...this.sweeps.values()].map((s) => s.status());
   }
 
-  epochEnded(trial: string): void {
-    this.ofTrial.get(trial)?.epochEnded(trial);
+  epochEnded(trial: string, epoch: number): void {
+    this.ofTrial.get(trial)?.epochEnded(trial, epoch);
   }
 
   trialEnded(trial: string): void {

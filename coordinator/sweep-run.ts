@@ -178,16 +178,19 @@ export class SweepRun {
       });
   }
 
-  /** A trial of this sweep finished an epoch: early stopping decides whether it goes on. */
-  epochEnded(id: string): void {
+  /**
+   * A trial of this sweep has `epoch` evaluated (evaluations overlap training, so not always its
+   * newest): early stopping decides whether it goes on.
+   */
+  epochEnded(id: string, epoch: number): void {
     const status = this.host.trialStatus(id);
-    const history = status.history ?? [];
-    const last = history[history.length - 1];
-    if (!last || !this.spec.earlyStopping) return;
-    const value = epochMetrics(last)[this.spec.earlyStopping.metric];
-    const decision = this.stopper.report(id, last.epoch ?? history.length - 1, value ?? NaN);
+    const record = (status.history ?? []).find((h) => h.epoch === epoch);
+    if (!record || !this.spec.earlyStopping) return;
+    const value = epochMetrics(record)[this.spec.earlyStopping.metric];
+    const decision = this.stopper.report(id, epoch, value ?? NaN);
     const epochs = status.spec?.epochs ?? 0;
-    if (decision === 'stop' && history.length < epochs) {
+    // Stopping after the last epoch would only turn a finished trial into a stopped one.
+    if (decision === 'stop' && epoch + 1 < epochs) {
       const reason =
         this.spec.earlyStopping.kind === 'asha'
           ? 'successive halving (asha)'

@@ -10,7 +10,8 @@ export interface TaskResultEffects {
   maxFailuresInARow: number;
   backendOf(worker: string): string | undefined;
   reconcile(record: TrialRecord, why: string): Promise<void>;
-  epochEnded(trial: string): void;
+  /** The trial's epoch `epoch` has its evaluation recorded. */
+  epochEnded(trial: string, epoch: number): void;
   finish(record: TrialRecord): Promise<void>;
   release(record: TrialRecord): Promise<void>;
   changed(trial: string): void;
@@ -46,7 +47,7 @@ export function recordTaskResult(
   ) {
     const done = record.run.history.find((h) => h.epoch === task.epoch);
     record.predictMsP95 = result.predict_ms_p95;
-    effects.epochEnded(record.id);
+    effects.epochEnded(record.id, task.epoch);
     effects.log.info({ trial: record.id, ...done }, 'epoch done');
     if (record.run.state === 'finishing') void effects.finish(record);
   }

@@ -240,7 +240,9 @@ export class TrialRun {
       this.repairsLeased.add(batchKey(repair.epoch, repair.batch));
       return this.trainTask(repair.epoch, repair.batch, this.batchesOf(repair.epoch)[repair.batch]);
     }
-    const evalEpoch = this.evalsQueued.shift();
+    // Evaluations wait while repairs run: a restarted shard's values lack those batches.
+    const repairing = this.repairsLeased.size > 0;
+    const evalEpoch = repairing ? undefined : this.evalsQueued.shift();
     if (evalEpoch !== undefined) {
       this.evalsLeased.add(evalEpoch);
       return { kind: 'eval', epoch: evalEpoch };
@@ -292,6 +294,7 @@ export class TrialRun {
     if (this.repairsLeased.delete(batchKey(task.epoch, task.batch))) {
       this.completed.add(batchKey(task.epoch, task.batch));
       this.checkEpochDone();
+      this.maybeFinish();
       return true;
     }
     if (task.epoch !== this.epoch || !this.leased.delete(task.batch)) return false;
@@ -332,6 +335,8 @@ export class TrialRun {
         this.examples -= this.batches[batch].length;
         this.queue.push(batch);
         this.queue.sort((a, b) => a - b);
+        // The last epoch, verified already: its evaluation waits for the batches and a new check.
+        if (this.lastVerified === epoch) this.withdrawEval(epoch);
       } else {
         this.repairs.push({ epoch, batch });
       }
@@ -341,14 +346,22 @@ export class TrialRun {
     return count;
   }
 
+  private withdrawEval(epoch: number): void {
+    this.lastVerified = epoch - 1;
+    this.awaitingEval.delete(epoch);
+    this.evalsQueued = this.evalsQueued.filter((e) => e !== epoch);
+    // One out on lease now comes back refused by completeEval.
+    this.evalsLeased.delete(epoch);
+  }
+
   /**
-   * The shards hold every completed batch (and a snapshot of the epoch's values): the epoch's
-   * evaluation is queued and the next epoch starts.
+   * The shards hold every completed batch of `epoch` (and a snapshot of its values): its
+   * evaluation is queued and the next epoch starts. A check made for another epoch, or while
+   * batches were still out, changes nothing.
    */
-  verified(): void {
-    if (this.evalState !== 'verify') return;
+  verified(epoch: number): void {
+    if (this.evalState !== 'verify' || epoch !== this.epoch) return;
     this.evalState = 'idle';
-    const epoch = this.epoch;
     this.lastVerified = epoch;
     this.awaitingEval.set(epoch, {
       epoch,
@@ -375,9 +388,17 @@ export class TrialRun {
       train_dev_accuracy: m.trainDevAccuracy ?? 0,
     });
     this.history.sort((a, b) => Number(a.epoch ?? 0) - Number(b.epoch ?? 0));
-    const last = this.options.spec.epochs - 1;
-    if (this.lastVerified === last && this.awaitingEval.size === 0) this.state = 'finishing';
+    this.maybeFinish();
     return true;
+  }
+
+  /** After the last epoch's evaluation, and with no batch left to run, the run is finishing. */
+  private maybeFinish(): void {
+    const last = this.options.spec.epochs - 1;
+    const evaluated = this.lastVerified === last && this.awaitingEval.size === 0;
+    const idle = this.queue.length === 0 && this.leased.size === 0;
+    const repaired = this.repairs.length === 0 && this.repairsLeased.size === 0;
+    if (this.state === 'running' && evaluated && idle && repaired) this.state = 'finishing';
   }
 
   stop(): void {

@@ -56,6 +56,19 @@ export interface Pulled {
 
 export const DEFAULT_PS_DEADLINE_MS = 30_000;
 
+/** Statuses with which a shard refuses a call outright, before or without touching its region. */
+const DEFINITE_ANSWERS = new Set<grpc.status>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.NOT_FOUND,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.ALREADY_EXISTS,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.OUT_OF_RANGE,
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAUTHENTICATED,
+]);
+
 /** A failure found on this side, shaped like the ServiceError a failed call rejects with. */
 function localError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), {
@@ -257,7 +270,9 @@ export class ParameterServerClient {
       lease.end(true);
       return head;
     } catch (err) {
-      lease.end(false);
+      // Keep the segment where the shard answered (a refusal writes nothing later); drop it where
+      // it may still be at work on the region (a deadline, a cancel, a broken connection).
+      lease.end(DEFINITE_ANSWERS.has((err as { code?: unknown }).code as grpc.status));
       throw err;
     }
   }

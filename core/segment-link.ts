@@ -15,8 +15,11 @@ export interface SegmentLease {
   put(values: ReadonlyMap<string, Float32Array>): void;
   /** Copies the region into the slices of the full tensors in `into`. */
   get(into: Map<string, Float32Array>): void;
-  /** Ends the lease; a failed call's segment is dropped, since the shard may still write to it. */
-  end(ok: boolean): void;
+  /**
+   * Ends the lease. `reuse` false drops the whole segment (a call whose outcome is unknown: the
+   * shard may still write to the region), and the next call attaches a new one.
+   */
+  end(reuse: boolean): void;
 }
 
 export type AttachCall = (segment: string, token: Buffer) => Promise<AttachReply__Output>;
@@ -75,8 +78,8 @@ export class SegmentLink {
       region,
       put: (values) => writeArrays(segment.fd, offset, sliceViews(slices, values)),
       get: (into) => readArrays(segment.fd, offset, sliceViews(slices, into)),
-      end: (ok) => {
-        if (ok) segment.give(offset);
+      end: (reuse) => {
+        if (reuse) segment.give(offset);
         else if (this.segment === segment) this.drop();
       },
     };
@@ -123,7 +126,9 @@ export class SegmentLink {
       }
       // Its name is no longer needed: the memory goes with the last of the two processes.
       segment.unlink();
-      this.segment = segment;
+      if (this.refusal !== undefined)
+        segment.close(); // closed while the shard answered
+      else this.segment = segment;
     } catch (err) {
       segment.close();
       // A shard from before same-host transfer has no Attach. Anything else may pass (the shard

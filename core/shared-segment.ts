@@ -94,7 +94,7 @@ interface Slot {
 /**
  * A shared-memory file this process created, cut into regions, one per call in flight. The file
  * is unlinked as soon as the shard has opened it, so it goes away with the last process holding
- * it, however they end.
+ * it, however they end (a shard closes a segment unused for a minute at its next Attach).
  */
 export class SharedSegment {
   private readonly slots: Slot[] = [];

@@ -17,7 +17,7 @@ import type { SliceRange } from './slice-assembler';
 export interface AttachedSegmentsOptions {
   /** Segments kept open at most; the least recently used is closed first. Defaults to 256. */
   maxOpen?: number;
-  /** A segment unused this long is closed (its worker has likely gone). Defaults to 60 s. */
+  /** A segment unused this long is closed at the next Attach (its worker has likely gone). Defaults to 60 s. */
   idleMs?: number;
 }
 
@@ -58,11 +58,18 @@ export class AttachedSegments {
     }
     let fd: number;
     try {
-      fd = fs.openSync(path.join(this.dir, name), fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+      const { O_RDWR, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+      fd = fs.openSync(path.join(this.dir, name), O_RDWR | O_NOFOLLOW | O_NONBLOCK);
     } catch (err) {
       // Another machine (or container) with its own shared-memory folder: chunks it is.
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       return { attached: false, reason: `segment ${name} cannot be opened here (${code})` };
+    }
+    // Only a plain file of this user's: a FIFO or device there would block or leak the shard.
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile() || (process.getuid && stat.uid !== process.getuid())) {
+      fs.closeSync(fd);
+      return { attached: false, reason: `segment ${name} is not a plain file of this user's` };
     }
     const head = Buffer.alloc(SEGMENT_TOKEN_BYTES);
     const read = fs.readSync(fd, head, 0, head.length, 0);

@@ -210,9 +210,9 @@ export class ParameterServerShard {
   /** Per trial (dropped with it): scratch buffers for pushes and pull snapshots. */
   private readonly pools = new WeakMap<TrialShard, SliceBufferPool>();
   /**
-   * Per trial (dropped with it): its values at an epoch's end, by epoch, until the evaluation
-   * reads them: a model-sized copy for the few milliseconds between an epoch's end and its
-   * evaluation's pull, rather than for a whole epoch.
+   * Per trial (dropped with it): its values at the ends of its two newest epochs, by epoch. They
+   * stay after a pull reads them, so that an evaluation run again (its worker died after the
+   * pull) still sees its epoch's values.
    */
   private readonly snapshots = new WeakMap<TrialShard, Map<number, Snapshot>>();
   /** Pushes naming a trial this shard does not hold; no trial to charge them to. */
@@ -510,17 +510,14 @@ export class ParameterServerShard {
 
   /**
    * The trial a pull reads once its version reaches the pull's min_version, and the epoch-end
-   * snapshot the pull asks for, if this shard holds it (it is then handed over, not kept).
+   * snapshot the pull asks for, if this shard holds it.
    */
   private async pullSource(call: PullCall): Promise<{ trial: TrialShard; snapshot?: Snapshot }> {
     const { trial: id, min_version: minVersion, wait_ms: waitMs } = call.request;
     const waitFor = Math.min(waitMs, this.options.maxPullWaitMs);
     const trial = await this.waitForVersion(id, minVersion, waitFor, call);
-    const { snapshot: wanted, epoch } = call.request;
-    const kept = wanted ? this.snapshots.get(trial) : undefined;
-    const snapshot = kept?.get(epoch);
-    kept?.delete(epoch);
-    return { trial, snapshot };
+    const { snapshot, epoch } = call.request;
+    return { trial, snapshot: snapshot ? this.snapshots.get(trial)?.get(epoch) : undefined };
   }
 
   /** Keeps a copy of the trial's values as the end of `epoch`, dropping all but the newest two. */

@@ -186,10 +186,29 @@ export class Worker {
         .catch((err: unknown) =>
           log.warn({ err: errorMessage(err) }, 'cannot report a finished task'),
         );
+      // A task asked for while this one pushed (sync mode: of the next step) would wait for this
+      // one's batch, which failed: it goes back too, so another worker (or this one) re-runs
+      // the failed batch first.
+      if (result.error) await this.giveBackPrefetched();
       // With the next task already asked for, the report travels while it runs.
       if (this.prefetched) this.reporting = report;
       else await report;
     }
+  }
+
+  /** Reports the task asked for ahead as failed (transient), unrun, so it is handed out again. */
+  private async giveBackPrefetched(): Promise<void> {
+    const next = await this.prefetched?.catch(() => undefined);
+    this.prefetched = undefined;
+    if (!next || next.kind === 'none') return;
+    await this.coordinator
+      .completeWork({
+        lease: next.lease,
+        worker: this.options.id,
+        error: 'not run: the task before it failed',
+        transient: true,
+      })
+      .catch(() => undefined);
   }
 
   /** The task asked for while the last one pushed, or else a fresh AcquireWork. */
@@ -278,8 +297,7 @@ export class Worker {
       ),
     );
     if (snapshotEpoch !== undefined && pulled.some((p) => !p.fromSnapshot)) {
-      // A shard restarted since the epoch ended, or an earlier attempt at this evaluation read the
-      // snapshot: those slices are a little past the epoch's end.
+      // A shard restarted since the epoch ended: its slices are a little past the epoch's end.
       this.options.log.warn(
         { trial: context.trial, epoch: snapshotEpoch },
         "a shard no longer holds the epoch's snapshot; evaluating its current values",

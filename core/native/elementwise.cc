@@ -44,9 +44,19 @@ CAVIAR_VECTOR_CLONES void binaryLoop(const float* a, int64_t ar, int64_t ac, con
   }
 }
 
+/** a · b + c, or a RangeError where that overflows (sizes come from JS numbers). */
+int64_t checkedMulAdd(const Napi::CallbackInfo& info, int64_t a, int64_t b, int64_t c) {
+  int64_t product = 0, sum = 0;
+  if (__builtin_mul_overflow(a, b, &product) || __builtin_add_overflow(product, c, &sum)) {
+    throw Napi::RangeError::New(info.Env(), "array sizes overflow");
+  }
+  return sum;
+}
+
 /** The highest element index a walk of rows × cols with strides (row, col) reads. */
-int64_t lastIndex(int64_t rows, int64_t cols, int64_t row, int64_t col) {
-  return (rows - 1) * row + (cols - 1) * col;
+int64_t lastIndex(const Napi::CallbackInfo& info, int64_t rows, int64_t cols, int64_t row,
+                  int64_t col) {
+  return checkedMulAdd(info, rows - 1, row, checkedMulAdd(info, cols - 1, col, 0));
 }
 
 /** binary(op, rows, cols, a, aRow, aCol, b, bRow, bCol, out); op: 0 add, 1 sub, 2 mul, 3 div. */
@@ -60,9 +70,9 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   Floats out = floats(info, 9, "out");
   if (op > 3) throw Napi::RangeError::New(info.Env(), "op must be 0..3");
   if (rows == 0 || cols == 0) return info.Env().Undefined();
-  need(info, a, static_cast<size_t>(lastIndex(rows, cols, ar, ac) + 1), "a");
-  need(info, b, static_cast<size_t>(lastIndex(rows, cols, br, bc) + 1), "b");
-  need(info, out, static_cast<size_t>(rows * cols), "out");
+  need(info, a, static_cast<size_t>(lastIndex(info, rows, cols, ar, ac)) + 1, "a");
+  need(info, b, static_cast<size_t>(lastIndex(info, rows, cols, br, bc)) + 1, "b");
+  need(info, out, static_cast<size_t>(checkedMulAdd(info, rows, cols, 0)), "out");
   switch (static_cast<Op>(op)) {
     case Op::kAdd:
       binaryLoop<Op::kAdd>(a.data, ar, ac, b.data, br, bc, out.data, rows, cols);
@@ -126,7 +136,7 @@ Napi::Value Sum(const Napi::CallbackInfo& info) {
   const int64_t reduced = integer(info, 1, "reduced"), kept = integer(info, 2, "kept");
   const bool leading = info[3].ToBoolean().Value();
   Floats out = floats(info, 4, "out");
-  need(info, x, static_cast<size_t>(reduced * kept), "x");
+  need(info, x, static_cast<size_t>(checkedMulAdd(info, reduced, kept, 0)), "x");
   need(info, out, static_cast<size_t>(kept), "out");
   if (leading) {
     std::vector<double> acc(static_cast<size_t>(kept), 0.0);

@@ -235,11 +235,10 @@ describe('ParameterServerShard over gRPC', () => {
     assert.deepEqual([zero.version, zero.fromSnapshot], [1, true]);
     assert.ok(sameBits(zero.w, atEnd0), "epoch 0's snapshot holds the values at its end");
     assert.deepEqual([(await read(1)).version, (await read()).version], [2, 3]);
-    // A snapshot is handed over to the pull that reads it; one the shard does not hold (any
-    // more) reads the live values.
+    // A snapshot stays for an evaluation run again; only the two newest are kept, and one the
+    // shard does not hold reads the live values.
     const again = await read(0);
-    assert.deepEqual([again.version, again.fromSnapshot], [3, false]);
-    // At most the two newest are kept when no evaluation reads them.
+    assert.deepEqual([again.version, again.fromSnapshot], [1, true]);
     for (const epoch of [5, 6, 7]) await client.applied('snap', { snapshotEpoch: epoch });
     assert.deepEqual(
       [(await read(5)).fromSnapshot, (await read(6)).fromSnapshot, (await read(7)).fromSnapshot],

@@ -40,7 +40,7 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
   for (const t of tasks) assert.ok(r.completeTrain(t, 1));
   assert.equal(r.evalState, 'verify', 'the shards are asked before the evaluation goes out');
   assert.equal(r.takeTask(), undefined);
-  r.verified();
+  r.verified(r.epoch);
   const evalTask = r.takeTask();
   assert.deepEqual(evalTask, { kind: 'eval', epoch: 0 });
   assert.ok(r.completeEval(0, { valLoss: 0.5, valAccuracy: 0.9 }));
@@ -52,7 +52,7 @@ test('async: every batch of an epoch is handed out once, then the evaluation, th
     'epochs are shuffled differently',
   );
   for (const t of next) r.completeTrain(t, 1);
-  r.verified();
+  r.verified(r.epoch);
   assert.equal(
     r.completeEval(1, { valLoss: 0.4, valAccuracy: 0.92 }),
     false,
@@ -89,7 +89,7 @@ test('sync: a step is handed out once the one before is out and all earlier ones
   );
   first.slice(2).forEach((t) => r.completeTrain(t, 1));
   r.completeTrain(third[0], 1);
-  r.verified();
+  r.verified(r.epoch);
   r.takeTask();
   r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
   assert.equal(drainTrain(r)[0].minVersion, 3, 'epoch 2 starts after the 3 steps of epoch 1');
@@ -108,7 +108,7 @@ test('sync: the quorum follows the live workers from one epoch to the next', () 
   const r = new TrialRun({ spec, trainCount: 8, quorum: () => live, lr: () => 0.1 }); // 4 batches
   for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
   live = 1; // a worker died during epoch 0
-  r.verified(); // epoch 1 starts here, its quorum taken from the live workers
+  r.verified(r.epoch); // epoch 1 starts here, its quorum taken from the live workers
   assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 0 });
   const next = drainTrain(r);
   assert.deepEqual(
@@ -136,7 +136,7 @@ test('a released task goes back to the queue and is counted as re-queued; a stal
 test('batches a restarted shard lost run again first, in the step they had, before the evaluation', () => {
   const r = run('sync', 2, 8, 2); // 4 batches: steps 0, 1 of 2 batches
   for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
-  r.verified();
+  r.verified(r.epoch);
   r.takeTask();
   r.completeEval(0, { valLoss: 1, valAccuracy: 0.5 });
   const first = drainTrain(r).slice(0, 2); // epoch 1, step 2 (step 3 is out too)
@@ -193,7 +193,7 @@ test('an expired lease hands its task back', () => {
 test("an epoch's evaluation overlaps the next epoch's training; the run finishes after the last one", () => {
   const r = run('async', 1, 4, 2, 2); // 2 batches an epoch
   drainTrain(r).forEach((t) => r.completeTrain(t, 1));
-  r.verified();
+  r.verified(r.epoch);
   assert.equal(r.epoch, 1, 'the next epoch starts once the shards verified (and kept a snapshot)');
   const eval0 = r.takeTask();
   assert.deepEqual(eval0, { kind: 'eval', epoch: 0 }, 'the evaluation goes out first');
@@ -207,7 +207,7 @@ test("an epoch's evaluation overlaps the next epoch's training; the run finishes
   );
   epoch1.forEach((t) => r.completeTrain(t, 2));
   assert.equal(r.evalState, 'verify');
-  r.verified();
+  r.verified(r.epoch);
   assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 1 });
   assert.ok(r.completeEval(1, { valLoss: 0.4, valAccuracy: 0.8 }));
   assert.equal(r.state, 'running', "epoch 0's evaluation is still out");
@@ -227,7 +227,7 @@ test("an epoch's evaluation overlaps the next epoch's training; the run finishes
 test('a run taken over with an evaluation outstanding hands it out again', () => {
   const r = run('async', 1, 4, 2, 3);
   drainTrain(r).forEach((t) => r.completeTrain(t, 1));
-  r.verified();
+  r.verified(r.epoch);
   r.takeTask(); // epoch 0's evaluation, lost with the coordinator
   const saved = JSON.parse(JSON.stringify(r.saved())) as ReturnType<TrialRun['saved']>;
   const spec = resolveTrialSpec({
@@ -248,4 +248,30 @@ test('a run taken over with an evaluation outstanding hands it out again', () =>
     [[0, 1]],
   );
   assert.equal(drainTrain(resumed).length, 2, "epoch 1's batches all run again");
+});
+
+test("a restarted shard's lost batches of the last, verified epoch run again before the run finishes", () => {
+  const r = run('async', 1, 4, 2, 1); // one epoch of 2 batches
+  const tasks = drainTrain(r);
+  tasks.forEach((t) => r.completeTrain(t, 1));
+  r.verified(1);
+  assert.equal(r.takeTask(), undefined, 'a check of another epoch verifies nothing');
+  r.verified(0);
+  assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 0 });
+  assert.equal(r.repair([{ epoch: 0, batch: tasks[0].batch }]), 1);
+  const evalMetrics = { valLoss: 0.5, valAccuracy: 0.7 };
+  assert.equal(r.completeEval(0, evalMetrics), false, 'the evaluation out was withdrawn');
+  const again = drainTrain(r);
+  assert.deepEqual(
+    again.map((t) => t.batch),
+    [tasks[0].batch],
+  );
+  assert.equal(r.state, 'running');
+  r.completeTrain(again[0], 1);
+  assert.equal(r.evalState, 'verify', 'the epoch is checked again');
+  r.verified(0);
+  assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 0 });
+  assert.ok(r.completeEval(0, evalMetrics));
+  assert.equal(r.state, 'finishing');
+  assert.equal(r.history.length, 1);
 });
