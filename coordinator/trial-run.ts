@@ -104,10 +104,11 @@ export class TrialRun {
   private lossSum = 0;
   private lossCount = 0;
   private epochStarted = 0;
-  /** Verified epochs whose evaluation is not back: their records so far, by epoch. */
+  /**
+   * Verified epochs whose evaluation is not back: their records so far, by epoch. Those not out
+   * on lease wait for a worker, oldest first.
+   */
   private readonly awaitingEval = new Map<number, EpochRecord>();
-  /** Of those, the ones waiting for a worker (oldest first) and the ones out on lease. */
-  private evalsQueued: number[] = [];
   private readonly evalsLeased = new Set<number>();
   /** The newest epoch verified (its evaluation queued once, whatever repairs follow). */
   private lastVerified = -1;
@@ -165,10 +166,8 @@ export class TrialRun {
     for (const record of saved.pendingEvals ?? []) {
       const epoch = Number(record.epoch ?? 0);
       run.awaitingEval.set(epoch, record);
-      run.evalsQueued.push(epoch);
       run.examples += Number(record.examples ?? 0);
     }
-    run.evalsQueued.sort((a, b) => a - b);
     const evaluated = [...saved.history, ...(saved.pendingEvals ?? [])].map((h) =>
       Number(h.epoch ?? 0),
     );
@@ -242,7 +241,7 @@ export class TrialRun {
     }
     // Evaluations wait while repairs run: a restarted shard's values lack those batches.
     const repairing = this.repairsLeased.size > 0;
-    const evalEpoch = repairing ? undefined : this.evalsQueued.shift();
+    const evalEpoch = repairing ? undefined : this.oldestEvalWaiting();
     if (evalEpoch !== undefined) {
       this.evalsLeased.add(evalEpoch);
       return { kind: 'eval', epoch: evalEpoch };
@@ -255,6 +254,14 @@ export class TrialRun {
     this.queue.shift();
     this.leased.add(next);
     return this.trainTask(this.epoch, next, this.batches[next]);
+  }
+
+  private oldestEvalWaiting(): number | undefined {
+    let oldest: number | undefined;
+    for (const epoch of this.awaitingEval.keys()) {
+      if (!this.evalsLeased.has(epoch) && (oldest === undefined || epoch < oldest)) oldest = epoch;
+    }
+    return oldest;
   }
 
   /** Training batches waiting to be handed out (this epoch's and repairs). */
@@ -272,10 +279,7 @@ export class TrialRun {
   /** A task came back unfinished (worker error, lease expired): it goes to the front of the queue. */
   release(task: Task): void {
     if (task.kind === 'eval') {
-      if (this.evalsLeased.delete(task.epoch)) {
-        this.evalsQueued.unshift(task.epoch);
-        this.evalsQueued.sort((a, b) => a - b);
-      }
+      this.evalsLeased.delete(task.epoch);
       return;
     }
     if (this.repairsLeased.delete(batchKey(task.epoch, task.batch))) {
@@ -349,7 +353,6 @@ export class TrialRun {
   private withdrawEval(epoch: number): void {
     this.lastVerified = epoch - 1;
     this.awaitingEval.delete(epoch);
-    this.evalsQueued = this.evalsQueued.filter((e) => e !== epoch);
     // One out on lease now comes back refused by completeEval.
     this.evalsLeased.delete(epoch);
   }
@@ -370,7 +373,6 @@ export class TrialRun {
       examples: this.batches.reduce((n, b) => n + b.length, 0),
       lr: this.lr(epoch),
     });
-    this.evalsQueued.push(epoch);
     if (epoch + 1 < this.options.spec.epochs) this.startEpoch(epoch + 1);
   }
 

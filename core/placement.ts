@@ -82,3 +82,22 @@ export function placeTensors(
 export function slicesOnShard(slices: readonly Slice[], shard: number): Slice[] {
   return slices.filter((s) => s.shard === shard);
 }
+
+/**
+ * Each slice's range of its full tensor in `values`, in slice order (views, not copies); a
+ * RangeError when a tensor is missing or shorter than its slice.
+ */
+export function sliceViews(
+  slices: readonly Omit<Slice, 'shard'>[],
+  values: ReadonlyMap<string, Float32Array>,
+): Float32Array[] {
+  return slices.map((s) => {
+    const full = values.get(s.name);
+    if (!full || full.length < s.start + s.length) {
+      throw new RangeError(
+        `tensor ${s.name} is missing or shorter than slice [${s.start}, ${s.start + s.length})`,
+      );
+    }
+    return full.subarray(s.start, s.start + s.length);
+  });
+}

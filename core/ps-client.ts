@@ -10,7 +10,7 @@ import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { TensorChunk, TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import type { OptimizerConfig } from './optimizer-config';
-import type { Slice } from './placement';
+import { sliceViews, type Slice } from './placement';
 import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
 import { chunkTensor, writeChunk, type ChunkTarget } from './tensor-codec';
 import { SegmentLink, type SegmentLease } from './segment-link';
@@ -96,16 +96,13 @@ function* sliceChunks(
   slices: readonly Slice[],
   values: ReadonlyMap<string, Float32Array>,
 ): Generator<TensorChunk> {
-  for (const s of slices) {
-    const full = values.get(s.name);
-    if (!full || full.length < s.start + s.length) {
-      throw localError(
-        grpc.status.INVALID_ARGUMENT,
-        `tensor ${s.name} is missing or shorter than slice [${s.start}, ${s.start + s.length})`,
-      );
-    }
-    yield* chunkTensor(s.name, s.start, full.subarray(s.start, s.start + s.length));
+  let views: Float32Array[];
+  try {
+    views = sliceViews(slices, values);
+  } catch (err) {
+    throw localError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
   }
+  for (const [i, s] of slices.entries()) yield* chunkTensor(s.name, s.start, views[i]);
 }
 
 type Start<Req, Res> = (callback: grpc.requestCallback<Res>) => grpc.ClientWritableStream<Req>;

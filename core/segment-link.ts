@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { errorMessage } from './errors';
 import type { AttachReply__Output } from '../proto/gen/caviar/v1/AttachReply';
 import type { SegmentRegion } from '../proto/gen/caviar/v1/SegmentRegion';
-import type { Slice } from './placement';
+import { sliceViews, type Slice } from './placement';
 import { SharedSegment, readArrays, sliceLayout, writeArrays } from './shared-segment';
 
 /** A region lent to one call: the values to send go in before it, the answer comes out after. */
@@ -24,25 +24,11 @@ export interface SegmentLease {
 
 export type AttachCall = (segment: string, token: Buffer) => Promise<AttachReply__Output>;
 
-function sliceViews(
-  slices: readonly Slice[],
-  values: ReadonlyMap<string, Float32Array>,
-): Float32Array[] {
-  return slices.map((s) => {
-    const full = values.get(s.name);
-    if (!full || full.length < s.start + s.length) {
-      throw new RangeError(
-        `tensor ${s.name} is missing or shorter than slice [${s.start}, ${s.start + s.length})`,
-      );
-    }
-    return full.subarray(s.start, s.start + s.length);
-  });
-}
-
 /**
  * One client's same-host path to one shard: a segment it created and the shard attached, or
  * the knowledge that the shard cannot attach one (another machine, an older shard), in which
- * case every call streams chunks. A segment is replaced after any failed call that used it.
+ * case every call streams chunks. A segment is replaced after a call whose outcome is unknown
+ * (the shard may still write to its region).
  */
 export class SegmentLink {
   private segment: SharedSegment | undefined;
