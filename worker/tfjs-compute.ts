@@ -7,6 +7,11 @@ import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec'
 import { elementCount } from '../core/placement';
 import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
 import { checkBatchSize } from './batch-check';
+import {
+  crossEntropyStats,
+  registerSparseSoftmaxCrossEntropy,
+  sparseSoftmaxCrossEntropy,
+} from './sparse-softmax-xent';
 
 /** Evaluation runs in chunks of at most this many examples, bounding activation memory. */
 export const EVAL_CHUNK = 1_000;
@@ -27,6 +32,8 @@ class TfjsTrialModel implements TrialModel {
   private readonly params: ParamInfo[];
   private readonly variables: tf.Variable[];
   private readonly exampleSize: number;
+  /** The backend keeps tensors as plain arrays here (cpu, blas): the one-kernel loss runs on it. */
+  private readonly sparseLoss: boolean;
 
   constructor(
     private readonly backend: string,
@@ -40,6 +47,8 @@ class TfjsTrialModel implements TrialModel {
     const byName = paramVariables(this.model, this.params);
     this.variables = this.params.map((p) => byName.get(p.name) as tf.Variable);
     this.exampleSize = elementCount(inputShape);
+    this.sparseLoss = tf.backend() instanceof MathBackendCPU;
+    if (this.sparseLoss) registerSparseSoftmaxCrossEntropy(backend);
   }
 
   setParameters(params: ReadonlyMap<string, Float32Array>): void {
@@ -76,10 +85,13 @@ class TfjsTrialModel implements TrialModel {
     // The result is built inside tidy and handed out through a closure: tidy would walk a
     // returned object's typed arrays element by element looking for tensors.
     tf.tidy(() => {
-      const [x, y] = this.batchTensors(features, labels, 0, count);
+      const x = this.featureTensor(features, 0, count);
+      const y = tf.tensor1d(labels.subarray(0, count), 'int32');
       const { value, grads } = tf.variableGrads(() => {
         const logits = this.model.apply(x, { training: true }) as tf.Tensor;
-        return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+        return this.sparseLoss
+          ? sparseSoftmaxCrossEntropy(logits, y)
+          : (tf.losses.softmaxCrossEntropy(tf.oneHot(y, this.numClasses), logits) as tf.Scalar);
       }, this.variables);
       const out = new Map<string, Float32Array>();
       // dataSync is a copy on most backends; on cpu and blas it is the gradient tensor's own
@@ -99,21 +111,20 @@ class TfjsTrialModel implements TrialModel {
     let correct = 0;
     for (let start = 0; start < count; start += EVAL_CHUNK) {
       const n = Math.min(EVAL_CHUNK, count - start);
+      // The loss and hits come from the logits read back: a chunk's logits are small (n × classes).
+      let logits: tf.TypedArray = new Float32Array(0);
       tf.tidy(() => {
-        const [x, y] = this.batchTensors(features, labels, start, n);
-        const logits = this.model.apply(x, { training: false }) as tf.Tensor;
-        const losses = tf.losses.softmaxCrossEntropy(
-          y,
-          logits,
-          undefined,
-          undefined,
-          tf.Reduction.NONE,
-        );
-        const hits = tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32');
-        const [l, c] = tf.stack([tf.sum(losses), tf.sum(hits)]).dataSync();
-        lossSum += l;
-        correct += c;
+        const x = this.featureTensor(features, start, n);
+        logits = (this.model.apply(x, { training: false }) as tf.Tensor).dataSync();
       });
+      const stats = crossEntropyStats(
+        logits,
+        labels.subarray(start, start + n),
+        n,
+        this.numClasses,
+      );
+      lossSum += stats.lossSum;
+      correct += stats.correct;
     }
     // An empty set has no mean; zeros keep the result JSON-safe and `examples` says why.
     return count === 0
@@ -125,21 +136,14 @@ class TfjsTrialModel implements TrialModel {
     this.model.dispose();
   }
 
-  /** Features [n, ...inputShape] and one-hot labels [n, classes] for examples start..start+n. */
-  private batchTensors(
-    features: Float32Array,
-    labels: Int32Array,
-    start: number,
-    n: number,
-  ): [tf.Tensor, tf.Tensor] {
+  /** Features [n, ...inputShape] of examples start..start+n. */
+  private featureTensor(features: Float32Array, start: number, n: number): tf.Tensor {
     const size = this.exampleSize;
-    const x = tf.tensor(
+    return tf.tensor(
       features.subarray(start * size, (start + n) * size),
       [n, ...this.inputShape],
       'float32',
     );
-    const y = tf.oneHot(tf.tensor1d(labels.subarray(start, start + n), 'int32'), this.numClasses);
-    return [x, y];
   }
 
   private checkBatch(features: Float32Array, labels: Int32Array, count: number): void {
