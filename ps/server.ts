@@ -179,6 +179,12 @@ type PullCall =
   | grpc.ServerWritableStream<PullRequest__Output, PullMessage>
   | grpc.ServerUnaryCall<PullRequest__Output, unknown>;
 
+/** A call that can be cancelled while it waits for a version: a pull's or a push-pull's. */
+interface WaitingCall {
+  on(event: 'cancelled', listener: () => void): unknown;
+  off(event: 'cancelled', listener: () => void): unknown;
+}
+
 /** A trial's values as they were at an epoch's end, for that epoch's evaluation. */
 interface Snapshot {
   version: number;
@@ -189,6 +195,7 @@ interface Snapshot {
 interface AppliedPush {
   reply: PushReply;
   trial: TrialShard;
+  header: PushHeader__Output;
 }
 
 /** A push being received: the trial it named (when found) and its gradient so far. */
@@ -304,7 +311,8 @@ export class ParameterServerShard {
       SegmentPushPull: (call, callback) =>
         this.reply(async () => {
           const { reply, trial } = await this.pushFromSegment(call.request);
-          return { ...reply, version: this.writeToSegment(call.request.segment!, trial) };
+          const after = await this.afterStep(call.request, trial, call);
+          return { ...reply, version: this.writeToSegment(call.request.segment!, after) };
         }, dropPushReplyUnderFault(callback)),
       SegmentPull: (call, callback) => this.reply(() => this.pullIntoSegment(call), callback),
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
@@ -430,7 +438,7 @@ export class ParameterServerShard {
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
       // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
       await this.checkFence(current.header);
-      return { reply: this.finishPush(current), trial: current.trial };
+      return { reply: this.finishPush(current), trial: current.trial, header: current.header };
     } catch (err) {
       this.countRefusal(slot.current?.trial, refusalReason(err));
       throw err;
@@ -555,10 +563,31 @@ export class ParameterServerShard {
   private async pushPull(
     call: grpc.ServerDuplexStream<PushMessage__Output, PushPullMessage>,
   ): Promise<void> {
-    const { reply, trial } = await this.push(call);
+    const { reply, trial, header } = await this.push(call);
     // Fault tests lose this reply after the push applied: the retry must be deduplicated.
     if (hit('drop-push-reply')) return;
-    await this.streamSlices(call, trial, (version) => ({ reply: { ...reply, version } }));
+    const after = await this.afterStep(header, trial, call);
+    await this.streamSlices(call, after, (version) => ({ reply: { ...reply, version } }));
+  }
+
+  /**
+   * A sync push-pull's trial once the pushed batch's step is applied, waiting at most the
+   * header's step_wait_ms; past that, or without a wait, the trial as it is. The worker's next
+   * batch then needs no pull: one call per batch and shard instead of a push and a waiting pull.
+   */
+  private async afterStep(
+    header: PushHeader__Output,
+    trial: TrialShard,
+    call: WaitingCall,
+  ): Promise<TrialShard> {
+    const waitMs = Math.min(header.step_wait_ms, this.options.maxPullWaitMs);
+    if (trial.mode !== 'sync' || waitMs <= 0) return trial;
+    try {
+      return await this.waitForVersion(header.trial, Number(header.step) + 1, waitMs, call);
+    } catch (err) {
+      if (err instanceof DeadlineExceededError) return this.requireTrial(header.trial);
+      throw err;
+    }
   }
 
   /**
@@ -601,7 +630,7 @@ export class ParameterServerShard {
     id: string,
     minVersion: number,
     waitMs: number,
-    call: PullCall,
+    call: WaitingCall,
   ): Promise<TrialShard> {
     const ready = this.requireTrial(id);
     if (ready.version >= minVersion) return Promise.resolve(ready);

@@ -57,6 +57,24 @@ function isFenced(err: unknown): boolean {
 /** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
 const SHARD_DEADLINE_MS = 5_000;
 
+/**
+ * How long a sync push's reply may wait at a shard for the batch's step to be applied, in
+ * multiples of the batch's own compute time, within bounds. The other batches of the step started
+ * about when this one did and take about as long, so a few compute times cover them; but the step
+ * may also wait for a batch that nobody computes yet (its worker evaluates, died, or it is this
+ * worker's next task), and then every ms waited is lost: past the wait the reply carries the
+ * values as they are and the next batch pulls as usual.
+ */
+const STEP_WAIT_COMPUTES = 3;
+const STEP_WAIT_MIN_MS = 10;
+const STEP_WAIT_MAX_MS = 200;
+
+function stepWaitMs(computeMs: number): number {
+  return Math.round(
+    Math.min(STEP_WAIT_MAX_MS, Math.max(STEP_WAIT_MIN_MS, STEP_WAIT_COMPUTES * computeMs)),
+  );
+}
+
 export interface WorkerOptions {
   id: string;
   coordinator: string;
@@ -107,8 +125,8 @@ export class Worker {
   /** The last task's report, on its way while the next task runs. */
   private reporting: Promise<unknown> = Promise.resolve();
   /**
-   * Async mode: the trial whose values came back with the last task's push (PushPull), at this
-   * version, and no task has run since: the next task of that trial needs no pull.
+   * The trial whose values came back with the last task's push (PushPull), at this version, and
+   * no task has run since: the next task of that trial needs no pull if the version is enough.
    */
   private fresh: { context: TrialContext; version: number } | undefined;
 
@@ -388,10 +406,9 @@ export class Worker {
   ): Promise<BatchOutcome> {
     const fresh = this.fresh;
     this.fresh = undefined;
-    const async = work.spec?.mode === 'async';
+    const sync = work.spec?.mode === 'sync';
     let t = performance.now();
     const reuse =
-      async &&
       fresh !== undefined &&
       fresh.context === context &&
       fresh.version >= Number(batch.min_version);
@@ -422,25 +439,24 @@ export class Worker {
       version,
       step: batch.step,
       step_size: batch.step_size,
+      step_wait_ms: sync ? stepWaitMs(computeMs) : 0,
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
     if (lastOfLease) this.prefetch();
-    // Async mode: each shard answers the push with its values right after it, which the next
-    // batch starts from instead of pulling (one call per shard and batch instead of two).
+    // Each shard answers the push with its values (in sync mode once the step is applied), which
+    // the next batch starts from instead of pulling: one call per shard and batch instead of two.
     const replies = await Promise.all(
       context.shards.map((address, s) => {
         const slices = context.shardSlices[s];
         if (slices.length === 0) return Promise.resolve({ duplicate: false, version: Infinity });
         const options = { signal: this.abort.signal };
         return this.retrying('push', work.lease_ms, () =>
-          async
-            ? this.shard(address).pushPull(header, slices, grads, context.values, options)
-            : this.shard(address).push(header, slices, grads, options),
+          this.shard(address).pushPull(header, slices, grads, context.values, options),
         );
       }),
     );
-    if (async) this.fresh = { context, version: Math.min(...replies.map((r) => r.version)) };
+    this.fresh = { context, version: Math.min(...replies.map((r) => r.version)) };
     for (const address of context.shards) this.tellTransport(address);
     // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
     if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');

@@ -217,6 +217,42 @@ describe('ParameterServerShard over gRPC', () => {
     assert.deepEqual((await client.stats('sync')).refused, { stale: 1, duplicate: 1 });
   });
 
+  it('a sync PushPull answers once its step is applied, or past step_wait_ms with the values as they are', async () => {
+    const initial = await initW('sync-pp', 4, { mode: 'sync' });
+    const slices = whole('w', 4);
+    const g1 = Float32Array.of(1, 2, 3, 4);
+    const g2 = Float32Array.of(3, 2, 1, 0);
+    const header = { trial: 'sync-pp', epoch: 0, worker: 'w0', version: 0, step_size: 2 };
+    const into = new Map([['w', new Float32Array(4)]]);
+    const waiting = client.pushPull(
+      { ...header, batch: 0, step: 0, step_wait_ms: 5_000 },
+      slices,
+      new Map([['w', g1]]),
+      into,
+    );
+    let answered = false;
+    void waiting.then(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(answered, false, 'answered before its step was complete');
+    await push('sync-pp', 1, g2, { step: 0, step_size: 2 });
+    assert.deepEqual(await waiting, { accepted: true, duplicate: false, version: 1 });
+    const afterStep = sgdStep(initial, Float32Array.of(2, 2, 2, 2), SGD.lr);
+    assert.ok(sameBits(into.get('w')!, afterStep), 'values are not those of the applied step');
+
+    // Nobody sends the step's other batch: the reply comes after the wait, at the old version.
+    const started = Date.now();
+    const alone = await client.pushPull(
+      { ...header, batch: 2, step: 1, step_wait_ms: 150 },
+      slices,
+      new Map([['w', g1]]),
+      into,
+    );
+    assert.ok(Date.now() - started >= 140, `answered after ${Date.now() - started} ms`);
+    assert.deepEqual(alone, { accepted: true, duplicate: false, version: 1 });
+    assert.ok(sameBits(into.get('w')!, afterStep));
+    assert.ok(await client.drop('sync-pp'));
+  });
+
   it("keeps epoch-end snapshots for the evaluation while the next epoch's pushes apply", async () => {
     const initial = await initW('snap', 16);
     const g = randomTensor(16, 9);

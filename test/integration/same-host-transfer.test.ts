@@ -84,8 +84,8 @@ describe('same-host transfer through shared-memory segments', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function init(trial: string): Promise<void> {
-    const header = { optimizer: ADAM, mode: 'async' as const, slices: slices() };
+  async function init(trial: string, mode: 'sync' | 'async' = 'async'): Promise<void> {
+    const header = { optimizer: ADAM, mode, slices: slices() };
     await viaChunks.init(trial, header, randomValues(1));
   }
 
@@ -128,6 +128,23 @@ describe('same-host transfer through shared-memory segments', () => {
     const pulled = await viaSegment.pull('snap', slices(), snap, { snapshotEpoch: 0 });
     assert.deepEqual(pulled, { version: 1, fromSnapshot: true });
     assert.ok(sameBits(atEnd, snap));
+  });
+
+  it('answers a sync push once its step is applied, with the values after it', async () => {
+    await init('sync', 'sync');
+    const step = { step: 0, step_size: 2 };
+    const values = zeros();
+    const waiting = viaSegment.pushPull(
+      { ...header('sync', 0), ...step, step_wait_ms: 5_000 },
+      slices(),
+      randomValues(8),
+      values,
+    );
+    await viaChunks.push({ ...header('sync', 1), ...step }, slices(), randomValues(9));
+    assert.equal((await waiting).version, 1);
+    const pulled = zeros();
+    assert.equal((await viaChunks.pull('sync', slices(), pulled)).version, 1);
+    assert.ok(sameBits(values, pulled), 'the reply carries other values than the applied step');
   });
 
   it('answers a repeated batch duplicate and still returns the values', async () => {
