@@ -7,6 +7,8 @@ import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec'
 import { elementCount } from '../core/placement';
 import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
 import { checkBatchSize } from './batch-check';
+import { BLAS_BACKEND } from './blas/backend';
+import { dense, registerDenseOp } from './dense-op';
 import {
   crossEntropyStats,
   registerSparseSoftmaxCrossEntropy,
@@ -15,6 +17,28 @@ import {
 
 /** Evaluation runs in chunks of at most this many examples, bounding activation memory. */
 export const EVAL_CHUNK = 1_000;
+
+/** One layer's forward pass: the model's output is the layers' steps applied in turn. */
+type LayerStep = (h: tf.Tensor, training: boolean) => tf.Tensor;
+
+/**
+ * The model's layers as forward steps, with each ReLU or linear Dense layer with a bias on rank-2
+ * input as the one-kernel dense op (worker/dense-op.ts), an input layer as nothing, and any other
+ * layer as its own apply. The variables are the model's own, so gradients land on them as usual.
+ */
+function layerSteps(model: tfl.LayersModel, variables: ReadonlyMap<string, tf.Variable>) {
+  return model.layers.map((layer): LayerStep => {
+    const apply: LayerStep = (h, training) => layer.apply(h, { training }) as tf.Tensor;
+    const config = layer.getConfig();
+    const kernel = variables.get(`${layer.name}/kernel`);
+    const bias = variables.get(`${layer.name}/bias`);
+    if (layer.getClassName() === 'InputLayer') return (h) => h;
+    if (layer.getClassName() !== 'Dense' || !kernel || !bias) return apply;
+    if (config.activation !== 'relu' && config.activation !== 'linear') return apply;
+    const relu = config.activation === 'relu';
+    return (h, training) => (h.rank === 2 ? dense(h, kernel, bias, relu) : apply(h, training));
+  });
+}
 
 /**
  * Makes `backend` tfjs's active backend. tfjs has one global active backend, so a model built on
@@ -34,6 +58,11 @@ class TfjsTrialModel implements TrialModel {
   private readonly exampleSize: number;
   /** The backend keeps tensors as plain arrays here (cpu, blas): the one-kernel loss runs on it. */
   private readonly sparseLoss: boolean;
+  /**
+   * blas: the forward pass as layer steps with one-kernel dense layers. Elsewhere undefined, and
+   * the model's own apply runs, so the cpu backend stays tfjs's reference for blas's results.
+   */
+  private readonly steps: LayerStep[] | undefined;
 
   constructor(
     private readonly backend: string,
@@ -49,6 +78,14 @@ class TfjsTrialModel implements TrialModel {
     this.exampleSize = elementCount(inputShape);
     this.sparseLoss = tf.backend() instanceof MathBackendCPU;
     if (this.sparseLoss) registerSparseSoftmaxCrossEntropy(backend);
+    if (backend === BLAS_BACKEND) registerDenseOp(backend);
+    this.steps = backend === BLAS_BACKEND ? layerSteps(this.model, byName) : undefined;
+  }
+
+  /** The logits of x. */
+  private forward(x: tf.Tensor, training: boolean): tf.Tensor {
+    if (!this.steps) return this.model.apply(x, { training }) as tf.Tensor;
+    return this.steps.reduce((h, step) => step(h, training), x);
   }
 
   setParameters(params: ReadonlyMap<string, Float32Array>): void {
@@ -88,7 +125,7 @@ class TfjsTrialModel implements TrialModel {
       const x = this.featureTensor(features, 0, count);
       const y = tf.tensor1d(labels.subarray(0, count), 'int32');
       const { value, grads } = tf.variableGrads(() => {
-        const logits = this.model.apply(x, { training: true }) as tf.Tensor;
+        const logits = this.forward(x, true);
         return this.sparseLoss
           ? sparseSoftmaxCrossEntropy(logits, y)
           : (tf.losses.softmaxCrossEntropy(tf.oneHot(y, this.numClasses), logits) as tf.Scalar);
@@ -115,7 +152,7 @@ class TfjsTrialModel implements TrialModel {
       let logits: tf.TypedArray = new Float32Array(0);
       tf.tidy(() => {
         const x = this.featureTensor(features, start, n);
-        logits = (this.model.apply(x, { training: false }) as tf.Tensor).dataSync();
+        logits = this.forward(x, false).dataSync();
       });
       const stats = crossEntropyStats(
         logits,

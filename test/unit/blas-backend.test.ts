@@ -61,6 +61,28 @@ describe('blas compute backend', { skip }, () => {
         assert.ok(err < 1e-4, `${name}: ${err}`);
       }
     });
+
+    it(`evaluates the ${spec.type} as tfjs cpu does`, async () => {
+      const { validation } = await loadSplits('mnist');
+      const shape = validation.featureShape;
+      const params = initialParameters(modelParams(spec, shape, 10), 12);
+      const [cpu, blas] = await Promise.all(
+        ['cpu', 'blas'].map(async (b) => {
+          const model = (await selectBackend(b as 'cpu' | 'blas')).createModel(spec, shape, 10);
+          model.setParameters(params);
+          const result = model.evaluate(validation.features, validation.labels, 1_200);
+          model.dispose();
+          return result;
+        }),
+      );
+      assert.ok(Math.abs(cpu.loss - blas.loss) <= 1e-4 * cpu.loss, `${cpu.loss} vs ${blas.loss}`);
+      // An example whose two largest logits differ by rounding alone may flip: at most one here.
+      assert.ok(
+        Math.abs(cpu.accuracy - blas.accuracy) * 1_200 <= 1,
+        `${cpu.accuracy} vs ${blas.accuracy}`,
+      );
+      assert.equal(blas.examples, 1_200);
+    });
   }
 
   it('sets the BLAS thread count: 1 by default, --threads otherwise', async () => {
