@@ -7,8 +7,7 @@ import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec'
 import { elementCount } from '../core/placement';
 import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
 import { checkBatchSize } from './batch-check';
-import { BLAS_BACKEND } from './blas/backend';
-import { dense, registerDenseOp } from './dense-op';
+import { DENSE, dense } from './blas/dense-op';
 import {
   crossEntropyStats,
   registerSparseSoftmaxCrossEntropy,
@@ -59,8 +58,9 @@ class TfjsTrialModel implements TrialModel {
   /** The backend keeps tensors as plain arrays here (cpu, blas): the one-kernel loss runs on it. */
   private readonly sparseLoss: boolean;
   /**
-   * blas: the forward pass as layer steps with one-kernel dense layers. Elsewhere undefined, and
-   * the model's own apply runs, so the cpu backend stays tfjs's reference for blas's results.
+   * Where the backend has the one-kernel dense op (blas), the forward pass as layer steps.
+   * Elsewhere undefined, and the model's own apply runs: the cpu backend stays tfjs's reference
+   * that blas's results are tested against.
    */
   private readonly steps: LayerStep[] | undefined;
 
@@ -78,8 +78,7 @@ class TfjsTrialModel implements TrialModel {
     this.exampleSize = elementCount(inputShape);
     this.sparseLoss = tf.backend() instanceof MathBackendCPU;
     if (this.sparseLoss) registerSparseSoftmaxCrossEntropy(backend);
-    if (backend === BLAS_BACKEND) registerDenseOp(backend);
-    this.steps = backend === BLAS_BACKEND ? layerSteps(this.model, byName) : undefined;
+    this.steps = tf.getKernel(DENSE, backend) ? layerSteps(this.model, byName) : undefined;
   }
 
   /** The logits of x. */

@@ -3,6 +3,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { loadBlasAddon } from '../../core/native/addon';
 import { lightKernels } from './light-kernels';
 import { blasKernels } from './kernels';
+import { registerDenseOp } from './dense-op';
 
 /** The tfjs backend name of caviar's blas backend. */
 export const BLAS_BACKEND = 'blas';
@@ -16,7 +17,8 @@ export interface BlasBackendInfo {
 /**
  * Registers tfjs backend `blas`: a MathBackendCPU whose heavy kernels (worker/blas/kernels.ts)
  * run on OpenBLAS, whose hottest light ones are native loops (worker/blas/light-kernels.ts),
- * and which has every other kernel of tfjs's cpu backend. Throws, registering
+ * which has a one-kernel dense layer op (worker/blas/dense-op.ts), and every other kernel of
+ * tfjs's cpu backend. Throws, registering
  * nothing, when the addon does not load. Again later, it only sets the thread count.
  *
  * @param threads BLAS threads of this process. Defaults to 1: workers are one process per core.
@@ -33,6 +35,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
     for (const [kernelName, kernelFunc] of Object.entries(own)) {
       tf.registerKernel({ kernelName, backendName: BLAS_BACKEND, kernelFunc });
     }
+    registerDenseOp(BLAS_BACKEND, addon);
   }
   const { core } = addon.config();
   return { core, threads: addon.threads() };
