@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { InvalidArgumentError } from './errors';
 import { elementCount, type TensorShape } from './placement';
-import { normalFrom, seededUniform } from './seeded-random';
+import { bulkUniform, normalFrom } from './seeded-random';
 
 /** A model the cluster can train: an MLP with ReLU hidden layers, or LeNet-5 for 28x28x1 images. */
 export type ModelSpec = { type: 'mlp'; hidden: number[] } | { type: 'lenet5' };
@@ -148,7 +148,7 @@ export function initialParameters(
   const out = new Map<string, Float32Array>();
   for (const p of params) {
     const values = new Float32Array(elementCount(p.shape));
-    const uniform = seededUniform(`init:${seed}:${p.name}`);
+    const uniform = bulkUniform(`init:${seed}:${p.name}`);
     if (p.init === 'he_normal') {
       const normal = normalFrom(uniform);
       const std = Math.sqrt(2 / p.fanIn);

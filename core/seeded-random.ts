@@ -8,6 +8,16 @@ export function seededUniform(key: string | number): Uniform {
   return () => rng();
 }
 
+/**
+ * The same for bulk draws, such as a model's initial weights: seedrandom's Alea takes about a
+ * quarter of the time of its default ARC4 (10 against 42 ns a number here), which made the initial
+ * values of a 200k-parameter MLP cost 20-50 ms at the start of every trial.
+ */
+export function bulkUniform(key: string): Uniform {
+  const rng = seedrandom.alea(key);
+  return () => rng();
+}
+
 /** Standard normal samples by Box-Muller, from a seeded uniform source. */
 export function normalFrom(uniform: Uniform): () => number {
   let spare: number | undefined;
