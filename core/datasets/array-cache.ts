@@ -47,26 +47,53 @@ const cacheName = (file: string): string | undefined =>
 export async function readCachedArrays(
   file: string,
 ): Promise<(Required<CachedArrays> & { featureSize: number }) | undefined> {
-  let bytes: Buffer;
+  let handle: fs.FileHandle;
   try {
-    bytes = await fs.readFile(file);
+    handle = await fs.open(file, 'r');
   } catch {
     return undefined;
   }
-  if (bytes.byteLength < HEADER_BYTES || bytes.readUInt32LE(0) !== MAGIC) return undefined;
-  const count = bytes.readUInt32LE(4);
-  const metaBytes = bytes.readUInt32LE(8);
-  const labelsAt = HEADER_BYTES + padded(metaBytes);
-  const featuresAt = labelsAt + count * 4;
-  const featureBytes = bytes.byteLength - featuresAt;
-  if (count === 0 || featureBytes < 0 || featureBytes % (count * 4) !== 0) return undefined;
-  const meta = bytes.toString('utf8', HEADER_BYTES, HEADER_BYTES + metaBytes);
-  // Copies into fresh, aligned arrays: readFile's buffer may sit at any offset of a shared pool.
-  const labels = new Int32Array(count);
-  new Uint8Array(labels.buffer).set(bytes.subarray(labelsAt, featuresAt));
-  const features = new Float32Array(featureBytes / 4);
-  new Uint8Array(features.buffer).set(bytes.subarray(featuresAt));
-  return { features, labels, meta, featureSize: featureBytes / 4 / count };
+  try {
+    const { size } = await handle.stat();
+    const header = Buffer.alloc(HEADER_BYTES);
+    if (!(await readFully(handle, header, 0)) || header.readUInt32LE(0) !== MAGIC) return undefined;
+    const count = header.readUInt32LE(4);
+    const metaBytes = header.readUInt32LE(8);
+    const labelsAt = HEADER_BYTES + padded(metaBytes);
+    const featuresAt = labelsAt + count * 4;
+    const featureBytes = size - featuresAt;
+    if (count === 0 || featureBytes < 0 || featureBytes % (count * 4) !== 0) return undefined;
+    // Read straight into the arrays: 31 MB for MNIST, once, with no buffer in between.
+    const meta = Buffer.alloc(metaBytes);
+    const labels = new Int32Array(count);
+    const features = new Float32Array(featureBytes / 4);
+    const complete =
+      (await readFully(handle, meta, HEADER_BYTES)) &&
+      (await readFully(handle, labels, labelsAt)) &&
+      (await readFully(handle, features, featuresAt));
+    if (!complete) return undefined;
+    return { features, labels, meta: meta.toString('utf8'), featureSize: featureBytes / 4 / count };
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Fills `into` from the file at `position`; false when the file ends first. */
+async function readFully(
+  handle: fs.FileHandle,
+  into: ArrayBufferView,
+  position: number,
+): Promise<boolean> {
+  const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesRead } = await handle.read(bytes, done, bytes.byteLength - done, position + done);
+    if (bytesRead === 0) return false;
+    done += bytesRead;
+  }
+  return true;
 }
 
 /**
