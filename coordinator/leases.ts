@@ -37,6 +37,11 @@ export class LeaseTable<T> {
     return lease;
   }
 
+  /** The live leases of `worker`. */
+  heldBy(worker: string): Lease<T>[] {
+    return [...this.leases.values()].filter((lease) => lease.worker === worker);
+  }
+
   /** Takes back every lease matching `predicate` without reporting them as expired. */
   revoke(predicate: (lease: Lease<T>) => boolean): Lease<T>[] {
     const revoked = [...this.leases.values()].filter(predicate);

@@ -230,9 +230,11 @@ export class TrialRun {
    * batches are handed out once the step before it is all out on lease and every earlier one is
    * done: a worker that asks for its next batch while it pushes (as workers do) then waits for
    * that step's parameters in its pull, at the shard, instead of for two more round trips to the
-   * coordinator; and no worker waits on more than the one step in flight.
+   * coordinator; and no worker waits on more than the one step in flight. Nor is a worker handed
+   * a batch of a step it already holds one of (`stepsHeld`): it would wait for its own next task
+   * to finish the step it is pushing. Once it reports, the batch is its like anyone's.
    */
-  takeTask(): Task | undefined {
+  takeTask(stepsHeld: ReadonlySet<number> = new Set()): Task | undefined {
     if (this.state !== 'running' || this.paused) return undefined;
     const repair = this.repairs.shift();
     if (repair) {
@@ -249,8 +251,11 @@ export class TrialRun {
     const next = this.queue[0];
     if (next === undefined) return undefined;
     // The queue is in order: every batch before `next` is out on lease or done.
-    const lookahead = Math.max(0, next - this.layout.quorum);
-    if (this.options.spec.mode === 'sync' && !this.stepsDoneBefore(lookahead)) return undefined;
+    if (this.options.spec.mode === 'sync') {
+      const { quorum, stepBase } = this.layout;
+      if (!this.stepsDoneBefore(Math.max(0, next - quorum))) return undefined;
+      if (stepsHeld.has(stepBase + Math.floor(next / quorum))) return undefined;
+    }
     this.queue.shift();
     this.leased.add(next);
     return this.trainTask(this.epoch, next, this.batches[next]);

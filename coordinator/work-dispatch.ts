@@ -67,7 +67,7 @@ export class WorkDispatcher {
     for (let k = 0; k < running.length; k++) {
       const id = running[(this.roundRobin + k) % running.length];
       const record = this.options.trials.get(id);
-      const task = record.run.takeTask();
+      const task = record.run.takeTask(this.stepsHeld(worker, id));
       if (!task) continue;
       this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
       const tasks = [task, ...this.moreBatches(record, task)];
@@ -75,6 +75,16 @@ export class WorkDispatcher {
       return this.workMessage(record, lease.id, tasks);
     }
     return undefined;
+  }
+
+  /** The sync steps of `trial` whose batches `worker` holds on a live lease. */
+  private stepsHeld(worker: string, trial: string): Set<number> {
+    const steps = new Set<number>();
+    for (const lease of this.leases.heldBy(worker)) {
+      if (lease.item.trial !== trial) continue;
+      for (const task of lease.item.tasks) if (task.kind === 'train') steps.add(task.step);
+    }
+    return steps;
   }
 
   /**

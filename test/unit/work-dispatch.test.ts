@@ -63,9 +63,20 @@ function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) 
     assert.ok(work, 'an immediate answer');
     return work;
   };
+  /** The task an AcquireWork gets at once, or undefined where it would have to wait. */
+  const tryAcquire = (worker: string): Work | undefined => {
+    let work: Work | undefined;
+    // Cancelled: a poll left waiting drops out at the next wake instead of taking a later task.
+    const call = { request: { worker, wait_ms: 1 }, cancelled: true };
+    dispatch.acquireWork(
+      call as unknown as grpc.ServerUnaryCall<{ worker: string; wait_ms: number }, Work>,
+      (_err, value) => (work ??= value ?? undefined),
+    );
+    return work;
+  };
   const result = (lease: string, fields: Partial<WorkResult__Output> = {}): WorkResult__Output =>
     ({ lease, worker: 'w1', loss: 1, more_losses: [], error: '', ...fields }) as WorkResult__Output;
-  return { run, dispatch, acquire, result, returned };
+  return { run, dispatch, acquire, tryAcquire, result, returned };
 }
 
 const batchesOf = (work: Work): number[] => [
@@ -92,6 +103,26 @@ test('sync: one batch per lease, whatever batchesPerLease says', () => {
   const work = acquire('w1');
   assert.equal(work.kind, 'train');
   assert.equal(batchesOf(work).length, 1);
+  dispatch.close();
+});
+
+test('sync: a worker is not handed a second batch of a step it holds one of, until it reports', () => {
+  const { dispatch, acquire, tryAcquire, result } = setUp('sync', 16, 2); // steps of 2 batches
+  const first = acquire('w1');
+  assert.deepEqual([first.batch, first.step], [0, 0]);
+  // Asked ahead while it pushes batch 0, w1 would get batch 1 and wait on itself.
+  assert.equal(tryAcquire('w1'), undefined);
+  const other = acquire('w2');
+  assert.deepEqual([other.batch, other.step], [1, 0]);
+  const next = acquire('w1');
+  assert.deepEqual([next.batch, next.step], [2, 1]);
+  // A worker alone on a step takes its other batch once its own is reported (the other worker
+  // died, say).
+  assert.ok(dispatch.completeWork(result(next.lease ?? '')));
+  assert.ok(dispatch.completeWork(result(first.lease ?? '')));
+  assert.ok(dispatch.completeWork(result(other.lease ?? '', { worker: 'w2' })));
+  const third = acquire('w1');
+  assert.deepEqual([third.batch, third.step], [3, 1]);
   dispatch.close();
 });
 
