@@ -261,6 +261,29 @@ export class TrialRun {
     return this.trainTask(this.epoch, next, this.batches[next]);
   }
 
+  /**
+   * Sync mode: the first queued batch of `step` of `epoch`, now leased, or undefined when none is
+   * queued (or `epoch` is not the current one). A lease then runs one batch of each of several
+   * consecutive steps, in order.
+   */
+  takeStepBatch(epoch: number, step: number): TrainTask | undefined {
+    if (this.state !== 'running' || this.paused || this.options.spec.mode !== 'sync') return;
+    if (epoch !== this.epoch) return undefined;
+    const { quorum, stepBase } = this.layout;
+    const at = this.queue.findIndex((b) => stepBase + Math.floor(b / quorum) === step);
+    if (at < 0) return undefined;
+    const [batch] = this.queue.splice(at, 1);
+    this.leased.add(batch);
+    return this.trainTask(this.epoch, batch, this.batches[batch]);
+  }
+
+  /** Sync mode: how many batches of `step` of `epoch` wait in the queue (0 for another epoch). */
+  queuedInStep(epoch: number, step: number): number {
+    if (epoch !== this.epoch) return 0;
+    const { quorum, stepBase } = this.layout;
+    return this.queue.filter((b) => stepBase + Math.floor(b / quorum) === step).length;
+  }
+
   private oldestEvalWaiting(): number | undefined {
     let oldest: number | undefined;
     for (const epoch of this.awaitingEval.keys()) {

@@ -18,8 +18,9 @@ interface LeasedTasks {
 const MAX_WAIT_MS = 5_000;
 
 /**
- * Async trials' training batches per lease: AcquireWork and CompleteWork cost the coordinator
- * and the worker about a millisecond of CPU per lease, a tenth of a batch's whole cost.
+ * Training batches per lease (sync: one of each of that many consecutive steps): AcquireWork and
+ * CompleteWork cost the coordinator and the worker about a millisecond of CPU per lease, a tenth
+ * of a batch's whole cost.
  */
 export const DEFAULT_BATCHES_PER_LEASE = 4;
 
@@ -29,7 +30,7 @@ export interface WorkDispatcherOptions {
   log: Logger;
   /** How long a worker may hold a task before it goes to another worker. */
   leaseMs: number;
-  /** Async mode: at most this many training batches per lease. Defaults to 1. */
+  /** At most this many training batches per lease (sync: of as many steps). Defaults to 1. */
   batchesPerLease?: number;
   /** A worker returned a task on a live lease, done or failed (`result.error`). */
   taskReturned(record: TrialRecord, task: Task, result: WorkResult__Output): void;
@@ -93,7 +94,8 @@ export class WorkDispatcher {
    * its end while another works through a long lease).
    */
   private moreBatches(record: TrialRecord, first: Task): TrainTask[] {
-    if (first.kind !== 'train' || record.spec.mode !== 'async') return [];
+    if (first.kind !== 'train') return [];
+    if (record.spec.mode === 'sync') return this.laterSteps(record, first);
     const share = Math.floor(
       record.run.queuedBatches() / Math.max(1, this.options.roster.liveWorkerCount()),
     );
@@ -106,6 +108,25 @@ export class WorkDispatcher {
         record.run.release(task);
         break;
       }
+      more.push(task);
+    }
+    return more;
+  }
+
+  /**
+   * Sync mode: a batch of each of the steps after the first task's, up to batchesPerLease in all,
+   * for the worker to run in order (each batch's pull waits for the step before it). The steps'
+   * other batches stay queued for the other workers, so a lease only reaches past a step whose
+   * queued batches the other live workers can take: a worker alone (its peers died) must run
+   * the rest of each step itself before its next. A repair, of an earlier epoch, gets none.
+   */
+  private laterSteps(record: TrialRecord, first: TrainTask): TrainTask[] {
+    const others = Math.max(0, this.options.roster.liveWorkerCount() - 1);
+    const more: TrainTask[] = [];
+    for (let k = 1; k < (this.options.batchesPerLease ?? 1); k++) {
+      if (record.run.queuedInStep(first.epoch, first.step + k - 1) > others) break;
+      const task = record.run.takeStepBatch(first.epoch, first.step + k);
+      if (!task) break;
       more.push(task);
     }
     return more;

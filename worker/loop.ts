@@ -69,6 +69,15 @@ const STEP_WAIT_COMPUTES = 3;
 const STEP_WAIT_MIN_MS = 10;
 const STEP_WAIT_MAX_MS = 200;
 
+/**
+ * How long a sync batch's pull may wait for the step before it, at least, and in compute times
+ * of the last batch. Past that the batch goes back (a transient failure): the step may wait for
+ * a batch of a worker that died, which the coordinator queues again once it notices, and which
+ * this worker may be the only one left to run, but not while it waits here.
+ */
+const SYNC_PULL_MIN_MS = 2_000;
+const SYNC_PULL_COMPUTES = 20;
+
 function stepWaitMs(computeMs: number): number {
   return Math.round(
     Math.min(STEP_WAIT_MAX_MS, Math.max(STEP_WAIT_MIN_MS, STEP_WAIT_COMPUTES * computeMs)),
@@ -129,6 +138,8 @@ export class Worker {
    * no task has run since: the next task of that trial needs no pull if the version is enough.
    */
   private fresh: { context: TrialContext; version: number } | undefined;
+  /** The last training batch's compute time, which bounds a sync pull's wait. */
+  private lastComputeMs = 0;
 
   constructor(private readonly options: WorkerOptions) {
     this.coordinatorAddress = options.coordinator;
@@ -412,9 +423,12 @@ export class Worker {
       fresh !== undefined &&
       fresh.context === context &&
       fresh.version >= Number(batch.min_version);
+    const pullBudgetMs = sync
+      ? Math.min(work.lease_ms, Math.max(SYNC_PULL_MIN_MS, SYNC_PULL_COMPUTES * this.lastComputeMs))
+      : work.lease_ms;
     const version = reuse
       ? fresh.version
-      : await this.pull(context, Number(batch.min_version), work.lease_ms);
+      : await this.pull(context, Number(batch.min_version), pullBudgetMs);
     const pullMs = performance.now() - t;
     this.options.metrics?.observePull(pullMs / 1000);
     context.model.setParameters(context.values);
@@ -428,6 +442,7 @@ export class Worker {
     const clip = work.spec?.clip_norm ?? 0;
     if (clip > 0) clipByGlobalNorm(grads.values(), clip);
     const computeMs = performance.now() - t;
+    this.lastComputeMs = computeMs;
     this.options.metrics?.observeCompute(computeMs / 1000);
     t = performance.now();
     const header = {

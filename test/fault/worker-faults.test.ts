@@ -37,6 +37,24 @@ test(
 );
 
 test(
+  'SIGKILL one of two workers in sync mode: the survivor runs both halves of each step, nothing lost or doubled',
+  { timeout: 120_000 },
+  async () => {
+    await using cluster = await startCluster('kill-worker-sync', { workers: 2 });
+    const client = new CoordinatorClient(cluster.coordinator);
+    try {
+      const trial = await submit(client, faultTrial('sync'));
+      await trial.until((s) => progress(s) >= 20);
+      await cluster.signal('worker-0', 'SIGKILL');
+      const status = await trial.done;
+      assertExactlyOnce(status);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+test(
   'a worker killed after its push, before its report: the re-run is deduplicated',
   { timeout: 120_000 },
   async () => {

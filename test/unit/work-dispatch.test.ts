@@ -17,7 +17,12 @@ interface Returned {
 }
 
 /** A dispatcher over one trial of `trainCount` examples in batches of 2, and what it reports. */
-function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) {
+function setUp(
+  mode: 'sync' | 'async',
+  trainCount: number,
+  liveWorkers: number,
+  batchesPerLease = 4,
+) {
   const spec = resolveTrialSpec({
     dataset: 'synthetic:spirals',
     model: 'mlp:4',
@@ -26,7 +31,8 @@ function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) 
     mode,
     seed: 3,
   });
-  const run = new TrialRun({ spec, trainCount, quorum: () => liveWorkers, lr: () => 0.1 });
+  let live = liveWorkers;
+  const run = new TrialRun({ spec, trainCount, quorum: () => live, lr: () => 0.1 });
   // Only what the dispatcher reads of a record and of the roster (in-process fakes).
   const record = { id: 'trial-1', spec, run, shards: ['127.0.0.1:1'] } as unknown as TrialRecord;
   const trials = new TrialTable();
@@ -34,7 +40,7 @@ function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) 
   const roster = {
     mayTakeWork: () => true,
     touchWorker: () => undefined,
-    liveWorkerCount: () => liveWorkers,
+    liveWorkerCount: () => live,
   } as unknown as ClusterRoster;
   const returned: Returned[] = [];
   const dispatch = new WorkDispatcher({
@@ -42,7 +48,7 @@ function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) 
     roster,
     log: pino({ level: 'silent' }),
     leaseMs: 60_000,
-    batchesPerLease: 4,
+    batchesPerLease,
     taskReturned: (_record, task, result) => {
       returned.push({ task, result });
       if (result.error) run.release(task);
@@ -76,7 +82,10 @@ function setUp(mode: 'sync' | 'async', trainCount: number, liveWorkers: number) 
   };
   const result = (lease: string, fields: Partial<WorkResult__Output> = {}): WorkResult__Output =>
     ({ lease, worker: 'w1', loss: 1, more_losses: [], error: '', ...fields }) as WorkResult__Output;
-  return { run, dispatch, acquire, tryAcquire, result, returned };
+  const setLive = (n: number): void => {
+    live = n;
+  };
+  return { run, dispatch, acquire, tryAcquire, result, returned, setLive };
 }
 
 const batchesOf = (work: Work): number[] => [
@@ -98,16 +107,30 @@ test('async: a lease holds up to 4 batches, fewer once the epoch runs short for 
   dispatch.close();
 });
 
-test('sync: one batch per lease, whatever batchesPerLease says', () => {
-  const { dispatch, acquire } = setUp('sync', 40, 1);
-  const work = acquire('w1');
-  assert.equal(work.kind, 'train');
-  assert.equal(batchesOf(work).length, 1);
+test('sync: a lease holds one batch of each of up to 4 consecutive steps', () => {
+  const { dispatch, acquire, result } = setUp('sync', 20, 2); // 10 batches, 5 steps of 2
+  const a = acquire('w1');
+  const b = acquire('w2');
+  assert.deepEqual(batchesOf(a), [0, 2, 4, 6]);
+  assert.deepEqual(batchesOf(b), [1, 3, 5, 7]);
+  assert.deepEqual([a.step, ...(a.more ?? []).map((m) => m.step)], [0, 1, 2, 3]);
+  // Step 4 is the epoch's last: its batches go one to each worker once their leases are done.
+  assert.ok(dispatch.completeWork(result(a.lease ?? '', { more_losses: [1, 1, 1] })));
+  assert.ok(dispatch.completeWork(result(b.lease ?? '', { worker: 'w2', more_losses: [1, 1, 1] })));
+  assert.deepEqual(batchesOf(acquire('w1')), [8]);
+  assert.deepEqual(batchesOf(acquire('w2')), [9]);
+  dispatch.close();
+});
+
+test("sync: a lease reaches past a step only while other live workers can take the step's rest", () => {
+  const { dispatch, acquire, setLive } = setUp('sync', 20, 2); // steps of 2 (the quorum)
+  setLive(1); // the other worker died after the epoch began
+  assert.deepEqual(batchesOf(acquire('w1')), [0]);
   dispatch.close();
 });
 
 test('sync: a worker is not handed a second batch of a step it holds one of, until it reports', () => {
-  const { dispatch, acquire, tryAcquire, result } = setUp('sync', 16, 2); // steps of 2 batches
+  const { dispatch, acquire, tryAcquire, result } = setUp('sync', 16, 2, 1); // steps of 2
   const first = acquire('w1');
   assert.deepEqual([first.batch, first.step], [0, 0]);
   // Asked ahead while it pushes batch 0, w1 would get batch 1 and wait on itself.
