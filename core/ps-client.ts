@@ -14,6 +14,7 @@ import { sliceViews, type Slice } from './placement';
 import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
 import { chunkTensor, writeChunk, type ChunkTarget } from './tensor-codec';
 import { SegmentLink, type SegmentLease } from './segment-link';
+import { PushSession, callError } from './push-session';
 import { errorMessage } from './errors';
 
 export interface ParameterServerClientOptions {
@@ -69,15 +70,6 @@ const DEFINITE_ANSWERS = new Set<grpc.status>([
   grpc.status.UNAUTHENTICATED,
 ]);
 
-/** A failure found on this side, shaped like the ServiceError a failed call rejects with. */
-function localError(code: grpc.status, details: string): grpc.ServiceError {
-  return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), {
-    code,
-    details,
-    metadata: new grpc.Metadata(),
-  });
-}
-
 /** Cancels `call` when `signal` aborts (at once if it already has); returns the unsubscribe. */
 function cancelOnAbort(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
   if (!signal) return () => {};
@@ -100,7 +92,7 @@ function* sliceChunks(
   try {
     views = sliceViews(slices, values);
   } catch (err) {
-    throw localError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
+    throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
   }
   for (const [i, s] of slices.entries()) yield* chunkTensor(s.name, s.start, views[i]);
 }
@@ -146,7 +138,7 @@ function clientStream<Req, Res>(
       finished = true;
       unsubscribe();
       if (err) reject(err);
-      else if (reply === undefined) reject(localError(grpc.status.INTERNAL, 'empty reply'));
+      else if (reply === undefined) reject(callError(grpc.status.INTERNAL, 'empty reply'));
       else resolve(reply);
     });
     const unsubscribe = cancelOnAbort(call, signal);
@@ -188,6 +180,8 @@ export class ParameterServerClient {
   private readonly client: GrpcParameterServerClient;
   private readonly deadlineMs: number;
   private readonly link: SegmentLink | undefined;
+  /** Same-host push-pulls as messages of one stream (core/push-session.ts). */
+  private readonly session: PushSession | undefined;
 
   constructor(
     readonly address: string,
@@ -214,6 +208,8 @@ export class ParameterServerClient {
               undefined,
             ),
           );
+    this.session =
+      this.link && new PushSession(() => this.client.SegmentSession(), this.deadlineMs);
   }
 
   /**
@@ -245,24 +241,23 @@ export class ParameterServerClient {
         lease.put(send);
       } catch (err) {
         lease.end(true);
-        throw localError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
+        throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
       }
     }
     return lease;
   }
 
   /**
-   * Runs a unary call that names `lease`'s region; once it answers, the region's values come out
-   * into `into` (when given) and the region is freed.
+   * Sends a request that names `lease`'s region; once it is answered, the region's values come
+   * out into `into` (when given) and the region is freed.
    */
   private async viaSegment<H>(
     lease: SegmentLease,
-    start: (callback: grpc.requestCallback<H>) => grpc.ClientUnaryCall,
-    signal: AbortSignal | undefined,
+    send: () => Promise<H>,
     into?: Map<string, Float32Array>,
   ): Promise<H> {
     try {
-      const head = await this.unary(start, signal);
+      const head = await send();
       if (into) lease.get(into);
       lease.end(true);
       return head;
@@ -320,8 +315,8 @@ export class ParameterServerClient {
       const withRegion = { ...request, into: lease.region };
       const head = await this.viaSegment<PullHeader__Output>(
         lease,
-        (cb) => this.client.SegmentPull(withRegion, { deadline }, cb),
-        options.signal,
+        () =>
+          this.unary((cb) => this.client.SegmentPull(withRegion, { deadline }, cb), options.signal),
         into,
       );
       return { version: head.version, fromSnapshot: head.from_snapshot };
@@ -352,8 +347,7 @@ export class ParameterServerClient {
       const withRegion = { ...header, segment: lease.region };
       return this.viaSegment(
         lease,
-        (cb) => this.client.SegmentPushPull(withRegion, { deadline }, cb),
-        options.signal,
+        () => this.segmentPushPull(withRegion, deadline, options.signal),
         into,
       );
     }
@@ -412,7 +406,7 @@ export class ParameterServerClient {
           else if (msg.chunk) received += writeChunk(msg.chunk, resolveTarget);
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
-          fail(localError(grpc.status.INTERNAL, `${what} from ${this.address}: ${why}`));
+          fail(callError(grpc.status.INTERNAL, `${what} from ${this.address}: ${why}`));
         }
       });
       call.on('error', fail);
@@ -420,12 +414,29 @@ export class ParameterServerClient {
         unsubscribe();
         if (head === undefined || received !== expected) {
           const got = `${what} from ${this.address} got ${received} of ${expected} elements`;
-          reject(localError(grpc.status.INTERNAL, got));
+          reject(callError(grpc.status.INTERNAL, got));
         } else {
           resolve(head);
         }
       });
     });
+  }
+
+  /** A same-host push-pull on the session stream, or as a call where the shard has no sessions. */
+  private async segmentPushPull(
+    header: PushHeader,
+    deadline: grpc.Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<PushReply__Output> {
+    if (this.session?.supported) {
+      try {
+        return await this.session.request(header, signal);
+      } catch (err) {
+        // An older shard: it ran nothing, and the region still holds the gradient.
+        if (this.session.supported) throw err;
+      }
+    }
+    return this.unary((cb) => this.client.SegmentPushPull(header, { deadline }, cb), signal);
   }
 
   /** Sends the gradient of `slices` (from the full tensors in `grads`) tagged with `header`. */
@@ -439,10 +450,8 @@ export class ParameterServerClient {
     const lease = await this.lease(slices, grads);
     if (lease) {
       const withRegion = { ...header, segment: lease.region };
-      return this.viaSegment(
-        lease,
-        (cb) => this.client.SegmentPush(withRegion, { deadline }, cb),
-        options.signal,
+      return this.viaSegment(lease, () =>
+        this.unary((cb) => this.client.SegmentPush(withRegion, { deadline }, cb), options.signal),
       );
     }
     return clientStream(
@@ -497,6 +506,7 @@ export class ParameterServerClient {
   }
 
   close(): void {
+    this.session?.close();
     this.link?.close();
     this.client.close();
   }
@@ -509,7 +519,7 @@ export class ParameterServerClient {
       const call = start((err, reply) => {
         unsubscribe();
         if (err) reject(err);
-        else if (reply === undefined) reject(localError(grpc.status.INTERNAL, 'empty reply'));
+        else if (reply === undefined) reject(callError(grpc.status.INTERNAL, 'empty reply'));
         else resolve(reply);
       });
       const unsubscribe = cancelOnAbort(call, signal);

@@ -9,6 +9,7 @@ import type { PullRequest__Output } from '../proto/gen/caviar/v1/PullRequest';
 import type { PushHeader__Output } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushMessage__Output } from '../proto/gen/caviar/v1/PushMessage';
 import type { PushReply } from '../proto/gen/caviar/v1/PushReply';
+import type { SessionReply } from '../proto/gen/caviar/v1/SessionReply';
 import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
 import {
@@ -309,11 +310,11 @@ export class ParameterServerShard {
           dropPushReplyUnderFault(callback),
         ),
       SegmentPushPull: (call, callback) =>
-        this.reply(async () => {
-          const { reply, trial } = await this.pushFromSegment(call.request);
-          const after = await this.afterStep(call.request, trial, call);
-          return { ...reply, version: this.writeToSegment(call.request.segment!, after) };
-        }, dropPushReplyUnderFault(callback)),
+        this.reply(
+          () => this.segmentPushPull(call.request, call),
+          dropPushReplyUnderFault(callback),
+        ),
+      SegmentSession: (call) => this.segmentSession(call),
       SegmentPull: (call, callback) => this.reply(() => this.pullIntoSegment(call), callback),
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
@@ -557,6 +558,38 @@ export class ParameterServerShard {
     this.segments.write(region, trial.slices, values);
     this.options.observer?.bytesOut(trial.elements * 4);
     return snapshot?.version ?? trial.version;
+  }
+
+  /** A same-host push, then the values written back into its region. */
+  private async segmentPushPull(header: PushHeader__Output, call: WaitingCall): Promise<PushReply> {
+    const { reply, trial } = await this.pushFromSegment(header);
+    const after = await this.afterStep(header, trial, call);
+    return { ...reply, version: this.writeToSegment(header.segment!, after) };
+  }
+
+  /**
+   * SegmentPushPulls as the messages of one stream, run one after another and answered in order,
+   * a refusal as a status in its answer (the stream goes on). The stream ends when the worker's
+   * does, or with the shard.
+   */
+  private segmentSession(call: grpc.ServerDuplexStream<PushHeader__Output, SessionReply>): void {
+    let previous = Promise.resolve();
+    call.on('data', (header: PushHeader__Output) => {
+      previous = previous.then(async () => {
+        let answer: SessionReply;
+        try {
+          answer = { reply: await this.segmentPushPull(header, call) };
+        } catch (err) {
+          const status = this.toStatus(err, 'SegmentSession');
+          answer = { refused: { code: status.code, details: status.details } };
+        }
+        // Fault tests lose this answer after the push applied: the retry must be deduplicated.
+        if (answer.reply && hit('drop-push-reply')) return;
+        if (!call.cancelled) call.write(answer);
+      });
+    });
+    call.on('end', () => void previous.then(() => call.end()));
+    call.on('error', () => undefined);
   }
 
   /** Push, then the trial's slices right after it, on one call (async-mode workers). */
