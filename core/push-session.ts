@@ -91,7 +91,7 @@ export class PushSession {
       waiting.unsubscribe();
       if (answer.reply) waiting.resolve(answer.reply);
       else {
-        const code = (answer.refused?.code ?? grpc.status.UNKNOWN) as grpc.status;
+        const code = (answer.refused?.code || grpc.status.UNKNOWN) as grpc.status;
         waiting.reject(callError(code, answer.refused?.details ?? 'refused'));
       }
     });

@@ -227,6 +227,11 @@ export class ParameterServerShard {
   private unknownTrialPushes = 0;
   private server: grpc.Server | undefined;
   private closing = false;
+  /** Open SegmentSession streams, each ended (after its request in hand) when the shard closes. */
+  private readonly sessions = new Map<
+    grpc.ServerDuplexStream<PushHeader__Output, SessionReply>,
+    () => void
+  >();
   private readonly checkpointer: Checkpointer | undefined;
   private readonly segments: AttachedSegments;
 
@@ -269,6 +274,8 @@ export class ParameterServerShard {
     this.closing = true;
     this.server = undefined;
     for (const trial of this.waiters.keys()) this.notify(trial);
+    // A session stream lasts as long as its worker: ended here, or shutdown would wait it out.
+    for (const endSession of this.sessions.values()) endSession();
     await this.checkpointer?.close();
     this.segments.close();
     if (!server) return;
@@ -570,11 +577,12 @@ export class ParameterServerShard {
   /**
    * SegmentPushPulls as the messages of one stream, run one after another and answered in order,
    * a refusal as a status in its answer (the stream goes on). The stream ends when the worker's
-   * does, or with the shard.
+   * does, or when the shard closes.
    */
   private segmentSession(call: grpc.ServerDuplexStream<PushHeader__Output, SessionReply>): void {
     let previous = Promise.resolve();
     call.on('data', (header: PushHeader__Output) => {
+      if (!this.sessions.has(call)) return; // ended: the worker sees the end and retries
       previous = previous.then(async () => {
         let answer: SessionReply;
         try {
@@ -588,8 +596,14 @@ export class ParameterServerShard {
         if (!call.cancelled) call.write(answer);
       });
     });
-    call.on('end', () => void previous.then(() => call.end()));
-    call.on('error', () => undefined);
+    const endSession = (): void => {
+      this.sessions.delete(call);
+      void previous.then(() => call.end());
+    };
+    this.sessions.set(call, endSession);
+    call.on('end', endSession);
+    call.on('cancelled', () => this.sessions.delete(call));
+    call.on('error', () => this.sessions.delete(call));
   }
 
   /** Push, then the trial's slices right after it, on one call (async-mode workers). */

@@ -246,6 +246,30 @@ describe('same-host transfer through shared-memory segments', () => {
     }
   });
 
+  it("a shard closing ends the workers' open session streams instead of waiting them out", async () => {
+    const own = new ParameterServerShard({
+      id: 'ps-close',
+      sharedMemoryDir: dir,
+      closeGraceMs: 10_000,
+    });
+    const client = new ParameterServerClient(await own.start(), { sharedMemoryDir: dir });
+    try {
+      const header = { optimizer: ADAM, mode: 'async' as const, slices: slices() };
+      await client.init('close', header, randomValues(1));
+      await client.pushPull(
+        { trial: 'close', epoch: 0, batch: 0, worker: 'w0', version: 0 },
+        slices(),
+        randomValues(2),
+        zeros(),
+      );
+      const started = Date.now();
+      await own.close();
+      assert.ok(Date.now() - started < 2_000, `close took ${Date.now() - started} ms`);
+    } finally {
+      client.close();
+    }
+  });
+
   it('attaches a new segment after the shard restarts', async () => {
     const port = Number(address.split(':').pop());
     const client = new ParameterServerClient(address, { deadlineMs: 5_000, sharedMemoryDir: dir });

@@ -6,21 +6,11 @@ import { loadSplits } from '../../core/datasets';
 import { initialParameters, modelParams, type ModelSpec } from '../../core/model-spec';
 import { NATIVE_ADDON_ENV, nativeAddonAvailable, loadBlasAddon } from '../../core/native/addon';
 import { selectBackend } from '../../worker/select-backend';
+import { relativeError } from '../helpers/numeric';
 
 const skip = nativeAddonAvailable()
   ? false
   : 'the native addon is not built (npm run build:native)';
-
-/** ||a - b|| / ||a||. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += a[i] ** 2;
-  }
-  return Math.sqrt(diff / Math.max(norm, 1e-30));
-}
 
 /** A logger whose JSON lines land in `lines`. */
 function capturingLogger(lines: Array<Record<string, unknown>>): pino.Logger {

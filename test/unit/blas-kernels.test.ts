@@ -6,23 +6,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers'; // registers tfjs's gradients, which tf.grad needs
 import { nativeAddonAvailable } from '../../core/native/addon';
 import { BLAS_BACKEND, registerBlasBackend } from '../../worker/blas/backend';
+import { relativeError } from '../helpers/numeric';
 
 const skip = nativeAddonAvailable()
   ? false
   : 'the native addon is not built (npm run build:native)';
 tf.enableProdMode();
-
-/** ||a - b|| / ||a||: robust where single elements are near zero. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += a[i] ** 2;
-  }
-  return norm === 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
-}
 
 /** Deterministic values in [-1, 1) for a tensor of `size` elements. */
 const data = (size: number, seed: number): Float32Array =>

@@ -8,19 +8,9 @@ import { elementCount } from '../../core/placement';
 import type { ComputeBackend } from '../../worker/compute-backend';
 import { nativeAddonAvailable } from '../../core/native/addon';
 import { selectBackend } from '../../worker/select-backend';
+import { relativeError } from '../helpers/numeric';
 
 const TINY: ModelSpec = { type: 'mlp', hidden: [4] };
-
-/** ||a - b|| / ||a||: robust where single elements are near zero. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += a[i] ** 2;
-  }
-  return Math.sqrt(diff / Math.max(norm, 1e-30));
-}
 
 /**
  * Mean softmax cross-entropy of a one-hidden-layer ReLU MLP in float64, written independently

@@ -10,16 +10,7 @@ import {
   sparseSoftmaxCrossEntropy,
 } from '../../worker/sparse-softmax-xent';
 import { seededUniform } from '../../core/seeded-random';
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += a[i] ** 2;
-  }
-  return Math.sqrt(diff / Math.max(norm, 1e-30));
-}
+import { relativeError } from '../helpers/numeric';
 
 /** Logits of mixed scale (some rows ±60, where a naive exp overflows float32) and labels. */
 function batch(
