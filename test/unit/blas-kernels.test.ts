@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-layers'; // registers tfjs's gradients, which tf.grad n
 import { nativeAddonAvailable } from '../../core/native/addon';
 import { BLAS_BACKEND, registerBlasBackend } from '../../worker/blas/backend';
 import { relativeError } from '../helpers/numeric';
+import { dense } from '../../worker/blas/dense-op';
 
 const skip = nativeAddonAvailable()
   ? false
@@ -237,6 +238,38 @@ describe('blas kernels agree with tfjs cpu (1e-4 relative)', { skip }, () => {
             });
             return g([x, f]);
           }, label(c));
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('the dense-layer op and its gradients: random sizes, ReLU or linear (cpu: MatMul, Add, Relu)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.boolean(),
+        (n, k, m, relu) => {
+          assertAgree(
+            () => {
+              const layer = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+                if (tf.getBackend() === BLAS_BACKEND) return dense(x, w, b, relu);
+                const z = tf.add(tf.matMul(x, w), b);
+                return relu ? tf.relu(z) : z;
+              };
+              const x = tf.tensor2d(data(n * k, 1), [n, k]);
+              const w = tf.tensor2d(data(k * m, 2), [k, m]);
+              const b = tf.tensor1d(data(m, 3));
+              const weighting = tf.tensor2d(data(n * m, 4), [n, m]);
+              const grads = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+                tf.sum(tf.mul(layer(xi, wi, bi), weighting)),
+              )([x, w, b]);
+              return [layer(x, w, b), ...grads];
+            },
+            `${n}x${k} · ${k}x${m}, ${relu ? 'relu' : 'linear'}`,
+          );
         },
       ),
       RUNS,
