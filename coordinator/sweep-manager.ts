@@ -1,3 +1,4 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { SweepRequest__Output } from '../proto/gen/caviar/v1/SweepRequest';
 import type { SweepStatus } from '../proto/gen/caviar/v1/SweepStatus';
 import { NotFoundError } from '../core/errors';
@@ -62,7 +63,11 @@ export class SweepManager {
     return {
       ...this.host,
       startTrial: async (spec, meta) => {
-        const id = await this.host.startTrial(spec, meta);
+        const name = spec.name ?? '';
+        const id = await this.host.startTrial(spec, meta).catch((err: unknown) => {
+          if (this.ownStoredTrial(err, name, sweep, meta.round)) return name;
+          throw err;
+        });
         this.ofTrial.set(id, this.sweeps.get(sweep)!);
         return id;
       },
@@ -83,6 +88,20 @@ export class SweepManager {
 
   list(): SweepStatus[] {
     return [...this.sweeps.values()].map((s) => s.status());
+  }
+
+  /**
+   * Whether a start failed because the trial exists already as this sweep's trial of `round`: a
+   * coordinator stores a trial as it accepts it, and one that died before storing its sweep's
+   * record left the trial, taken over, to a successor whose sweep starts it again. The sweep then
+   * takes it as started.
+   */
+  private ownStoredTrial(err: unknown, name: string, sweep: string, round: number): boolean {
+    if ((err as { code?: unknown } | null)?.code !== grpcStatus.ALREADY_EXISTS) return false;
+    const status = this.host.trialStatus(name);
+    if (status.sweep !== sweep || status.round !== round) return false;
+    this.log.info({ sweep, trial: name }, 'sweep took over its stored trial');
+    return true;
   }
 
   epochEnded(trial: string, epoch: number): void {

@@ -129,16 +129,22 @@ export class SweepRun {
     const prefix = `${this.id}-r${this.round}-t`;
     this.launched = saved.trials.filter((id) => id.startsWith(prefix)).length;
     for (const id of saved.trials) {
-      const status = this.host.trialStatus(id);
-      for (const e of status.history ?? []) {
-        const metric = this.spec.earlyStopping?.metric;
-        if (metric) this.stopper.report(id, e.epoch ?? 0, epochMetrics(e)[metric] ?? NaN);
-      }
+      const status = this.replayEpochs(id);
       if (!TERMINAL.has(status.status ?? '')) this.running.add(id);
     }
     if (this.state !== 'running') return;
     if (this.running.size === 0 && this.launched >= this.pending.length) this.nextRound();
     else this.fill();
+  }
+
+  /** The trial's status, after early stopping has seen its evaluated epochs. */
+  private replayEpochs(id: string): TrialStatus {
+    const status = this.host.trialStatus(id);
+    const metric = this.spec.earlyStopping?.metric;
+    for (const e of status.history ?? []) {
+      if (metric) this.stopper.report(id, e.epoch ?? 0, epochMetrics(e)[metric] ?? NaN);
+    }
+    return status;
   }
 
   private fill(): void {
@@ -167,6 +173,8 @@ export class SweepRun {
       .then((id) => {
         this.trials.push(id);
         this.host.changed(this.id);
+        // A trial taken over rather than started (see SweepManager) may have epochs, or ended.
+        if (TERMINAL.has(this.replayEpochs(id).status ?? '')) this.trialEnded(id);
       })
       .catch((err: unknown) => {
         this.log.warn(

@@ -79,7 +79,27 @@ export class TrialLifecycle {
     trials.add(record);
     this.options.log.info({ trial: id, spec: trialSpecMessage(spec) }, 'trial submitted');
     this.options.changed(id);
+    // Stored before the client hears it was accepted (workers start on it meanwhile): a
+    // coordinator that dies within the store's coalescing delay must not lose the trial.
+    await this.persistAwhile(record, 'cannot store the new trial yet');
     return trialStatus(record);
+  }
+
+  /**
+   * Writes the trial's state now, waiting at most PERSIST_WAIT_MS: with etcd down the store keeps
+   * retrying, and the caller goes on after logging `warning`.
+   */
+  private async persistAwhile(record: TrialRecord, warning: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.options
+        .persist(record)
+        .catch((err: unknown) =>
+          this.options.log.warn({ trial: record.id, err: errorMessage(err) }, warning),
+        ),
+      new Promise((resolve) => (timer = setTimeout(resolve, PERSIST_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** The trial, which must not have ended: its shards no longer hold it. */
@@ -147,19 +167,7 @@ export class TrialLifecycle {
     // The end is stored before the shards forget the trial: a coordinator that dies in between
     // leaves a successor that sees the trial ended, not one running without its parameters. With
     // etcd down, the store keeps retrying and the shards are freed after PERSIST_WAIT_MS anyway.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.options
-        .persist(record)
-        .catch((err: unknown) =>
-          this.options.log.warn(
-            { trial: record.id, err: errorMessage(err) },
-            'cannot store the end of the trial yet',
-          ),
-        ),
-      new Promise((resolve) => (timer = setTimeout(resolve, PERSIST_WAIT_MS))),
-    ]);
-    clearTimeout(timer);
+    await this.persistAwhile(record, 'cannot store the end of the trial yet');
     await this.options.shards.drop(record.id);
     this.options.sweepTrialEnded(record.id);
   }

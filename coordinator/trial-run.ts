@@ -250,7 +250,8 @@ export class TrialRun {
     }
     const next = this.queue[0];
     if (next === undefined) return undefined;
-    // The queue is in order: every batch before `next` is out on lease or done.
+    // The queue is in order: every batch before `next` is out on lease or done (a sync lease
+    // may also hold later steps' batches, taken out of the queue's middle by takeStepBatch).
     if (this.options.spec.mode === 'sync') {
       const { quorum, stepBase } = this.layout;
       if (!this.stepsDoneBefore(Math.max(0, next - quorum))) return undefined;
@@ -267,7 +268,9 @@ export class TrialRun {
    * consecutive steps, in order.
    */
   takeStepBatch(epoch: number, step: number): TrainTask | undefined {
-    if (this.state !== 'running' || this.paused || this.options.spec.mode !== 'sync') return;
+    if (this.state !== 'running' || this.paused || this.options.spec.mode !== 'sync') {
+      return undefined;
+    }
     if (epoch !== this.epoch) return undefined;
     const { quorum, stepBase } = this.layout;
     const at = this.queue.findIndex((b) => stepBase + Math.floor(b / quorum) === step);

@@ -89,9 +89,9 @@ export class WorkDispatcher {
   }
 
   /**
-   * Async mode: further training batches for the same lease, as many as batchesPerLease allows
-   * while every live worker still gets a share of what is left of the epoch (so none idles at
-   * its end while another works through a long lease).
+   * Further training batches for the same lease. Async mode: the next in the queue, as many as
+   * batchesPerLease allows while every live worker still gets a share of what is left of the
+   * epoch (so none idles at its end while another works through a long lease). Sync: laterSteps.
    */
   private moreBatches(record: TrialRecord, first: Task): TrainTask[] {
     if (first.kind !== 'train') return [];

@@ -115,6 +115,24 @@ test(
 );
 
 test(
+  'SIGKILL the coordinator the moment it accepted a trial: the restarted one has it and runs it once',
+  { timeout: 150_000 },
+  async () => {
+    await using cluster = await startCluster('kill-after-submit', { workers: 2, shards: 1 });
+    const client = new CoordinatorClient(cluster.coordinator);
+    try {
+      const trial = await submit(client, { ...faultTrial('async'), name: 'accepted' });
+      await cluster.signal('coordinator', 'SIGKILL');
+      await sleep(500);
+      await cluster.restart('coordinator');
+      assertExactlyOnce(await trial.done);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+test(
   'SIGKILL the coordinator during a sweep: the restarted one takes the sweep over and finishes it',
   { timeout: 150_000 },
   async () => {
