@@ -253,9 +253,8 @@ export class TrialRun {
     // The queue is in order: every batch before `next` is out on lease or done (a sync lease
     // may also hold later steps' batches, taken out of the queue's middle by takeStepBatch).
     if (this.options.spec.mode === 'sync') {
-      const { quorum, stepBase } = this.layout;
-      if (!this.stepsDoneBefore(Math.max(0, next - quorum))) return undefined;
-      if (stepsHeld.has(stepBase + Math.floor(next / quorum))) return undefined;
+      if (!this.stepsDoneBefore(Math.max(0, next - this.layout.quorum))) return undefined;
+      if (stepsHeld.has(this.stepOf(next))) return undefined;
     }
     this.queue.shift();
     this.leased.add(next);
@@ -272,8 +271,7 @@ export class TrialRun {
       return undefined;
     }
     if (epoch !== this.epoch) return undefined;
-    const { quorum, stepBase } = this.layout;
-    const at = this.queue.findIndex((b) => stepBase + Math.floor(b / quorum) === step);
+    const at = this.queue.findIndex((b) => this.stepOf(b) === step);
     if (at < 0) return undefined;
     const [batch] = this.queue.splice(at, 1);
     this.leased.add(batch);
@@ -283,8 +281,13 @@ export class TrialRun {
   /** Sync mode: how many batches of `step` of `epoch` wait in the queue (0 for another epoch). */
   queuedInStep(epoch: number, step: number): number {
     if (epoch !== this.epoch) return 0;
+    return this.queue.filter((b) => this.stepOf(b) === step).length;
+  }
+
+  /** The global sync step of this epoch's `batch`. */
+  private stepOf(batch: number): number {
     const { quorum, stepBase } = this.layout;
-    return this.queue.filter((b) => stepBase + Math.floor(b / quorum) === step).length;
+    return stepBase + Math.floor(batch / quorum);
   }
 
   private oldestEvalWaiting(): number | undefined {

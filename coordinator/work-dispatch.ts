@@ -68,7 +68,8 @@ export class WorkDispatcher {
     for (let k = 0; k < running.length; k++) {
       const id = running[(this.roundRobin + k) % running.length];
       const record = this.options.trials.get(id);
-      const task = record.run.takeTask(this.stepsHeld(worker, id));
+      const held = record.spec.mode === 'sync' ? this.stepsHeld(worker, id) : undefined;
+      const task = record.run.takeTask(held);
       if (!task) continue;
       this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
       const tasks = [task, ...this.moreBatches(record, task)];
