@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { arrayOf } from './cpu-arrays';
 
 /**
  * The mean softmax cross-entropy of logits [n, classes] against class indices [n], as one kernel
@@ -14,10 +15,6 @@ export const SPARSE_XENT = 'CaviarSparseSoftmaxXent';
 const SPARSE_XENT_GRAD = 'CaviarSparseSoftmaxXentGrad';
 
 type Cpu = MathBackendCPU;
-
-function read(backend: Cpu, t: tf.TensorInfo): tf.TypedArray {
-  return backend.data.get(t.dataId).values as tf.TypedArray;
-}
 
 /** log Σ_j exp(row_j), computed after subtracting the row's max so nothing overflows. */
 function logSumExp(logits: tf.TypedArray, at: number, classes: number): number {
@@ -57,7 +54,7 @@ const forward: tf.KernelFunc = ({ inputs, backend }) => {
   const cpu = backend as Cpu;
   const { logits, labels } = inputs as { logits: tf.TensorInfo; labels: tf.TensorInfo };
   const [n, classes] = shapeOf(logits);
-  const { lossSum } = crossEntropyStats(read(cpu, logits), read(cpu, labels), n, classes);
+  const { lossSum } = crossEntropyStats(arrayOf(cpu, logits), arrayOf(cpu, labels), n, classes);
   return cpu.makeTensorInfo([], 'float32', Float32Array.of(n === 0 ? 0 : lossSum / n));
 };
 
@@ -66,9 +63,9 @@ const backward: tf.KernelFunc = ({ inputs, backend }) => {
   const cpu = backend as Cpu;
   const { dy, logits, labels } = inputs as Record<'dy' | 'logits' | 'labels', tf.TensorInfo>;
   const [n, classes] = shapeOf(logits);
-  const x = read(cpu, logits);
-  const y = read(cpu, labels);
-  const scale = read(cpu, dy)[0] / Math.max(1, n);
+  const x = arrayOf(cpu, logits);
+  const y = arrayOf(cpu, labels);
+  const scale = arrayOf(cpu, dy)[0] / Math.max(1, n);
   const out = new Float32Array(n * classes);
   for (let i = 0; i < n; i++) {
     const at = i * classes;

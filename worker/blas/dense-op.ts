@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
+import { floatsOf } from '../cpu-arrays';
 
 /**
  * A dense layer, y = act(x · W + b) with act ReLU or linear, as one kernel forward and, backward,
@@ -26,9 +27,9 @@ function reluMask(addon: BlasFunctions): tf.KernelFunc {
   return ({ inputs, backend }) => {
     const cpu = backend as Cpu;
     const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
-    const g = cpu.data.get(dy.dataId).values as Float32Array;
+    const g = floatsOf(cpu, dy);
     const masked = new Float32Array(g.length);
-    addon.step(cpu.data.get(y.dataId).values as Float32Array, 0, masked);
+    addon.step(floatsOf(cpu, y), 0, masked);
     addon.binary(2, 1, g.length, g, 0, 1, masked, 0, 1, masked);
     return cpu.makeTensorInfo(dy.shape, 'float32', masked);
   };

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, broadcast_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
+import { cpuKernel, floatsOf } from '../cpu-arrays';
 
 /**
  * tfjs kernels on the blas addon, for a backend that is tfjs's cpu backend otherwise. Each one
@@ -12,12 +13,6 @@ import type { BlasFunctions } from '../../core/native/addon';
 
 type Attrs = Record<string, unknown>;
 type Cpu = MathBackendCPU;
-
-function cpuKernel(kernelName: string): tf.KernelFunc {
-  const kernel = tf.getKernel(kernelName, 'cpu');
-  if (!kernel) throw new Error(`tfjs's cpu backend has no ${kernelName} kernel`);
-  return kernel.kernelFunc;
-}
 
 function runCpu(
   kernelName: string,
@@ -30,10 +25,6 @@ function runCpu(
     backend,
     attrs: attrs as tf.NamedAttrMap,
   }) as tf.TensorInfo;
-}
-
-function values(backend: Cpu, t: tf.TensorInfo): Float32Array {
-  return backend.data.get(t.dataId).values as Float32Array;
 }
 
 const allFloat32 = (...ts: Array<tf.TensorInfo | undefined>): boolean =>
@@ -191,8 +182,8 @@ function runGemm(
     g.m,
     g.n,
     g.k,
-    values(backend, a),
-    values(backend, b),
+    floatsOf(backend, a),
+    floatsOf(backend, b),
     out,
     g.batch,
     g.strideA,
@@ -228,7 +219,7 @@ function fusedMatMul(addon: BlasFunctions): tf.KernelFunc {
       b,
       attrs,
       g,
-      fuseBias && bias ? values(backend, bias) : null,
+      fuseBias && bias ? floatsOf(backend, bias) : null,
       fuseBias && attrs.activation === 'relu',
     );
     return finishFused(backend, y, fuseBias, bias, attrs, preluActivationWeights);
@@ -283,7 +274,7 @@ function runConv(
   relu: boolean,
 ): tf.TensorInfo {
   const y = new Float32Array(util.sizeFromShape(info.outShape));
-  addon.conv2d(values(backend, x), values(backend, filter), y, convDims(info), bias, relu);
+  addon.conv2d(floatsOf(backend, x), floatsOf(backend, filter), y, convDims(info), bias, relu);
   return backend.makeTensorInfo(info.outShape, 'float32', y);
 }
 
@@ -310,7 +301,7 @@ function fusedConv2D(addon: BlasFunctions): tf.KernelFunc {
       x,
       filter,
       info,
-      fuseBias && bias ? values(backend, bias) : null,
+      fuseBias && bias ? floatsOf(backend, bias) : null,
       fuseBias && attrs.activation === 'relu',
     );
     return finishFused(backend, y, fuseBias, bias, attrs, preluActivationWeights);
@@ -337,7 +328,7 @@ function conv2DBackpropInput(addon: BlasFunctions): tf.KernelFunc {
     if (!util.arraysEqual(info.outShape, dy.shape)) return cpuKernel(tf.Conv2DBackpropInput)(args);
     const backend = args.backend as Cpu;
     const dx = new Float32Array(util.sizeFromShape(info.inShape));
-    addon.conv2dBackpropInput(values(backend, dy), values(backend, filter), dx, convDims(info));
+    addon.conv2dBackpropInput(floatsOf(backend, dy), floatsOf(backend, filter), dx, convDims(info));
     return backend.makeTensorInfo(info.inShape, 'float32', dx);
   };
 }
@@ -362,7 +353,7 @@ function conv2DBackpropFilter(addon: BlasFunctions): tf.KernelFunc {
     if (!util.arraysEqual(info.outShape, dy.shape)) return cpuKernel(tf.Conv2DBackpropFilter)(args);
     const backend = args.backend as Cpu;
     const dw = new Float32Array(util.sizeFromShape(attrs.filterShape));
-    addon.conv2dBackpropFilter(values(backend, x), values(backend, dy), dw, convDims(info));
+    addon.conv2dBackpropFilter(floatsOf(backend, x), floatsOf(backend, dy), dw, convDims(info));
     return backend.makeTensorInfo(attrs.filterShape, 'float32', dw);
   };
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
+import { cpuKernel, floatsOf } from '../cpu-arrays';
 
 /**
  * The blas backend's own versions of the light kernels a training step is full of once its
@@ -16,16 +17,6 @@ import type { BlasFunctions } from '../../core/native/addon';
  */
 
 type Cpu = MathBackendCPU;
-
-function cpuKernel(kernelName: string): tf.KernelFunc {
-  const kernel = tf.getKernel(kernelName, 'cpu');
-  if (!kernel) throw new Error(`tfjs's cpu backend has no ${kernelName} kernel`);
-  return kernel.kernelFunc;
-}
-
-function values(backend: Cpu, t: tf.TensorInfo): Float32Array {
-  return backend.data.get(t.dataId).values as Float32Array;
-}
 
 /**
  * How one operand of a broadcast binary op is read, as the output is walked as rows × cols:
@@ -100,7 +91,7 @@ function binary(addon: BlasFunctions, kernelName: string, op: BinaryOp): tf.Kern
     if (!l) return fallback(args);
     const backend = args.backend as Cpu;
     const out = new Float32Array(l.rows * l.cols);
-    const [av, bv] = [values(backend, a), values(backend, b)];
+    const [av, bv] = [floatsOf(backend, a), floatsOf(backend, b)];
     addon.binary(code, l.rows, l.cols, av, l.a.row, l.a.col, bv, l.b.row, l.b.col, out);
     return backend.makeTensorInfo(l.shape, 'float32', out);
   };
@@ -111,7 +102,7 @@ function relu(addon: BlasFunctions): tf.KernelFunc {
     const { x } = args.inputs as { x: tf.TensorInfo };
     if (x.dtype !== 'float32') return cpuKernel(tf.Relu)(args);
     const backend = args.backend as Cpu;
-    const v = values(backend, x);
+    const v = floatsOf(backend, x);
     const out = new Float32Array(v.length);
     addon.relu(v, out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
@@ -124,7 +115,7 @@ function step(addon: BlasFunctions): tf.KernelFunc {
     if (x.dtype !== 'float32') return cpuKernel(tf.Step)(args);
     const alpha = (args.attrs as unknown as tf.StepAttrs).alpha;
     const backend = args.backend as Cpu;
-    const v = values(backend, x);
+    const v = floatsOf(backend, x);
     const out = new Float32Array(v.length);
     addon.step(v, alpha, out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
@@ -146,7 +137,7 @@ const sum =
       return cpuKernel(tf.Sum)(args);
     }
     const backend = args.backend as Cpu;
-    const v = values(backend, x);
+    const v = floatsOf(backend, x);
     const reduced = util.sizeFromShape(axes.map((a) => x.shape[a]));
     const kept = v.length / reduced;
     const out = new Float32Array(kept);
@@ -201,7 +192,7 @@ const avgPool: tf.KernelFunc = (args) => {
   const info = poolInfo(x, args.attrs as unknown as tf.AvgPoolAttrs);
   if (!info) return cpuKernel(tf.AvgPool)(args);
   const backend = args.backend as Cpu;
-  const v = values(backend, x);
+  const v = floatsOf(backend, x);
   const C = info.inChannels;
   const out = new Float32Array(util.sizeFromShape(info.outShape));
   // cpu's average divides by the window's in-bounds pixels.
@@ -220,7 +211,7 @@ const avgPoolGrad: tf.KernelFunc = (args) => {
     return cpuKernel(tf.AvgPoolGrad)(args);
   }
   const backend = args.backend as Cpu;
-  const g = values(backend, dy);
+  const g = floatsOf(backend, dy);
   const C = info.inChannels;
   const dx = new Float32Array(util.sizeFromShape(input.shape));
   // cpu's gradient spreads over the whole window size, padding included (unlike the forward).
