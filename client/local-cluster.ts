@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { ROLE_NODE_FLAGS, type ReadyLine } from '../core/role-process';
 import { EtcdServer, etcdAvailable, freePort } from '../core/etcd-server';
+import { diesWithParent } from '../core/child-guard';
 
 export interface LocalClusterOptions {
   workers: number;
@@ -15,6 +16,8 @@ export interface LocalClusterOptions {
   logDir?: string;
   /** Lease duration handed to the coordinator, in ms. Defaults to the coordinator's own. */
   leaseMs?: number;
+  /** Training batches per lease, handed to the coordinator. Defaults to the coordinator's own. */
+  batchesPerLease?: number;
   /** How long a process may take to report ready. Defaults to 60 s. */
   startTimeoutMs?: number;
   /**
@@ -60,6 +63,14 @@ export function localClusterOptions(flags: LocalClusterFlags): LocalClusterOptio
   return { workers, shards, backend, leaseMs, etcd, memberTtl, threads };
 }
 
+/** Clusters started in this process and not closed yet, for a reaper that outlives its callers. */
+const live = new Set<LocalCluster>();
+
+/** The local clusters this process started and has not closed. */
+export function liveClusters(): ReadonlySet<LocalCluster> {
+  return live;
+}
+
 /** bin/caviar.js, which starts a role's entry point. */
 const CAVIAR_BIN = path.resolve(__dirname, '..', '..', 'bin', 'caviar.js');
 
@@ -78,7 +89,10 @@ export class LocalCluster {
   /** Why there is no etcd, when there is none. */
   etcdNote = '';
   private closed = false;
-  private readonly onExit = (): void => this.killAll('SIGKILL');
+  private readonly onExit = (): void => {
+    this.killAll('SIGKILL');
+    this.etcdServer?.child?.kill('SIGKILL');
+  };
 
   constructor(private readonly options: LocalClusterOptions) {
     this.logDir = options.logDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-'));
@@ -124,6 +138,7 @@ export class LocalCluster {
 
   async start(): Promise<this> {
     process.once('exit', this.onExit);
+    live.add(this);
     try {
       await this.startEtcd();
       // Fixed ports and checkpoint folders: a shard restarted with the same id comes back at the
@@ -140,7 +155,11 @@ export class LocalCluster {
           ]),
         ),
       );
-      const leaseArgs = this.options.leaseMs ? ['--lease-ms', String(this.options.leaseMs)] : [];
+      const { leaseMs, batchesPerLease } = this.options;
+      const leaseArgs = [
+        ...(leaseMs ? ['--lease-ms', String(leaseMs)] : []),
+        ...(batchesPerLease ? ['--batches-per-lease', String(batchesPerLease)] : []),
+      ];
       // A fixed port too: a restarted coordinator is found where the workers and the CLI look.
       const route = this.options.shardRoute ?? ((address: string) => Promise.resolve(address));
       const shardAddresses = await Promise.all(shards.map((s, i) => route(s.address, i)));
@@ -182,7 +201,12 @@ export class LocalCluster {
     const args = [role, ...roleArgs, ...this.membershipArgs()];
     const logFile = path.join(this.logDir, `${id}.log`);
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [...ROLE_NODE_FLAGS, CAVIAR_BIN, ...args], {
+    const [command, argv] = diesWithParent(process.execPath, [
+      ...ROLE_NODE_FLAGS,
+      CAVIAR_BIN,
+      ...args,
+    ]);
+    const child = spawn(command, argv, {
       stdio: ['ignore', 'pipe', log],
       env: { ...process.env, ...this.options.env, ...env },
     });
@@ -265,6 +289,7 @@ export class LocalCluster {
   async close(graceMs = 3_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    live.delete(this);
     process.off('exit', this.onExit);
     const alive = this.processes.filter(
       (p) => p.child.exitCode === null && p.child.signalCode === null,

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { diesWithParent } from './child-guard';
 
 export interface EtcdServerOptions {
   /** Where etcd keeps its data; reusing it across restarts keeps leases and keys. */
@@ -72,26 +73,23 @@ export class EtcdServer {
     fs.mkdirSync(this.options.dataDir, { recursive: true });
     const log = fs.openSync(this.options.logFile ?? `${this.options.dataDir}.log`, 'a');
     const peer = `http://127.0.0.1:${this.peerPort}`;
-    this.child = spawn(
-      this.options.binary ?? 'etcd',
-      [
-        '--name',
-        'caviar',
-        '--data-dir',
-        path.resolve(this.options.dataDir),
-        '--listen-client-urls',
-        this.url,
-        '--advertise-client-urls',
-        this.url,
-        '--listen-peer-urls',
-        peer,
-        '--initial-advertise-peer-urls',
-        peer,
-        '--initial-cluster',
-        `caviar=${peer}`,
-      ],
-      { stdio: ['ignore', log, log] },
-    );
+    const [command, args] = diesWithParent(this.options.binary ?? 'etcd', [
+      '--name',
+      'caviar',
+      '--data-dir',
+      path.resolve(this.options.dataDir),
+      '--listen-client-urls',
+      this.url,
+      '--advertise-client-urls',
+      this.url,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `caviar=${peer}`,
+    ]);
+    this.child = spawn(command, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {

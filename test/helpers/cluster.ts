@@ -1,10 +1,12 @@
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { LocalCluster, type LocalClusterOptions } from '../../client/local-cluster';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { testOutputDir } from './repo';
 import { follow } from '../../client/follow';
+import './reaper';
 
 /** A local cluster on a real etcd, with its logs under .test-output/<name>-*. */
 export async function startCluster(
@@ -37,6 +39,7 @@ export async function submit(client: CoordinatorClient, spec: TrialSpec): Promis
     resolve: (s: TrialStatus__Output) => void;
   }> = [];
   // Follows the trial across a coordinator restart, as the CLI does.
+  let last: TrialStatus__Output | undefined;
   const done = follow(
     submitted,
     () => client.watchTrial(submitted.trial),
@@ -48,14 +51,17 @@ export async function submit(client: CoordinatorClient, spec: TrialSpec): Promis
         }
       }
     },
-  ).then((last) => {
-    for (const l of listeners) l.resolve(last);
-    return last;
+  ).then((final) => {
+    last = final;
+    for (const l of listeners) l.resolve(final);
+    return final;
   });
   return {
     id: submitted.trial,
     done,
-    until: (predicate) => new Promise((resolve) => listeners.push({ predicate, resolve })),
+    // Asked after the end, the answer is the end: nothing would resolve it later.
+    until: (predicate) =>
+      new Promise((resolve) => (last ? resolve(last) : listeners.push({ predicate, resolve }))),
   };
 }
 
@@ -77,6 +83,21 @@ export function faultTrial(mode: 'sync' | 'async' = 'async'): TrialSpec {
 /** Batches trained so far, across epochs. */
 export function progress(status: TrialStatus__Output): number {
   return status.epoch * status.batches_per_epoch + status.batches_done;
+}
+
+/**
+ * Time to recover from a fault that began at `since` with the trial at `from` batches: until the
+ * trial is past `from` again (repairs first take back what a shard lost). A test diagnostic
+ * (`recovery_ms=N`), which `npm run soak` collects.
+ */
+export async function reportRecovery(
+  t: TestContext,
+  trial: RunningTrial,
+  from: number,
+  since: number,
+): Promise<void> {
+  await trial.until((s) => progress(s) > from || s.status !== 'running');
+  t.diagnostic(`recovery_ms=${Date.now() - since}`);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -11,6 +11,7 @@ import { elementCount } from '../../core/placement';
 import { buildLayersModel, setModelParameters, paramVariables } from '../../core/layers-model';
 import { loadExportedModel } from '../../core/export-model';
 import { lastJsonLine, runCaviar, testOutputDir } from '../helpers/repo';
+import '../helpers/reaper';
 import type { TrainSummary } from '../../client/summary';
 
 const SPIRALS = 'synthetic:spirals';

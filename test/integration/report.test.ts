@@ -6,6 +6,7 @@ import { LocalCluster } from '../../client/local-cluster';
 import type { SweepSummary } from '../../client/sweep-summary';
 import type { ReportSummary } from '../../client/report/write-report';
 import { lastJsonLine, runCaviar, testOutputDir } from '../helpers/repo';
+import '../helpers/reaper';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
