@@ -224,6 +224,7 @@ export class CoordinatorServer {
       maxFailuresInARow: this.options.maxFailuresInARow ?? 20,
       backendOf: (worker) => this.roster.backendOf(worker),
       reconcile: (record, why) => this.reconciler.reconcile(record, why),
+      syncStepStalled: (record) => this.reconciler.syncStepStalled(record),
       epochEnded: (trial, epoch) => this.sweeps.epochEnded(trial, epoch),
       finish: (record) => this.lifecycle.finish(record),
       release: (record) => this.lifecycle.release(record),

@@ -20,8 +20,27 @@ export interface ShardReconcilerOptions {
  * Keeps the shards holding every batch the coordinator counts as completed. A shard restored from
  * a checkpoint older than its crash lacks the batches since: they run again.
  */
+/** A stalled sync step asks the shards again at most this often per trial. */
+const STALL_CHECK_INTERVAL_MS = 1_000;
+
 export class ShardReconciler {
+  private readonly stallCheckedAt = new WeakMap<TrialRecord, number>();
+
   constructor(private readonly options: ShardReconcilerOptions) {}
+
+  /**
+   * A sync batch came back unrun, transiently: its pull may have waited for a step that a shard
+   * cannot apply because it lacks a batch the coordinator counts as completed (a shard that died
+   * after acknowledging a push, and answered the check made when it joined again before that
+   * push's batch was reported). Only a check repairs that: the epoch's end, the other check, waits
+   * for the very step. Asking again after such failures bounds the stall to one pull's wait.
+   */
+  syncStepStalled(record: TrialRecord): void {
+    const now = Date.now();
+    if (now - (this.stallCheckedAt.get(record) ?? 0) < STALL_CHECK_INTERVAL_MS) return;
+    this.stallCheckedAt.set(record, now);
+    void this.reconcile(record, 'a sync batch came back unrun');
+  }
 
   /**
    * Asks every shard holding the trial which batches it has applied, and runs again the completed

@@ -10,6 +10,8 @@ export interface TaskResultEffects {
   maxFailuresInARow: number;
   backendOf(worker: string): string | undefined;
   reconcile(record: TrialRecord, why: string): Promise<void>;
+  /** A sync training batch came back unrun for a transient reason (it may wait on a lost batch). */
+  syncStepStalled(record: TrialRecord): void;
   /** The trial's epoch `epoch` has its evaluation recorded. */
   epochEnded(trial: string, epoch: number): void;
   finish(record: TrialRecord): Promise<void>;
@@ -76,6 +78,8 @@ function recordTaskFailure(
   if (!transient) record.failuresInARow += 1;
   effects.log.warn({ trial: record.id, worker, task: task.kind, error }, 'task failed');
   record.run.release(task);
+  if (transient && task.kind === 'train' && record.spec.mode === 'sync')
+    effects.syncStepStalled(record);
   if (record.failuresInARow >= effects.maxFailuresInARow) {
     record.error = error;
     record.run.fail();

@@ -496,6 +496,9 @@ export class ParameterServerShard {
       );
     }
     const grads = assembler ? assembler.finish() : [];
+    // Fault tests: the push is acknowledged and lost, as by a shard that died after answering and
+    // restarted from an older checkpoint once the coordinator had checked what it holds.
+    if (hit('forget-push')) return { accepted: true, duplicate: false, version: trial.version };
     const before = trial.version;
     const applyBefore = trial.applySeconds;
     const outcome = trial.push(header, grads);
@@ -770,7 +773,7 @@ export class ParameterServerShard {
     const trial = this.trials.get(id);
     if (!trial) return { held: false, version: 0, epochs: [], batches: [] };
     if (snapshot) this.takeSnapshot(trial, epoch);
-    const pairs = trial.appliedKeys().map(batchOfKey);
+    const pairs = trial.heldKeys().map(batchOfKey);
     return {
       held: true,
       version: trial.version,

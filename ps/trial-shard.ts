@@ -134,6 +134,14 @@ export class TrialShard {
     return [...this.accepted].filter((key) => !gathering.has(key));
   }
 
+  /**
+   * Keys of every batch this shard holds: applied, or gathered into a sync step still waiting for
+   * its other batches (applied once they arrive, so not to be run again).
+   */
+  heldKeys(): number[] {
+    return [...this.accepted];
+  }
+
   /** Panda mode: a new base learning rate; the trial's decay schedule applies to it from now on. */
   setLearningRate(lr: number): void {
     this.config = validateOptimizerConfig({ ...this.config, lr });
