@@ -17,6 +17,13 @@ export function medianIndex(values: readonly number[]): number {
   return best;
 }
 
+/** The nearest-rank p-th percentile (0-100), or null for no values. */
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
 export interface Spread {
   median: number;
   min: number;

@@ -1,25 +1,21 @@
 /**
- * `npm run chaos` (not part of `npm test`): an MNIST trial on a local cluster (etcd, 2 shards,
- * 3 workers) while a random process is killed every few seconds for a minute and started again.
+ * `npm run chaos [-- --mode sync]` (not part of `npm test`): an MNIST trial on a local cluster
+ * (etcd, 2 shards, 3 workers) while a random process is killed every few seconds for a minute and started again.
  * Prints one JSON line: kills survived, batches scheduled / applied / lost / doubled (as counted
  * by each shard), time to recover (p50/p95) and the final validation accuracy.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { LocalCluster } from '../../client/local-cluster';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { progress, sleep, submit } from '../helpers/cluster';
 import { testOutputDir } from '../helpers/repo';
+import { percentile } from '../bench/stats';
 
 interface ChaosOptions {
+  mode: 'sync' | 'async';
   seconds: number;
   everyMs: number;
   seed: number;
-}
-
-function percentile(values: number[], p: number): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 /** A small deterministic generator, so a chaos run can be repeated kill for kill. */
@@ -33,6 +29,11 @@ function lcg(seed: number): () => number {
 
 async function main(): Promise<void> {
   const o = new Command('chaos')
+    .addOption(
+      new Option('--mode <mode>', 'consistency mode of the trial')
+        .choices(['sync', 'async'])
+        .default('async'),
+    )
     .option('--seconds <s>', 'how long to keep killing', Number, 60)
     .option('--every-ms <ms>', 'time between kills', Number, 5_000)
     .option('--seed <n>', 'which processes die, in which order', Number, 1)
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
       // Long enough to outlast the minute of kills: a faster cluster ended 30 epochs in 20 s and
       // later 100 epochs in 31 s (4 kills), and the kills after that hit an idle cluster.
       epochs: 250,
-      mode: 'async',
+      mode: o.mode,
     });
     let finished = false;
     void trial.done.then(
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
       .filter((ms): ms is number => ms !== undefined);
     process.stdout.write(
       JSON.stringify({
-        chaos: 'mnist mlp:256, 3 workers, 2 shards, etcd',
+        chaos: `mnist mlp:256 ${o.mode}, 3 workers, 2 shards, etcd`,
         seconds_of_kills: o.seconds,
         kills: kills.length,
         killed: kills.map((k) => k.id),

@@ -2,14 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import { CoordinatorClient } from '../../core/coordinator-client';
-import { assertExactlyOnce, progress, sleep, startCluster, submit } from '../helpers/cluster';
+import {
+  assertExactlyOnce,
+  progress,
+  reportRecovery,
+  sleep,
+  startCluster,
+  submit,
+} from '../helpers/cluster';
 
 const SPEC: TrialSpec = { dataset: 'mnist', model: 'mlp:64', batch: 64, epochs: 3, mode: 'async' };
 
 test(
   'etcd stopped for several seconds and started again: members re-register, training goes on exactly once',
   { timeout: 180_000 },
-  async () => {
+  async (t) => {
     await using cluster = await startCluster('etcd-restart', { workers: 2, shards: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
@@ -17,8 +24,12 @@ test(
       await trial.until((s) => progress(s) >= 20);
       await cluster.etcdServer!.stop();
       await sleep(4_000);
+      const restarted = Date.now();
+      const at = progress(await client.getTrial(trial.id));
       await cluster.etcdServer!.start();
+      const recovery = reportRecovery(t, trial, at, restarted);
       const status = await trial.done;
+      await recovery;
       assertExactlyOnce(status);
       const roles = (await client.clusterInfo()).members.map((m) => m.role).sort();
       assert.deepEqual(

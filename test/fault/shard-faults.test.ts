@@ -8,6 +8,7 @@ import {
   assertExactlyOnce,
   faultTrial,
   progress,
+  reportRecovery,
   sleep,
   startCluster,
   submit,
@@ -17,17 +18,20 @@ for (const mode of ['async', 'sync'] as const) {
   test(
     `${mode}: SIGKILL a shard and restart it: it restores its checkpoint, lost batches run again`,
     { timeout: 150_000 },
-    async () => {
+    async (t) => {
       await using cluster = await startCluster(`kill-shard-${mode}`, { workers: 2, shards: 2 });
       const client = new CoordinatorClient(cluster.coordinator);
       const spec = faultTrial(mode);
       try {
         const trial = await submit(client, spec);
-        await trial.until((s) => progress(s) >= 60);
+        const seen = await trial.until((s) => progress(s) >= 60);
+        const killed = Date.now();
         await cluster.signal('ps-1', 'SIGKILL');
         await sleep(1_000);
         await cluster.restart('ps-1');
+        const recovery = reportRecovery(t, trial, progress(seen), killed);
         const status = await trial.done;
+        await recovery;
         assertExactlyOnce(status);
         assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
       } finally {
@@ -79,7 +83,7 @@ test(
 test(
   'SIGKILL the coordinator and restart it: it takes the trials over from etcd, nothing lost or doubled, finished ones not re-run',
   { timeout: 150_000 },
-  async () => {
+  async (t) => {
     await using cluster = await startCluster('kill-coordinator', { workers: 2, shards: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
@@ -94,12 +98,15 @@ test(
       ).done;
       assert.equal(first.status, 'completed');
       const trial = await submit(client, { ...faultTrial('async'), name: 'across' });
-      await trial.until((s) => progress(s) >= 50);
+      const seen = await trial.until((s) => progress(s) >= 50);
+      const killed = Date.now();
       await cluster.signal('coordinator', 'SIGKILL');
       await sleep(500);
       await cluster.restart('coordinator');
+      const recovery = reportRecovery(t, trial, progress(seen), killed);
       // The watch broke with the coordinator and follows the same trial on the new one.
       const status = await trial.done;
+      await recovery;
       assertExactlyOnce(status);
       const before = await client.getTrial('before');
       assert.equal(before.status, 'completed', 'a finished trial stays finished');
@@ -188,7 +195,7 @@ function rssMb(pid: number): number {
 test(
   'a shard paused (SIGSTOP) past its membership TTL: workers wait with bounded memory, then every batch is applied once',
   { timeout: 150_000 },
-  async () => {
+  async (t) => {
     await using cluster = await startCluster('pause-shard', { workers: 2, shards: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
@@ -210,8 +217,11 @@ test(
       assert.equal(after, stalled, 'no batch completes while one of its shards is paused');
       // Each worker holds at most one lease's push per shard; nothing queues up behind it.
       assert.ok(peak - before < 64, `memory grew ${(peak - before).toFixed(1)} MB while paused`);
+      const resumed = Date.now();
       await cluster.signal('ps-1', 'SIGCONT');
+      const recovery = reportRecovery(t, trial, after, resumed);
       const status = await trial.done;
+      await recovery;
       assertExactlyOnce(status);
       assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
     } finally {

@@ -6,6 +6,7 @@ import {
   assertExactlyOnce,
   faultTrial,
   progress,
+  reportRecovery,
   sleep,
   startCluster,
   submit,
@@ -21,14 +22,17 @@ assert.ok(
 test(
   'SIGKILL a worker mid-training: its batches go to the others, nothing lost or doubled',
   { timeout: 120_000 },
-  async () => {
+  async (t) => {
     await using cluster = await startCluster('kill-worker', { workers: 3 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
       const trial = await submit(client, TRIAL);
-      await trial.until((s) => progress(s) >= 20);
+      const seen = await trial.until((s) => progress(s) >= 20);
+      const killed = Date.now();
       await cluster.signal('worker-0', 'SIGKILL');
+      const recovery = reportRecovery(t, trial, progress(seen), killed);
       const status = await trial.done;
+      await recovery;
       assertExactlyOnce(status);
     } finally {
       client.close();
@@ -39,14 +43,17 @@ test(
 test(
   'SIGKILL one of two workers in sync mode: the survivor runs both halves of each step, nothing lost or doubled',
   { timeout: 120_000 },
-  async () => {
+  async (t) => {
     await using cluster = await startCluster('kill-worker-sync', { workers: 2 });
     const client = new CoordinatorClient(cluster.coordinator);
     try {
       const trial = await submit(client, faultTrial('sync'));
-      await trial.until((s) => progress(s) >= 20);
+      const seen = await trial.until((s) => progress(s) >= 20);
+      const killed = Date.now();
       await cluster.signal('worker-0', 'SIGKILL');
+      const recovery = reportRecovery(t, trial, progress(seen), killed);
       const status = await trial.done;
+      await recovery;
       assertExactlyOnce(status);
     } finally {
       client.close();
