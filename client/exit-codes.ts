@@ -8,6 +8,8 @@ const USER_ERROR_CODES = new Set<number>([
   status.INVALID_ARGUMENT,
   status.NOT_FOUND,
   status.ALREADY_EXISTS,
+  // A model too large for the cluster: a smaller model, more shards or a higher --max-memory.
+  status.RESOURCE_EXHAUSTED,
 ]);
 
 /** 2 for anything the user can fix by changing the command, 1 for everything else. */

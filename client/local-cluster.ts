@@ -6,6 +6,7 @@ import * as readline from 'node:readline';
 import { ROLE_NODE_FLAGS, type ReadyLine } from '../core/role-process';
 import { EtcdServer, etcdAvailable, freePort } from '../core/etcd-server';
 import { diesWithParent } from '../core/child-guard';
+import { availableMemory } from '../core/memory-size';
 
 export interface LocalClusterOptions {
   workers: number;
@@ -16,6 +17,11 @@ export interface LocalClusterOptions {
   logDir?: string;
   /** Lease duration handed to the coordinator, in ms. Defaults to the coordinator's own. */
   leaseMs?: number;
+  /**
+   * Memory each shard's trials may take (caviar ps --max-memory), in bytes. Defaults to an even
+   * share of half this machine's memory: the shards of one machine do not each count on half.
+   */
+  shardMaxMemory?: number;
   /** Training batches per lease, handed to the coordinator. Defaults to the coordinator's own. */
   batchesPerLease?: number;
   /** How long a process may take to report ready. Defaults to 60 s. */
@@ -143,6 +149,9 @@ export class LocalCluster {
       await this.startEtcd();
       // Fixed ports and checkpoint folders: a shard restarted with the same id comes back at the
       // address the coordinator knows, and restores its newest checkpoint.
+      const shardMemory =
+        this.options.shardMaxMemory ??
+        Math.floor(availableMemory() / 2 / Math.max(1, this.options.shards));
       const shards = await Promise.all(
         Array.from({ length: this.options.shards }, async (_, i) =>
           this.spawnRole('ps', `ps-${i}`, [
@@ -152,6 +161,8 @@ export class LocalCluster {
             String(await freePort()),
             '--checkpoint-dir',
             path.join(this.logDir, 'checkpoints', `ps-${i}`),
+            '--max-memory',
+            String(shardMemory),
           ]),
         ),
       );

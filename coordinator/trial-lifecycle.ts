@@ -3,7 +3,7 @@ import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
 import { AlreadyExistsError, FailedPreconditionError, errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
 import { resolveTrialSpec, trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
-import { initialParameters } from '../core/model-spec';
+import { initialParameters, parameterCount } from '../core/model-spec';
 import { parseLrDecay } from '../core/lr-schedule';
 import type { Hyper } from '../core/sweep';
 import { resolveOptimizerConfig } from '../core/optimizer-config';
@@ -51,6 +51,11 @@ export class TrialLifecycle {
     const basis = await this.options.basis(spec);
     const id = spec.name || trials.newId();
     if (trials.has(id)) throw new AlreadyExistsError(`trial ${id} exists already`);
+    const params = parameterCount(basis.params);
+    await shards.admit(id, `${spec.modelText}: ${params} parameters`, basis.slices, {
+      optimizer: spec.optimizer.kind,
+      mode: spec.mode,
+    });
     const values = initialParameters(basis.params, spec.seed);
     await shards.init(id, basis.slices, { optimizer: spec.optimizer, mode: spec.mode }, values);
     const record: TrialRecord = {

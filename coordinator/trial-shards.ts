@@ -1,5 +1,7 @@
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
-import { errorMessage } from '../core/errors';
+import { status } from '@grpc/grpc-js';
+import { errorMessage, ResourceExhaustedError } from '../core/errors';
+import { formatMemorySize } from '../core/memory-size';
 import type { Logger } from '../core/log';
 import { slicesOnShard, type Slice } from '../core/placement';
 import { batchKey } from '../core/batches';
@@ -37,20 +39,62 @@ export class TrialShards {
     return this.clients.filter((_, s) => slicesOnShard(slices, s).length > 0);
   }
 
-  /** Gives each shard its slices of a new trial, with their initial values. */
+  /**
+   * Refuses (RESOURCE_EXHAUSTED) a trial whose slices would not fit in a shard's memory, before
+   * its initial values are made: `what` names the model in the message. A shard without the
+   * Capacity call (an older one) is not asked; its Init still checks.
+   */
+  async admit(
+    trial: string,
+    what: string,
+    slices: Slice[],
+    demand: { optimizer: string; mode: string },
+  ): Promise<void> {
+    const answers = await Promise.all(
+      this.clients.map(async (client, shard) => {
+        const elements = slicesOnShard(slices, shard).reduce((n, s) => n + s.length, 0);
+        if (elements === 0) return undefined;
+        try {
+          return { elements, ...(await client.capacity({ elements, ...demand })) };
+        } catch (err) {
+          if ((err as { code?: unknown }).code === status.UNIMPLEMENTED) return undefined;
+          throw err;
+        }
+      }),
+    );
+    const short = answers.find((a) => a && a.reserved_bytes + a.needed_bytes > a.limit_bytes);
+    if (!short) return;
+    const free = Math.max(0, short.limit_bytes - short.reserved_bytes);
+    throw new ResourceExhaustedError(
+      `trial ${trial} (${what}) does not fit in the shards' memory: shard ${short.shard} would ` +
+        `need ${formatMemorySize(short.needed_bytes)} for its ${short.elements} parameters ` +
+        `(values, optimizer state, snapshots, checkpoint and transfer copies) and has ` +
+        `${formatMemorySize(free)} free of its ${formatMemorySize(short.limit_bytes)} limit; ` +
+        `use a smaller model, more shards, or a higher caviar ps --max-memory`,
+    );
+  }
+
+  /**
+   * Gives each shard its slices of a new trial, with their initial values. If one shard refuses,
+   * the others drop what they took, so a refused trial holds no memory anywhere.
+   */
   async init(
     trial: string,
     slices: Slice[],
     header: Omit<InitTrialHeader, 'slices'>,
     values: ReadonlyMap<string, Float32Array>,
   ): Promise<void> {
-    await Promise.all(
+    const results = await Promise.allSettled(
       this.clients.map((client, shard) => {
         const mine = slicesOnShard(slices, shard);
         if (mine.length === 0) return Promise.resolve(0);
         return client.init(trial, { ...header, slices: mine }, values);
       }),
     );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (!failed) return;
+    await this.drop(trial);
+    throw failed.reason;
   }
 
   async setLearningRate(record: TrialRecord, lr: number): Promise<void> {

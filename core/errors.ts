@@ -37,6 +37,16 @@ export class FailedPreconditionError extends CaviarError {
   }
 }
 
+/**
+ * A request that would take more than there is (a trial too large for the shards' memory). Not
+ * worth retrying as it is, unlike grpc-js's own RESOURCE_EXHAUSTED for a full buffer.
+ */
+export class ResourceExhaustedError extends CaviarError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(status.RESOURCE_EXHAUSTED, message, options);
+  }
+}
+
 export class DeadlineExceededError extends CaviarError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(status.DEADLINE_EXCEEDED, message, options);

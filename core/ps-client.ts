@@ -7,6 +7,8 @@ import type { PushHeader } from '../proto/gen/caviar/v1/PushHeader';
 import type { PushReply__Output } from '../proto/gen/caviar/v1/PushReply';
 import type { PullHeader__Output } from '../proto/gen/caviar/v1/PullHeader';
 import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
+import type { CapacityRequest } from '../proto/gen/caviar/v1/CapacityRequest';
+import type { ShardCapacity__Output } from '../proto/gen/caviar/v1/ShardCapacity';
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { TensorChunk, TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import type { OptimizerConfig } from './optimizer-config';
@@ -495,6 +497,14 @@ export class ParameterServerClient {
     return this.unary(
       (cb) => this.client.Applied(request, { deadline: deadlineIn(this.deadlineMs) }, cb),
       options.signal,
+    );
+  }
+
+  /** The shard's memory budget, and what slices of `request.elements` values would take of it. */
+  capacity(request: CapacityRequest): Promise<ShardCapacity__Output> {
+    return this.unary(
+      (cb) => this.client.Capacity(request, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      undefined,
     );
   }
 

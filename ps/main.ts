@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError as BadFlagError } from 'commander';
 import { errorMessage } from '../core/errors';
+import { formatMemorySize, parseMemorySize } from '../core/memory-size';
 import { createLogger } from '../core/log';
 import { announceReady, exitOnSignals } from '../core/role-process';
 import {
@@ -23,12 +24,19 @@ export interface PsFlags extends MembershipFlags, MetricsFlags {
   checkpointDir?: string;
   checkpointEvery: number;
   checkpointMs: number;
+  maxMemory?: number;
 }
 
 function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65_535) throw new BadFlagError('must be an integer 0..65535');
   return port;
+}
+
+function parseSize(text: string): number {
+  const n = parseMemorySize(text);
+  if (n === undefined) throw new BadFlagError('must be a size such as 512MB or 4GB');
+  return n;
 }
 
 function parseCount(text: string): number {
@@ -59,6 +67,11 @@ export function parsePsFlags(argv: readonly string[]): PsFlags {
       'checkpoint at least this often while anything changed',
       parseCount,
       2_000,
+    )
+    .option(
+      '--max-memory <size>',
+      "memory the trials' slices may take here (e.g. 4GB); default: half the machine's",
+      parseSize,
     )
     .exitOverride()
     // main prints the one error line itself.
@@ -104,6 +117,7 @@ async function main(): Promise<void> {
     checkpoints,
     observer,
     sharedMemoryDir: sharedMemoryDir(),
+    maxMemoryBytes: flags.maxMemory,
   });
   const address = await shard.start();
   log.info(
@@ -124,7 +138,14 @@ async function main(): Promise<void> {
     await fence?.close();
     await membership?.close();
   });
-  log.info({ address, metrics: metrics.metricsUrl }, 'serving');
+  log.info(
+    {
+      address,
+      metrics: metrics.metricsUrl,
+      maxMemory: formatMemorySize(shard.options.maxMemoryBytes),
+    },
+    'serving',
+  );
   const loops = loopsInUse();
   if (loops.loops === 'native') log.info('optimizer loops: native');
   else log.info({ why: loops.why }, 'optimizer loops: JS (the native addon does not load)');

@@ -12,6 +12,8 @@ import type { PushReply } from '../proto/gen/caviar/v1/PushReply';
 import type { SessionReply } from '../proto/gen/caviar/v1/SessionReply';
 import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
+import { availableMemory } from '../core/memory-size';
+import { MemoryAdmission } from './admission';
 import {
   CaviarError,
   DeadlineExceededError,
@@ -66,6 +68,11 @@ export interface ShardOptions {
    * (see core/shared-segment.ts). Defaults to none: every worker streams chunks.
    */
   sharedMemoryDir?: string;
+  /**
+   * The memory the trials' slices may take here (see trial-footprint.ts); Init refuses a trial
+   * that would not fit. Defaults to half of the machine's (or the container's) memory.
+   */
+  maxMemoryBytes?: number;
 }
 
 type ResolvedShardOptions = Required<
@@ -86,10 +93,19 @@ const DEFAULTS = {
   closeGraceMs: 5_000,
 } as const;
 
+/** A shard's default memory budget: half of what this process may use, the rest for the others. */
+function defaultMaxMemory(): number {
+  return Math.floor(availableMemory() / 2);
+}
+
 function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
   // An option given as undefined takes its default, as if it were left out.
   const given = Object.entries(options).filter(([, value]) => value !== undefined);
-  const o: ResolvedShardOptions = { ...DEFAULTS, ...Object.fromEntries(given) };
+  const o: ResolvedShardOptions = {
+    ...DEFAULTS,
+    maxMemoryBytes: defaultMaxMemory(),
+    ...Object.fromEntries(given),
+  };
   const fail = (what: string): never => {
     throw new InvalidArgumentError(`ShardOptions: ${what}`);
   };
@@ -100,6 +116,8 @@ function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
   if (!(Number.isFinite(o.maxPullWaitMs) && o.maxPullWaitMs >= 0))
     fail('maxPullWaitMs must be >= 0');
   if (!(Number.isFinite(o.closeGraceMs) && o.closeGraceMs >= 0)) fail('closeGraceMs must be >= 0');
+  if (!(Number.isFinite(o.maxMemoryBytes) && o.maxMemoryBytes > 0))
+    fail('maxMemoryBytes must be > 0');
   return o;
 }
 
@@ -234,9 +252,11 @@ export class ParameterServerShard {
   >();
   private readonly checkpointer: Checkpointer | undefined;
   private readonly segments: AttachedSegments;
+  private readonly admission: MemoryAdmission;
 
   constructor(options: ShardOptions = {}) {
     this.options = resolveShardOptions(options);
+    this.admission = new MemoryAdmission(this.options.id, this.options.maxMemoryBytes, this.trials);
     this.segments = new AttachedSegments(this.options.sharedMemoryDir, this.options.id);
     const policy = this.options.checkpoints;
     this.checkpointer =
@@ -326,6 +346,13 @@ export class ParameterServerShard {
       Drop: (call, callback) => this.reply(() => this.drop(call.request.trial), callback),
       Stats: (call, callback) => this.reply(() => this.stats(call.request.trial), callback),
       Applied: (call, callback) => this.reply(() => this.applied(call.request), callback),
+      Capacity: (call, callback) =>
+        this.reply(() => {
+          const { elements, optimizer, mode } = call.request;
+          if (!isConsistencyMode(mode))
+            throw new InvalidArgumentError(`Capacity: mode "${mode}" is not sync or async`);
+          return this.admission.capacity({ elements, optimizer, mode });
+        }, callback),
       SetLearningRate: (call, callback) =>
         this.reply(() => {
           const trial = this.requireTrial(call.request.trial);
@@ -368,6 +395,13 @@ export class ParameterServerShard {
         if (header)
           throw new InvalidArgumentError(`Init of trial ${header.trial} sent a second header`);
         header = validateInitHeader(msg.header);
+        // Before the assembler takes the slices' memory.
+        this.admission.admit({
+          trial: header.trial,
+          elements: header.slices.reduce((n, s) => n + s.length, 0),
+          optimizer: header.optimizer.kind,
+          mode: header.mode,
+        });
         assembler = new SliceAssembler(header.slices, `initial values of trial ${header.trial}`);
       } else if (msg.chunk) {
         if (!assembler)

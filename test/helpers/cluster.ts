@@ -56,6 +56,8 @@ export async function submit(client: CoordinatorClient, spec: TrialSpec): Promis
     for (const l of listeners) l.resolve(final);
     return final;
   });
+  // A test that fails before it awaits `done` must report its own error, not this rejection.
+  done.catch(() => undefined);
   return {
     id: submitted.trial,
     done,
