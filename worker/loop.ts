@@ -291,13 +291,24 @@ export class Worker {
     return context;
   }
 
-  /** Retries a shard call that failed for a reason that may pass (shard restarting, deadline). */
-  private retrying<T>(what: string, budgetMs: number, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Retries a shard call that failed for a reason that may pass (shard restarting, deadline),
+   * saying so at warn: a worker that waits on a paused or dead shard shows it in its log.
+   */
+  private retrying<T>(
+    what: string,
+    shard: string,
+    budgetMs: number,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     return withRetries(fn, {
       budgetMs,
       signal: this.abort.signal,
       onRetry: (err, attempt) =>
-        this.options.log.debug({ what, attempt, err: errorMessage(err) }, 'retrying'),
+        this.options.log.warn(
+          { what, shard, attempt, err: errorMessage(err) },
+          'shard call failed; retrying',
+        ),
     });
   }
 
@@ -315,7 +326,7 @@ export class Worker {
       context.shards.map((address, s) =>
         context.shardSlices[s].length === 0
           ? Promise.resolve({ version: 0, fromSnapshot: true })
-          : this.retrying('pull', budgetMs, () =>
+          : this.retrying('pull', address, budgetMs, () =>
               this.shard(address).pull(context.trial, context.shardSlices[s], context.values, {
                 minVersion,
                 waitMs: budgetMs,
@@ -466,7 +477,7 @@ export class Worker {
         const slices = context.shardSlices[s];
         if (slices.length === 0) return Promise.resolve({ duplicate: false, version: Infinity });
         const options = { signal: this.abort.signal };
-        return this.retrying('push', work.lease_ms, () =>
+        return this.retrying('push', address, work.lease_ms, () =>
           this.shard(address).pushPull(header, slices, grads, context.values, options),
         );
       }),
