@@ -121,6 +121,7 @@ export function buildProgram(): Command {
 
   clusterOptions(program.command('up').description('start a local cluster and keep it running'))
     .option('--json', 'print one JSON line when the cluster is ready')
+    .option('--no-restart', 'leave a role process that dies down instead of starting it again')
     .action(action((opts: UpOptions) => upCommand(opts)));
 
   program

@@ -237,7 +237,9 @@ export class LocalCluster {
       };
       child.once('exit', (code, signal) =>
         fail(
-          new Error(`${id} exited (${signal ?? code}) before it was ready: ${lastLine(logFile)}`),
+          new Error(
+            `${id} exited (${signal ?? code}) before it was ready: ${lastLogLine(logFile)}`,
+          ),
         ),
       );
       lines.once('line', (line) => {
@@ -324,7 +326,8 @@ export class LocalCluster {
   }
 }
 
-function lastLine(file: string): string {
+/** The last line of a log file ("" if it cannot be read). */
+export function lastLogLine(file: string): string {
   try {
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
     return lines[lines.length - 1] ?? '';

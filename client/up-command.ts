@@ -2,10 +2,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LocalCluster, localClusterOptions, type LocalClusterFlags } from './local-cluster';
 import { fileSdTargets } from './prometheus-targets';
+import { ClusterSupervisor } from './cluster-supervisor';
 
 export interface UpOptions extends LocalClusterFlags {
   json?: boolean;
   memberTtl?: number;
+  /** commander's --no-restart: false turns the supervisor's restarts off. */
+  restart?: boolean;
 }
 
 /** `caviar up`: a local cluster that stays up until SIGINT or SIGTERM. */
@@ -42,12 +45,13 @@ export async function upCommand(options: UpOptions): Promise<number> {
         `\nlogs in ${cluster.logDir}\nPrometheus targets (file_sd) in ${targets}\nsubmit with: caviar train --coordinator ${cluster.coordinator} --dataset mnist --model mlp:256\nCtrl-C stops it.\n`,
     );
   }
+  // A role that dies is said so and started again; the rest of the cluster stays up.
+  const supervisor = new ClusterSupervisor(cluster, { restart: options.restart !== false }).start();
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
-    // A role that dies takes the cluster down: an `up` that silently lost a shard would mislead.
-    for (const p of cluster.processes) p.child.once('exit', () => resolve());
   });
+  supervisor.stop();
   await cluster.close();
   return 0;
 }
