@@ -153,12 +153,12 @@ export class LocalCluster {
         this.options.shardMaxMemory ??
         Math.floor(availableMemory() / 2 / Math.max(1, this.options.shards));
       const shards = await Promise.all(
-        Array.from({ length: this.options.shards }, async (_, i) =>
-          this.spawnRole('ps', `ps-${i}`, [
+        Array.from({ length: this.options.shards }, (_, i) =>
+          this.spawnOnFreePort('ps', `ps-${i}`, (port) => [
             '--id',
             `ps-${i}`,
             '--port',
-            String(await freePort()),
+            String(port),
             '--checkpoint-dir',
             path.join(this.logDir, 'checkpoints', `ps-${i}`),
             '--max-memory',
@@ -174,11 +174,11 @@ export class LocalCluster {
       // A fixed port too: a restarted coordinator is found where the workers and the CLI look.
       const route = this.options.shardRoute ?? ((address: string) => Promise.resolve(address));
       const shardAddresses = await Promise.all(shards.map((s, i) => route(s.address, i)));
-      const coordinator = await this.spawnRole('coordinator', 'coordinator', [
+      const coordinator = await this.spawnOnFreePort('coordinator', 'coordinator', (port) => [
         '--ps',
         shardAddresses.join(','),
         '--port',
-        String(await freePort()),
+        String(port),
         ...leaseArgs,
       ]);
       this.coordinator = coordinator.address;
@@ -200,6 +200,24 @@ export class LocalCluster {
       throw err;
     }
     return this;
+  }
+
+  /**
+   * Starts a role on a port free a moment ago, which another process may take before the role
+   * binds it: then the role exits (EADDRINUSE) before it is ready, and it starts on another.
+   */
+  private async spawnOnFreePort(
+    role: ReadyLine['role'],
+    id: string,
+    args: (port: number) => string[],
+  ): Promise<ClusterProcess> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.spawnRole(role, id, args(await freePort()));
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+      }
+    }
   }
 
   /** Starts one role process and waits for its ready line on stdout. */
