@@ -1,6 +1,7 @@
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import { status } from '@grpc/grpc-js';
-import { errorMessage, ResourceExhaustedError } from '../core/errors';
+import { CaviarError, errorMessage, ResourceExhaustedError } from '../core/errors';
+import { withRetries } from '../core/retry';
 import { formatMemorySize } from '../core/memory-size';
 import type { Logger } from '../core/log';
 import { slicesOnShard, type Slice } from '../core/placement';
@@ -18,6 +19,10 @@ export function agreedCount(perShard: readonly number[], scheduled: number): num
     perShard[0] ?? 0,
   );
 }
+
+/** How long a trial's start waits for a shard that is down or restarting. */
+const SHARD_WAIT_MS = 15_000;
+const SHARD_DOWN = new Set<number>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
 
 /** The parameter-server shards, and what the coordinator asks of them for one trial. */
 export class TrialShards {
@@ -55,7 +60,10 @@ export class TrialShards {
         const elements = slicesOnShard(slices, shard).reduce((n, s) => n + s.length, 0);
         if (elements === 0) return undefined;
         try {
-          return { elements, ...(await client.capacity({ elements, ...demand })) };
+          const capacity = await this.whileShardUp(client, () =>
+            client.capacity({ elements, ...demand }),
+          );
+          return { elements, ...capacity };
         } catch (err) {
           if ((err as { code?: unknown }).code === status.UNIMPLEMENTED) return undefined;
           throw err;
@@ -88,13 +96,48 @@ export class TrialShards {
       this.clients.map((client, shard) => {
         const mine = slicesOnShard(slices, shard);
         if (mine.length === 0) return Promise.resolve(0);
-        return client.init(trial, { ...header, slices: mine }, values);
+        // Init replaces what a first try may have left: trying again is safe.
+        return this.whileShardUp(client, () =>
+          client.init(trial, { ...header, slices: mine }, values),
+        );
       }),
     );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (!failed) return;
     await this.drop(trial);
     throw failed.reason;
+  }
+
+  /**
+   * A call of a trial's start, tried again while its shard is down or restarting (UNAVAILABLE,
+   * DEADLINE_EXCEEDED) for up to SHARD_WAIT_MS, within the submitter's deadline; past that, one
+   * line that names the shard and what to do instead of the transport's message.
+   */
+  private async whileShardUp<T>(client: ParameterServerClient, call: () => Promise<T>): Promise<T> {
+    let told = false;
+    try {
+      return await withRetries(call, {
+        budgetMs: SHARD_WAIT_MS,
+        retryable: (err) => SHARD_DOWN.has((err as { code?: unknown }).code as number),
+        onRetry: (err) => {
+          if (told) return;
+          told = true;
+          this.log.warn(
+            { shard: client.address, err: errorMessage(err) },
+            'a shard is down or restarting; the trial waits for it',
+          );
+        },
+      });
+    } catch (err) {
+      if (!SHARD_DOWN.has((err as { code?: unknown }).code as number)) throw err;
+      throw new CaviarError(
+        status.UNAVAILABLE,
+        `parameter-server shard ${client.address} did not answer for ${SHARD_WAIT_MS / 1000} s, ` +
+          `so the trial was not started: submit it again once the shard is back ` +
+          `(caviar up restarts it by itself; elsewhere start it with caviar ps)`,
+        { cause: err },
+      );
+    }
   }
 
   async setLearningRate(record: TrialRecord, lr: number): Promise<void> {

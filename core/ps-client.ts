@@ -500,10 +500,13 @@ export class ParameterServerClient {
     );
   }
 
-  /** The shard's memory budget, and what slices of `request.elements` values would take of it. */
-  capacity(request: CapacityRequest): Promise<ShardCapacity__Output> {
+  /**
+   * The shard's memory budget, and what slices of `request.elements` values would take of it.
+   * A small question: it gets a deadline of its own (default 5 s), not the client's.
+   */
+  capacity(request: CapacityRequest, deadlineMs = 5_000): Promise<ShardCapacity__Output> {
     return this.unary(
-      (cb) => this.client.Capacity(request, { deadline: deadlineIn(this.deadlineMs) }, cb),
+      (cb) => this.client.Capacity(request, { deadline: deadlineIn(deadlineMs) }, cb),
       undefined,
     );
   }
