@@ -14,33 +14,6 @@ import {
   submit,
 } from '../helpers/cluster';
 
-for (const mode of ['async', 'sync'] as const) {
-  test(
-    `${mode}: SIGKILL a shard and restart it: it restores its checkpoint, lost batches run again`,
-    { timeout: 150_000 },
-    async (t) => {
-      await using cluster = await startCluster(`kill-shard-${mode}`, { workers: 2, shards: 2 });
-      const client = new CoordinatorClient(cluster.coordinator);
-      const spec = faultTrial(mode);
-      try {
-        const trial = await submit(client, spec);
-        const seen = await trial.until((s) => progress(s) >= 60);
-        const killed = Date.now();
-        await cluster.signal('ps-1', 'SIGKILL');
-        await sleep(1_000);
-        await cluster.restart('ps-1');
-        const recovery = reportRecovery(t, trial, progress(seen), killed);
-        const status = await trial.done;
-        await recovery;
-        assertExactlyOnce(status);
-        assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
-      } finally {
-        client.close();
-      }
-    },
-  );
-}
-
 test(
   'a corrupt newest checkpoint is refused by its checksum and the previous one restored',
   { timeout: 150_000 },

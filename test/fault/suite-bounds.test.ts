@@ -4,29 +4,18 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, tempDir } from '../helpers/repo';
-import { sleep } from '../helpers/cluster';
+import { alive, waitUntil } from '../helpers/processes';
 
 const FIXTURE = path.join(REPO_ROOT, 'dist', 'test', 'fault', 'fixtures', 'hanging-test.js');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Waits up to `ms` for every pid to be gone; the ones still alive. */
 async function survivors(pids: number[], ms: number): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  while (pids.some(alive) && Date.now() < deadline) await sleep(100);
+  await waitUntil('the processes to end', () => !pids.some(alive), ms).catch(() => undefined);
   return pids.filter(alive);
 }
 
 async function pidsFrom(file: string, ms: number): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  while (!fs.existsSync(file) && Date.now() < deadline) await sleep(100);
+  await waitUntil(`${file}`, () => fs.existsSync(file), ms);
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as number[]).filter((pid) => pid > 0);
 }
 

@@ -5,6 +5,7 @@ import * as readline from 'node:readline';
 import '../helpers/reaper';
 import { CAVIAR_BIN, REPO_ROOT, lastJsonLine, runCaviar } from '../helpers/repo';
 import { progress, sleep } from '../helpers/cluster';
+import { alive, waitUntil } from '../helpers/processes';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import type { TrainSummary } from '../../client/summary';
 
@@ -34,28 +35,6 @@ function up(args: string[]): {
   return { child, ready, stderr: () => stderr };
 }
 
-async function until(
-  what: string,
-  check: () => boolean,
-  ms = 30_000,
-  poll: () => Promise<void> = () => Promise.resolve(),
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (await poll(); !check(); await poll()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test(
   'caviar up keeps its cluster whole: a SIGKILLed worker and a shard killed mid-trial are started again, and caviar train --coordinator completes exactly once',
   { timeout: 180_000 },
@@ -75,7 +54,7 @@ test(
       const pid = (id: string): number => ready.processes.find((p) => p.id === id)!.pid;
 
       process.kill(pid('worker-0'), 'SIGKILL');
-      await until('worker-0 restarted', () =>
+      await waitUntil('worker-0 restarted', () =>
         /restarted worker-0 \(worker, pid \d+, restart 1\)/.test(cluster.stderr()),
       );
       assert.match(cluster.stderr(), /worker-0 \(worker, pid \d+\) exited \(SIGKILL\)/);
@@ -98,7 +77,7 @@ test(
       const client = new CoordinatorClient(ready.coordinator);
       try {
         let running = false;
-        await until(
+        await waitUntil(
           'the trial to train 30 batches',
           () => running,
           60_000,
@@ -134,7 +113,7 @@ test(
       const ready = await cluster.ready;
       const worker = ready.processes.find((p) => p.role === 'worker')!;
       process.kill(worker.pid, 'SIGKILL');
-      await until('the death is told', () =>
+      await waitUntil('the death is told', () =>
         /worker-0 \(worker, pid \d+\) exited \(SIGKILL\)/.test(cluster.stderr()),
       );
       await sleep(2_000);

@@ -12,7 +12,7 @@ import {
   submit,
 } from '../helpers/cluster';
 
-/** Where in a sync trial a shard dies: each leaves the restored shard behind in another way. */
+/** Where in a trial a shard dies: each leaves the restored shard behind in another way. */
 const KILL_POINTS: Array<{ name: string; when: (s: TrialStatus__Output) => boolean }> = [
   // Before the first checkpoint after Init: the shard comes back with none of the batches.
   { name: 'early (first steps)', when: (s) => progress(s) >= 4 },
@@ -21,31 +21,33 @@ const KILL_POINTS: Array<{ name: string; when: (s: TrialStatus__Output) => boole
   { name: "at an epoch's end", when: (s) => progress(s) >= s.batches_per_epoch - 4 },
 ];
 
-for (const point of KILL_POINTS) {
-  test(
-    `sync: SIGKILL a shard ${point.name} and restart it: the steps it lacks run again in order, every batch applied once`,
-    { timeout: 120_000 },
-    async (t) => {
-      await using cluster = await startCluster('sync-kill-shard', { workers: 2, shards: 2 });
-      const client = new CoordinatorClient(cluster.coordinator);
-      try {
-        const trial = await submit(client, faultTrial('sync'));
-        const seen = await trial.until(point.when);
-        assert.equal(seen.status, 'running', 'the shard dies while the trial trains');
-        const killed = Date.now();
-        await cluster.signal('ps-1', 'SIGKILL');
-        await sleep(1_000);
-        await cluster.restart('ps-1');
-        const recovery = reportRecovery(t, trial, progress(seen), killed);
-        const status = await trial.done;
-        await recovery;
-        assertExactlyOnce(status);
-        assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
-      } finally {
-        client.close();
-      }
-    },
-  );
+for (const mode of ['async', 'sync'] as const) {
+  for (const point of KILL_POINTS) {
+    test(
+      `${mode}: SIGKILL a shard ${point.name} and restart it: it restores its checkpoint, the batches it lacks run again (sync: their steps in order), every batch applied once`,
+      { timeout: 120_000 },
+      async (t) => {
+        await using cluster = await startCluster(`kill-shard-${mode}`, { workers: 2, shards: 2 });
+        const client = new CoordinatorClient(cluster.coordinator);
+        try {
+          const trial = await submit(client, faultTrial(mode));
+          const seen = await trial.until(point.when);
+          assert.equal(seen.status, 'running', 'the shard dies while the trial trains');
+          const killed = Date.now();
+          await cluster.signal('ps-1', 'SIGKILL');
+          await sleep(1_000);
+          await cluster.restart('ps-1');
+          const recovery = reportRecovery(t, trial, progress(seen), killed);
+          const status = await trial.done;
+          await recovery;
+          assertExactlyOnce(status);
+          assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
+        } finally {
+          client.close();
+        }
+      },
+    );
+  }
 }
 
 test(
