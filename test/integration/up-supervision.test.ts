@@ -8,6 +8,7 @@ import { progress, sleep } from '../helpers/cluster';
 import { alive, waitUntil } from '../helpers/processes';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import type { TrainSummary } from '../../client/summary';
+import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 
 interface UpReady {
   coordinator: string;
@@ -35,9 +36,21 @@ function up(args: string[]): {
   return { child, ready, stderr: () => stderr };
 }
 
+/** Where in a trial the test kills a shard of the cluster `caviar up` keeps. */
+const KILL_POINTS: Array<{ name: string; ready: (s: TrialStatus__Output | undefined) => boolean }> =
+  [
+    // While the coordinator starts the trial on the shards (the submission waits for the shard).
+    { name: 'start', ready: () => true },
+    { name: 'mid-epoch', ready: (s) => s !== undefined && progress(s) >= 30 },
+    {
+      name: "an epoch's end",
+      ready: (s) => s !== undefined && progress(s) >= s.batches_per_epoch - 4,
+    },
+  ];
+
 test(
-  'caviar up keeps its cluster whole: a SIGKILLed worker and a shard killed mid-trial are started again, and caviar train --coordinator completes exactly once',
-  { timeout: 180_000 },
+  "caviar up keeps its cluster whole: a SIGKILLed worker, and a shard killed at a trial's start, mid-epoch and at an epoch's end (sync and async), are started again; caviar train --coordinator completes each trial exactly once",
+  { timeout: 300_000 },
   async () => {
     const cluster = up([
       '--workers',
@@ -49,54 +62,68 @@ test(
       '--member-ttl',
       '2',
     ]);
+    const client = new CoordinatorClient((await cluster.ready).coordinator);
     try {
       const ready = await cluster.ready;
-      const pid = (id: string): number => ready.processes.find((p) => p.id === id)!.pid;
+      // The newest pid of each process: `up` names the new one when it restarts it.
+      const pid = (id: string): number => {
+        const restarts = [
+          ...cluster.stderr().matchAll(new RegExp(`restarted ${id} \\(\\w+, pid (\\d+)`, 'g')),
+        ];
+        return Number(restarts.at(-1)?.[1] ?? ready.processes.find((p) => p.id === id)!.pid);
+      };
+      const restartsOf = (id: string): number =>
+        [...cluster.stderr().matchAll(new RegExp(`restarted ${id} `, 'g'))].length;
 
       process.kill(pid('worker-0'), 'SIGKILL');
-      await waitUntil('worker-0 restarted', () =>
-        /restarted worker-0 \(worker, pid \d+, restart 1\)/.test(cluster.stderr()),
-      );
+      await waitUntil('worker-0 restarted', () => restartsOf('worker-0') === 1);
       assert.match(cluster.stderr(), /worker-0 \(worker, pid \d+\) exited \(SIGKILL\)/);
       for (const p of ready.processes.filter((p) => p.id !== 'worker-0'))
         assert.ok(alive(p.pid), `${p.id} stayed up`);
 
-      const train = runCaviar(
-        [
-          'train',
-          '--coordinator',
-          ready.coordinator,
-          '--dataset',
-          'mnist',
-          '--model',
-          'mlp:64',
-        ].concat(['--batch', '64', '--epochs', '3', '--mode', 'async', '--json']),
-        { timeoutMs: 150_000 },
-      );
-      // Killed mid-trial: once the trial has trained 30 batches and is still running.
-      const client = new CoordinatorClient(ready.coordinator);
-      try {
-        let running = false;
-        await waitUntil(
-          'the trial to train 30 batches',
-          () => running,
-          60_000,
-          async () => {
-            const [trial] = await client.listTrials().catch(() => []);
-            running = trial?.status === 'running' && progress(trial) >= 30;
-          },
-        );
-      } finally {
-        client.close();
+      let round = 0;
+      for (const mode of ['async', 'sync'] as const) {
+        for (const point of KILL_POINTS) {
+          // Each shard in turn, so neither's restart back-off grows long.
+          const victim = `ps-${round++ % 2}`;
+          const before = restartsOf(victim);
+          const name = `${mode}-${point.name.replace(/\W+/g, '-')}`;
+          const train = runCaviar(
+            ['train', '--coordinator', ready.coordinator, '--dataset', 'mnist', '--model'].concat([
+              'mlp:64',
+              '--batch',
+              '64',
+              '--epochs',
+              '4',
+              '--mode',
+              mode,
+              '--name',
+              name,
+              '--json',
+            ]),
+            { timeoutMs: 120_000 },
+          );
+          let status: TrialStatus__Output | undefined;
+          await waitUntil(
+            `${name} to reach ${point.name}`,
+            () => point.ready(status),
+            60_000,
+            async () => {
+              status = await client.getTrial(name).catch(() => undefined);
+            },
+          );
+          assert.ok(point.name === 'start' || status?.status === 'running', `${name} still trains`);
+          process.kill(pid(victim), 'SIGKILL');
+          const result = await train;
+          assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+          const summary = lastJsonLine<TrainSummary>(result.stdout);
+          assert.equal(summary.status, 'completed', name);
+          assert.equal(summary.batches_applied, summary.batches_scheduled, name);
+          await waitUntil(`${victim} restarted`, () => restartsOf(victim) === before + 1);
+        }
       }
-      process.kill(pid('ps-1'), 'SIGKILL');
-      const result = await train;
-      assert.equal(result.code, 0, result.stderr);
-      const summary = lastJsonLine<TrainSummary>(result.stdout);
-      assert.equal(summary.status, 'completed');
-      assert.equal(summary.batches_applied, summary.batches_scheduled);
-      assert.match(cluster.stderr(), /restarted ps-1 \(ps, pid \d+, restart 1\)/);
     } finally {
+      client.close();
       const exited = new Promise((resolve) => cluster.child.once('exit', resolve));
       cluster.child.kill('SIGTERM');
       await exited;
