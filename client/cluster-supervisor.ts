@@ -5,6 +5,7 @@ import { lastLogLine, type ClusterProcess, type LocalCluster } from './local-clu
 /** A process the supervisor keeps up, and how to start it again. */
 interface Unit {
   id: string;
+  role: string;
   /** Its role and pid, for the log lines. */
   what: string;
   child: ChildProcess;
@@ -23,6 +24,8 @@ export interface SupervisorOptions {
   stableMs?: number;
   /** One line per death and restart. Defaults to stderr. */
   say?: (line: string) => void;
+  /** Told of each restart (a metric). Defaults to nothing. */
+  onRestart?: (role: string, id: string) => void;
 }
 
 /**
@@ -49,6 +52,7 @@ export class ClusterSupervisor {
       maxDelayMs: 30_000,
       stableMs: 60_000,
       say: (line) => process.stderr.write(`${line}\n`),
+      onRestart: () => undefined,
       ...options,
     };
   }
@@ -59,6 +63,7 @@ export class ClusterSupervisor {
     if (etcd?.child) {
       const unit = (): Unit => ({
         id: 'etcd',
+        role: 'etcd',
         what: `etcd, pid ${etcd.pid}`,
         child: etcd.child!,
         log: path.join(this.cluster.logDir, 'etcd.log'),
@@ -83,6 +88,7 @@ export class ClusterSupervisor {
   private roleUnit(p: ClusterProcess): Unit {
     return {
       id: p.id,
+      role: p.role,
       what: `${p.role}, pid ${p.pid}`,
       child: p.child,
       log: path.join(this.cluster.logDir, `${p.id}.log`),
@@ -116,6 +122,7 @@ export class ClusterSupervisor {
           if (this.stopped) return;
           const n = (this.restarts.get(unit.id) ?? 0) + 1;
           this.restarts.set(unit.id, n);
+          this.o.onRestart(unit.role, unit.id);
           this.o.say(`caviar up: restarted ${unit.id} (${next.what}, restart ${n})`);
           this.watch(next);
         },

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { LocalCluster, localClusterOptions, type LocalClusterFlags } from './local-cluster';
 import { fileSdTargets } from './prometheus-targets';
 import { ClusterSupervisor } from './cluster-supervisor';
+import { registerSupervisorMetrics } from './supervisor-metrics';
+import { MetricsServer } from '../core/metrics-server';
 
 export interface UpOptions extends LocalClusterFlags {
   json?: boolean;
@@ -15,6 +17,10 @@ export interface UpOptions extends LocalClusterFlags {
 export async function upCommand(options: UpOptions): Promise<number> {
   const cluster = new LocalCluster(localClusterOptions(options));
   await cluster.start();
+  // Its own endpoint, for the restarts it makes (the roles export the rest).
+  const metrics = new MetricsServer();
+  const supervision = registerSupervisorMetrics(metrics.registry);
+  await metrics.start();
   process.stderr.write(cluster.membershipLine() + '\n');
   // For deploy/prometheus/prometheus.yml's file_sd_configs: copy or link it into its targets/.
   const targets = path.join(cluster.logDir, 'prometheus-targets.json');
@@ -22,7 +28,7 @@ export async function upCommand(options: UpOptions): Promise<number> {
   const ready = {
     coordinator: cluster.coordinator,
     dashboard: cluster.dashboard || null,
-    metrics: cluster.metricsUrls(),
+    metrics: [...cluster.metricsUrls(), metrics.metricsUrl],
     prometheus_targets: targets,
     etcd: cluster.etcdUrl ?? null,
     logs: cluster.logDir,
@@ -46,12 +52,16 @@ export async function upCommand(options: UpOptions): Promise<number> {
     );
   }
   // A role that dies is said so and started again; the rest of the cluster stays up.
-  const supervisor = new ClusterSupervisor(cluster, { restart: options.restart !== false }).start();
+  const supervisor = new ClusterSupervisor(cluster, {
+    restart: options.restart !== false,
+    onRestart: (role, id) => supervision.restarted(role, id),
+  }).start();
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   supervisor.stop();
   await cluster.close();
+  await metrics.close();
   return 0;
 }

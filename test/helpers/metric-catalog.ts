@@ -5,6 +5,7 @@ import { registerClusterMetrics } from '../../coordinator/cluster-metrics';
 import { registerShardMetrics } from '../../ps/shard-metrics';
 import type { ShardSnapshot } from '../../ps/shard-observer';
 import { registerWorkerMetrics } from '../../worker/worker-metrics';
+import { registerSupervisorMetrics } from '../../client/supervisor-metrics';
 
 /** A trial two epochs in, with a hyper-parameter blob that must never become a label. */
 export const SAMPLE_TRIAL: TrialStatus = {
@@ -87,6 +88,7 @@ export function catalogRegistry(): Registry {
   shard.applied('trial-7', 0.0004);
   shard.bytesIn(4096);
   shard.bytesOut(8192);
+  registerSupervisorMetrics(registry).restarted('ps', 'ps-0');
   const worker = registerWorkerMetrics(registry, 'worker-0', 'wasm');
   worker.observeCompute(0.01);
   worker.observePull(0.002);

@@ -12,6 +12,7 @@ import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus'
 
 interface UpReady {
   coordinator: string;
+  metrics: string[];
   processes: Array<{ role: string; id: string; pid: number }>;
 }
 
@@ -80,6 +81,9 @@ test(
       assert.match(cluster.stderr(), /worker-0 \(worker, pid \d+\) exited \(SIGKILL\)/);
       for (const p of ready.processes.filter((p) => p.id !== 'worker-0'))
         assert.ok(alive(p.pid), `${p.id} stayed up`);
+      // up's own endpoint, the last of the ready line's, counts the restart.
+      const scrape = await (await fetch(ready.metrics.at(-1)!)).text();
+      assert.match(scrape, /caviar_role_restarts_total\{role="worker",id="worker-0"\} 1/);
 
       let round = 0;
       for (const mode of ['async', 'sync'] as const) {
