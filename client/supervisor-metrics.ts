@@ -9,8 +9,14 @@ export function registerSupervisorMetrics(registry: Registry): SupervisorMetrics
   const restarts = new Counter({
     name: 'caviar_role_restarts_total',
     help: 'Role processes (and etcd) of a local cluster started again after they died',
-    labelNames: ['role', 'id'] as const,
+    // The id under the label the other families use for it: bounded sets, no free-form ids.
+    labelNames: ['role', 'shard', 'worker'] as const,
     registers: [registry],
   });
-  return { restarted: (role, id) => restarts.inc({ role, id }) };
+  return {
+    restarted: (role, id) =>
+      restarts.inc(
+        role === 'ps' ? { role, shard: id } : role === 'worker' ? { role, worker: id } : { role },
+      ),
+  };
 }

@@ -83,7 +83,7 @@ test(
         assert.ok(alive(p.pid), `${p.id} stayed up`);
       // up's own endpoint, the last of the ready line's, counts the restart.
       const scrape = await (await fetch(ready.metrics.at(-1)!)).text();
-      assert.match(scrape, /caviar_role_restarts_total\{role="worker",id="worker-0"\} 1/);
+      assert.match(scrape, /caviar_role_restarts_total\{role="worker",worker="worker-0"\} 1/);
 
       let round = 0;
       for (const mode of ['async', 'sync'] as const) {
