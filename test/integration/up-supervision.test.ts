@@ -50,7 +50,7 @@ const KILL_POINTS: Array<{ name: string; ready: (s: TrialStatus__Output | undefi
   ];
 
 test(
-  "caviar up keeps its cluster whole: a SIGKILLed worker, and a shard killed at a trial's start, mid-epoch and at an epoch's end (sync and async), are started again; caviar train --coordinator completes each trial exactly once",
+  "caviar up keeps its cluster whole: a SIGKILLed worker, a shard killed at a trial's start, mid-epoch and at an epoch's end (sync and async), the coordinator and a worker mid-epoch are started again; caviar train --coordinator completes each trial exactly once",
   { timeout: 300_000 },
   async () => {
     const cluster = up([
@@ -85,46 +85,48 @@ test(
       const scrape = await (await fetch(ready.metrics.at(-1)!)).text();
       assert.match(scrape, /caviar_role_restarts_total\{role="worker",worker="worker-0"\} 1/);
 
-      let round = 0;
-      for (const mode of ['async', 'sync'] as const) {
-        for (const point of KILL_POINTS) {
-          // Each shard in turn, so neither's restart back-off grows long.
-          const victim = `ps-${round++ % 2}`;
-          const before = restartsOf(victim);
-          const name = `${mode}-${point.name.replace(/\W+/g, '-')}`;
-          const train = runCaviar(
-            ['train', '--coordinator', ready.coordinator, '--dataset', 'mnist', '--model'].concat([
-              'mlp:64',
-              '--batch',
-              '64',
-              '--epochs',
-              '4',
-              '--mode',
-              mode,
-              '--name',
-              name,
-              '--json',
-            ]),
-            { timeoutMs: 120_000 },
-          );
-          let status: TrialStatus__Output | undefined;
-          await waitUntil(
-            `${name} to reach ${point.name}`,
-            () => point.ready(status),
-            60_000,
-            async () => {
-              status = await client.getTrial(name).catch(() => undefined);
-            },
-          );
-          assert.ok(point.name === 'start' || status?.status === 'running', `${name} still trains`);
-          process.kill(pid(victim), 'SIGKILL');
-          const result = await train;
-          assert.equal(result.code, 0, `${name}: ${result.stderr}`);
-          const summary = lastJsonLine<TrainSummary>(result.stdout);
-          assert.equal(summary.status, 'completed', name);
-          assert.equal(summary.batches_applied, summary.batches_scheduled, name);
-          await waitUntil(`${victim} restarted`, () => restartsOf(victim) === before + 1);
-        }
+      // Each shard in turn, so neither's restart back-off grows long; then the coordinator (the
+      // CLI's watch follows it to its restart) and a worker.
+      const rounds = (['async', 'sync'] as const).flatMap((mode, m) =>
+        KILL_POINTS.map((point, p) => ({ mode, point, victim: `ps-${(m + p) % 2}` })),
+      );
+      rounds.push({ mode: 'async', point: KILL_POINTS[1], victim: 'coordinator' });
+      rounds.push({ mode: 'sync', point: KILL_POINTS[1], victim: 'worker-1' });
+      for (const { mode, point, victim } of rounds) {
+        const before = restartsOf(victim);
+        const name = `${mode}-${point.name.replace(/\W+/g, '-')}-${victim}`;
+        const train = runCaviar(
+          ['train', '--coordinator', ready.coordinator, '--dataset', 'mnist', '--model'].concat([
+            'mlp:64',
+            '--batch',
+            '64',
+            '--epochs',
+            '4',
+            '--mode',
+            mode,
+            '--name',
+            name,
+            '--json',
+          ]),
+          { timeoutMs: 120_000 },
+        );
+        let status: TrialStatus__Output | undefined;
+        await waitUntil(
+          `${name} to reach ${point.name}`,
+          () => point.ready(status),
+          60_000,
+          async () => {
+            status = await client.getTrial(name).catch(() => undefined);
+          },
+        );
+        assert.ok(point.name === 'start' || status?.status === 'running', `${name} still trains`);
+        process.kill(pid(victim), 'SIGKILL');
+        const result = await train;
+        assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+        const summary = lastJsonLine<TrainSummary>(result.stdout);
+        assert.equal(summary.status, 'completed', name);
+        assert.equal(summary.batches_applied, summary.batches_scheduled, name);
+        await waitUntil(`${victim} restarted`, () => restartsOf(victim) === before + 1);
       }
     } finally {
       client.close();
