@@ -5,9 +5,9 @@ import {
   addMembershipOptions,
   etcdEndpoints,
   membershipFrom,
+  registrationFrom,
   type MembershipFlags,
 } from '../core/membership-options';
-import { RegistrationKeeper } from '../core/registration-keeper';
 import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
 import { oncePerTurn } from '../core/metric-fill';
 import { CoordinatorServer } from './server';
@@ -106,13 +106,11 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
     const dashboard = await metrics.start();
     if (etcdClient) await becomeLeader(etcdClient, flags, log);
     const address = await server.start();
-    const keeper =
-      membership &&
-      new RegistrationKeeper(
-        membership,
-        { role: 'coordinator', id: 'coordinator', address, pid: process.pid },
-        log,
-      );
+    const keeper = registrationFrom(
+      flags,
+      { role: 'coordinator', id: 'coordinator', address, pid: process.pid },
+      'coordinator',
+    );
     await keeper?.start();
     log.info(
       { address, shards, etcd: flags.etcd ?? null, dashboard: `${dashboard}/` },

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { EtcdMembership } from './etcd-membership';
-import type { Membership } from './membership';
+import type { MemberInfo, Membership } from './membership';
+import { ThreadedRegistration } from './registration-thread';
 
 /** The membership flags every role process takes. */
 export interface MembershipFlags {
@@ -29,6 +30,28 @@ export function etcdEndpoints(flags: MembershipFlags): string[] {
     .split(',')
     .map((u) => u.trim())
     .filter(Boolean);
+}
+
+/**
+ * This process's registration in the membership the flags name, kept alive from a thread of its
+ * own (see registration-thread.ts); undefined without --etcd. `logName` and `logBindings` are the
+ * role's logger's, so the thread's lines read as the role's.
+ */
+export function registrationFrom(
+  flags: MembershipFlags,
+  info: MemberInfo,
+  logName: string,
+  logBindings: Record<string, string | number> = {},
+): ThreadedRegistration | undefined {
+  if (!flags.etcd) return undefined;
+  return new ThreadedRegistration({
+    endpoints: etcdEndpoints(flags),
+    cluster: flags.cluster,
+    ttlSeconds: flags.memberTtl,
+    info,
+    logName,
+    logBindings,
+  });
 }
 
 /** The etcd membership the flags name, or undefined when no --etcd was given. */

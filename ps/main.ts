@@ -6,9 +6,9 @@ import { announceReady, exitOnSignals } from '../core/role-process';
 import {
   addMembershipOptions,
   membershipFrom,
+  registrationFrom,
   type MembershipFlags,
 } from '../core/membership-options';
-import { RegistrationKeeper } from '../core/registration-keeper';
 import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
 import { registerShardMetrics } from './shard-metrics';
 import { ParameterServerShard } from './server';
@@ -127,9 +127,9 @@ async function main(): Promise<void> {
       : `no shared memory (${SHARED_MEMORY_ENV}): every worker streams chunks`,
   );
   await metrics.start();
-  const keeper =
-    membership &&
-    new RegistrationKeeper(membership, { role: 'ps', id, address, pid: process.pid }, log);
+  const keeper = registrationFrom(flags, { role: 'ps', id, address, pid: process.pid }, 'ps', {
+    id,
+  });
   await keeper?.start();
   exitOnSignals(log, async () => {
     await keeper?.close();

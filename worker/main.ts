@@ -4,9 +4,9 @@ import { announceReady, exitOnSignals } from '../core/role-process';
 import {
   addMembershipOptions,
   membershipFrom,
+  registrationFrom,
   type MembershipFlags,
 } from '../core/membership-options';
-import { RegistrationKeeper } from '../core/registration-keeper';
 import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
 import { registerWorkerMetrics } from './worker-metrics';
 import { BACKEND_CHOICES, type BackendChoice } from './compute-backend';
@@ -49,13 +49,12 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
     const log = createLogger('worker', { id: flags.id });
     const backend = await selectBackend(flags.backend, log, { threads: flags.threads });
     const membership = membershipFrom(flags);
-    const keeper =
-      membership &&
-      new RegistrationKeeper(
-        membership,
-        { role: 'worker', id: flags.id, pid: process.pid, backend: backend.name },
-        log,
-      );
+    const keeper = registrationFrom(
+      flags,
+      { role: 'worker', id: flags.id, pid: process.pid, backend: backend.name },
+      'worker',
+      { id: flags.id },
+    );
     await keeper?.start();
     const metrics = metricsServerFrom(flags);
     await metrics.start();
