@@ -16,13 +16,13 @@ export interface ShardReconcilerOptions {
   changed(trial: string): void;
 }
 
+/** A stalled sync step asks the shards again at most this often per trial. */
+const STALL_CHECK_INTERVAL_MS = 1_000;
+
 /**
  * Keeps the shards holding every batch the coordinator counts as completed. A shard restored from
  * a checkpoint older than its crash lacks the batches since: they run again.
  */
-/** A stalled sync step asks the shards again at most this often per trial. */
-const STALL_CHECK_INTERVAL_MS = 1_000;
-
 export class ShardReconciler {
   private readonly stallCheckedAt = new WeakMap<TrialRecord, number>();
 
