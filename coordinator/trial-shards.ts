@@ -8,6 +8,7 @@ import { slicesOnShard, type Slice } from '../core/placement';
 import { batchKey } from '../core/batches';
 import { ParameterServerClient, type InitTrialHeader } from '../core/ps-client';
 import type { TrialRecord } from './trial-record';
+import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 
 /**
  * One number for "batches applied" from every shard's count: their common value when they agree,
@@ -90,7 +91,7 @@ export class TrialShards {
     trial: string,
     slices: Slice[],
     header: Omit<InitTrialHeader, 'slices'>,
-    values: ReadonlyMap<string, Float32Array>,
+    values: ReadonlyMap<string, Float32Array> | SeededInit,
   ): Promise<void> {
     const results = await Promise.allSettled(
       this.clients.map((client, shard) => {

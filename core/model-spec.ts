@@ -145,19 +145,40 @@ export function initialParameters(
   params: readonly ParamInfo[],
   seed: number,
 ): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const p of params) {
-    const values = new Float32Array(elementCount(p.shape));
-    const uniform = bulkUniform(`init:${seed}:${p.name}`);
-    if (p.init === 'he_normal') {
-      const normal = normalFrom(uniform);
-      const std = Math.sqrt(2 / p.fanIn);
-      for (let i = 0; i < values.length; i++) values[i] = normal() * std;
-    } else if (p.init === 'glorot_uniform') {
-      const limit = Math.sqrt(6 / (p.fanIn + p.fanOut));
-      for (let i = 0; i < values.length; i++) values[i] = (uniform() * 2 - 1) * limit;
-    }
-    out.set(p.name, values);
+  return new Map(params.map((p) => [p.name, initialSlice(p, seed)]));
+}
+
+/**
+ * Elements [start, start + length) of `p`'s initial values, the same as initialParameters's for
+ * the whole tensor, without holding the rest of it: a shard draws its own slice this way. The
+ * tensor's stream of draws is walked from its start, since a draw's value depends on the ones
+ * before it (Box-Muller pairs, rejection of zero).
+ */
+export function initialSlice(
+  p: ParamInfo,
+  seed: number,
+  start = 0,
+  length = elementCount(p.shape) - start,
+): Float32Array {
+  const values = new Float32Array(length);
+  const draw = initialDraw(p, seed);
+  if (!draw) return values;
+  for (let i = 0; i < start; i++) draw();
+  for (let i = 0; i < length; i++) values[i] = draw();
+  return values;
+}
+
+/** The generator of `p`'s initial values in element order; undefined for zeros. */
+function initialDraw(p: ParamInfo, seed: number): (() => number) | undefined {
+  const uniform = bulkUniform(`init:${seed}:${p.name}`);
+  if (p.init === 'he_normal') {
+    const normal = normalFrom(uniform);
+    const std = Math.sqrt(2 / p.fanIn);
+    return () => normal() * std;
   }
-  return out;
+  if (p.init === 'glorot_uniform') {
+    const limit = Math.sqrt(6 / (p.fanIn + p.fanOut));
+    return () => (uniform() * 2 - 1) * limit;
+  }
+  return undefined;
 }

@@ -9,6 +9,7 @@ import type { PullHeader__Output } from '../proto/gen/caviar/v1/PullHeader';
 import type { ShardStats__Output } from '../proto/gen/caviar/v1/ShardStats';
 import type { CapacityRequest } from '../proto/gen/caviar/v1/CapacityRequest';
 import type { ShardCapacity__Output } from '../proto/gen/caviar/v1/ShardCapacity';
+import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { TensorChunk, TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import type { OptimizerConfig } from './optimizer-config';
@@ -173,6 +174,10 @@ function pullTargets(slices: readonly Slice[], into: Map<string, Float32Array>) 
   };
 }
 
+function isSeeded(values: ReadonlyMap<string, Float32Array> | SeededInit): values is SeededInit {
+  return !(values instanceof Map);
+}
+
 /**
  * The typed client of one parameter-server shard. Every call has a deadline and takes an
  * AbortSignal; a failed call rejects with grpc's ServiceError (code and details), so callers can
@@ -272,16 +277,22 @@ export class ParameterServerClient {
   }
 
   /** Creates (or replaces) the trial's slices on the shard from `values` (full tensors by name); resolves to the element count. */
+  /**
+   * Creates the trial's slices on the shard: with `values`, streamed as chunks; with a SeededInit,
+   * drawn by the shard itself (nothing model-sized travels or is held here).
+   */
   async init(
     trial: string,
     header: InitTrialHeader,
-    values: ReadonlyMap<string, Float32Array>,
+    values: ReadonlyMap<string, Float32Array> | SeededInit,
     options: { signal?: AbortSignal } = {},
   ): Promise<number> {
     const slices = header.slices.map(({ name, start, length }) => ({ name, start, length }));
+    const seeded = isSeeded(values) ? values : undefined;
+    const streamed = isSeeded(values) ? undefined : values;
     const messages = function* (): Generator<InitMessage> {
-      yield { header: { trial, optimizer: header.optimizer, mode: header.mode, slices } };
-      for (const chunk of sliceChunks(header.slices, values)) yield { chunk };
+      yield { header: { trial, optimizer: header.optimizer, mode: header.mode, slices, seeded } };
+      if (streamed) for (const chunk of sliceChunks(header.slices, streamed)) yield { chunk };
     };
     const callOptions = { deadline: deadlineIn(this.deadlineMs) };
     const reply = await clientStream<InitMessage, InitReply__Output>(

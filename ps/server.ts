@@ -14,6 +14,8 @@ import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
 import { availableMemory } from '../core/memory-size';
 import { MemoryAdmission } from './admission';
+import { seededSliceValues } from './seeded-init';
+import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import {
   CaviarError,
   DeadlineExceededError,
@@ -390,6 +392,7 @@ export class ParameterServerShard {
   ): Promise<InitReply> {
     let header: ValidInitHeader | undefined;
     let assembler: SliceAssembler | undefined;
+    let seeded: SeededInit__Output | null = null;
     await consume(call, (msg) => {
       if (msg.header) {
         if (header)
@@ -402,15 +405,20 @@ export class ParameterServerShard {
           optimizer: header.optimizer.kind,
           mode: header.mode,
         });
-        assembler = new SliceAssembler(header.slices, `initial values of trial ${header.trial}`);
+        seeded = msg.header.seeded;
+        if (!seeded)
+          assembler = new SliceAssembler(header.slices, `initial values of trial ${header.trial}`);
       } else if (msg.chunk) {
+        if (seeded) throw new InvalidArgumentError('a seeded Init takes no chunks');
         if (!assembler)
           throw new InvalidArgumentError('Init stream sent a chunk before its header');
         assembler.add(msg.chunk);
       }
     });
-    if (!header || !assembler) throw new InvalidArgumentError('Init stream ended without a header');
-    const values = assembler.finish();
+    if (!header) throw new InvalidArgumentError('Init stream ended without a header');
+    const values = seeded
+      ? seededSliceValues(header.trial, seeded, header.slices)
+      : assembler!.finish();
     const slices = header.slices.map((s, i) => ({ ...s, values: values[i] }));
     const trial = new TrialShard(header.trial, header.optimizer, header.mode, slices);
     if (this.closing)

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../core/errors';
 import { resolveOptimizerConfig, type OptimizerConfig } from '../../core/optimizer-config';
 import { placeTensors, slicesOnShard, type Slice } from '../../core/placement';
+import { initialParameters, type ParamInfo } from '../../core/model-spec';
 import { ParameterServerClient } from '../../core/ps-client';
 import { parameterServerProto } from '../../core/rpc';
 import { seededUniform } from '../../core/seeded-random';
@@ -480,6 +481,52 @@ describe('a trial split across two shards', () => {
         { version: 0, fromSnapshot: false },
       ]);
       for (const [name, v] of values) assert.ok(sameBits(into.get(name)!, v), `${name} differs`);
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all(shards.map((s) => s.close()));
+    }
+  });
+
+  it("draws each shard's slices from the seed when the Init is seeded: the same values as the whole model; a tensor it does not describe is refused", async () => {
+    const shards = [new ParameterServerShard(), new ParameterServerShard()];
+    const clients = (await Promise.all(shards.map((s) => s.start()))).map(
+      (a) => new ParameterServerClient(a),
+    );
+    try {
+      const params: ParamInfo[] = [
+        { name: 'dense/kernel', shape: [100, 30], init: 'he_normal', fanIn: 100, fanOut: 30 },
+        { name: 'dense/bias', shape: [30], init: 'zeros', fanIn: 100, fanOut: 30 },
+      ];
+      const placement = placeTensors(params, 2, { splitThreshold: 1_000 });
+      const seeded = {
+        seed: 9,
+        params: params.map((p) => ({
+          name: p.name,
+          shape: [...p.shape],
+          init: p.init,
+          fan_in: p.fanIn,
+          fan_out: p.fanOut,
+        })),
+      };
+      const header = (i: number) => ({
+        optimizer: SGD,
+        mode: 'async' as const,
+        slices: slicesOnShard(placement, i),
+      });
+      await Promise.all(clients.map((c, i) => c.init('seeded', header(i), seeded)));
+      const expected = initialParameters(params, 9);
+      const into = new Map(
+        params.map((p) => [p.name, new Float32Array(expected.get(p.name)!.length)]),
+      );
+      await Promise.all(clients.map((c, i) => c.pull('seeded', slicesOnShard(placement, i), into)));
+      for (const [name, v] of expected) assert.ok(sameBits(into.get(name)!, v), `${name} differs`);
+
+      await assert.rejects(
+        clients[0].init('bad', header(0), { ...seeded, params: seeded.params.slice(1) }),
+        (err: grpc.ServiceError) =>
+          err.code === grpc.status.INVALID_ARGUMENT &&
+          /no initializer for dense\/kernel/.test(err.details),
+      );
     } finally {
       for (const c of clients) c.close();
       await Promise.all(shards.map((s) => s.close()));

@@ -1,0 +1,44 @@
+import { InvalidArgumentError } from '../core/errors';
+import { initialSlice, type ParamInfo } from '../core/model-spec';
+import { elementCount } from '../core/placement';
+import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
+import type { SliceRange } from './slice-assembler';
+
+const INITS = new Set<string>(['he_normal', 'glorot_uniform', 'zeros']);
+
+/**
+ * The initial values of `slices`, drawn here from the trial's seed and its tensors' shapes and
+ * initializers: the same values the coordinator would have sent, without a model-sized copy
+ * anywhere. Refuses (INVALID_ARGUMENT) a slice of a tensor the header does not describe, or past
+ * its end, before drawing anything.
+ */
+export function seededSliceValues(
+  trial: string,
+  seeded: SeededInit__Output,
+  slices: readonly SliceRange[],
+): Float32Array[] {
+  const params = new Map<string, ParamInfo>();
+  for (const p of seeded.params) {
+    if (!INITS.has(p.init))
+      throw new InvalidArgumentError(
+        `Init of trial ${trial}: ${p.name} has initializer "${p.init}"`,
+      );
+    params.set(p.name, {
+      name: p.name,
+      shape: p.shape,
+      init: p.init as ParamInfo['init'],
+      fanIn: p.fan_in,
+      fanOut: p.fan_out,
+    });
+  }
+  const found = slices.map((s) => {
+    const p = params.get(s.name);
+    if (!p) throw new InvalidArgumentError(`Init of trial ${trial}: no initializer for ${s.name}`);
+    if (s.start + s.length > elementCount(p.shape))
+      throw new InvalidArgumentError(
+        `Init of trial ${trial}: slice ${s.name}[${s.start}, ${s.start + s.length}) is past the tensor's ${elementCount(p.shape)} elements`,
+      );
+    return p;
+  });
+  return slices.map((s, i) => initialSlice(found[i], seeded.seed, s.start, s.length));
+}
