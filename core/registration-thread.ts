@@ -39,15 +39,17 @@ export class ThreadedRegistration {
       token: this.tokens.buffer as SharedArrayBuffer,
     };
     this.thread = new Worker(path.join(__dirname, 'registration-thread-main.js'), { workerData });
-    this.thread.on('message', (m: ThreadMessage) => {
+    const tell = (m: ThreadMessage): void => {
       this.messages.push(m);
       for (const wake of this.waiting.splice(0)) wake();
-    });
-    // A thread that ended holds no lease: no token, rather than a stale one.
-    this.thread.on('exit', () => Atomics.store(this.tokens, 0, 0n));
-    this.thread.on('error', (err) => {
-      this.messages.push({ type: 'error', message: err.message });
-      for (const wake of this.waiting.splice(0)) wake();
+    };
+    this.thread.on('message', tell);
+    this.thread.on('error', (err) => tell({ type: 'error', message: err.message }));
+    // A thread that ended holds no lease: no token, rather than a stale one; and no waiter is
+    // left waiting for an answer it will never send.
+    this.thread.on('exit', (code) => {
+      Atomics.store(this.tokens, 0, 0n);
+      tell({ type: 'error', message: `the registration thread exited (${code})` });
     });
     // The thread must not keep a process alive that is otherwise done.
     this.thread.unref();
