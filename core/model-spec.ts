@@ -161,11 +161,31 @@ export function initialSlice(
   length = elementCount(p.shape) - start,
 ): Float32Array {
   const values = new Float32Array(length);
-  const draw = initialDraw(p, seed);
-  if (!draw) return values;
-  for (let i = 0; i < start; i++) draw();
-  for (let i = 0; i < length; i++) values[i] = draw();
+  for (const round of drawInitialValues(p, seed, start, values)) void round;
   return values;
+}
+
+/**
+ * Fills `out` with elements [start, start + out.length) of `p`'s initial values, pausing (a
+ * yield) after every `round` draws, so an async caller can let other work run between rounds.
+ */
+export function* drawInitialValues(
+  p: ParamInfo,
+  seed: number,
+  start: number,
+  out: Float32Array,
+  round = 1 << 20,
+): Generator<void> {
+  const draw = initialDraw(p, seed);
+  if (!draw) return;
+  for (let i = 0; i < start; yield) {
+    const end = Math.min(start, i + round);
+    for (; i < end; i++) draw();
+  }
+  for (let k = 0; k < out.length; yield) {
+    const end = Math.min(out.length, k + round);
+    for (; k < end; k++) out[k] = draw();
+  }
 }
 
 /** The generator of `p`'s initial values in element order; undefined for zeros. */

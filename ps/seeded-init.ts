@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../core/errors';
-import { initialSlice, type ParamInfo } from '../core/model-spec';
+import { drawInitialValues, type ParamInfo } from '../core/model-spec';
 import { elementCount } from '../core/placement';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import type { SliceRange } from './slice-assembler';
@@ -8,15 +8,15 @@ const INITS = new Set<string>(['he_normal', 'glorot_uniform', 'zeros']);
 
 /**
  * The initial values of `slices`, drawn here from the trial's seed and its tensors' shapes and
- * initializers: the same values the coordinator would have sent, without a model-sized copy
+ * initializers: the same values as core/model-spec initialSlice's, without a model-sized copy
  * anywhere. Refuses (INVALID_ARGUMENT) a slice of a tensor the header does not describe, or past
  * its end, before drawing anything.
  */
-export function seededSliceValues(
+export async function seededSliceValues(
   trial: string,
   seeded: SeededInit__Output,
   slices: readonly SliceRange[],
-): Float32Array[] {
+): Promise<Float32Array[]> {
   const params = new Map<string, ParamInfo>();
   for (const p of seeded.params) {
     if (!INITS.has(p.init))
@@ -40,5 +40,16 @@ export function seededSliceValues(
       );
     return p;
   });
-  return slices.map((s, i) => initialSlice(found[i], seeded.seed, s.start, s.length));
+  const values: Float32Array[] = [];
+  for (const [i, s] of slices.entries()) {
+    const out = new Float32Array(s.length);
+    // In rounds of about 40 ms with the event loop free between them, so a large slice does not
+    // stop the shard answering (keepalive pings, other trials' pushes) for seconds.
+    for (const round of drawInitialValues(found[i], seeded.seed, s.start, out)) {
+      void round;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    values.push(out);
+  }
+  return values;
 }

@@ -417,7 +417,7 @@ export class ParameterServerShard {
     });
     if (!header) throw new InvalidArgumentError('Init stream ended without a header');
     const values = seeded
-      ? seededSliceValues(header.trial, seeded, header.slices)
+      ? await seededSliceValues(header.trial, seeded, header.slices)
       : assembler!.finish();
     const slices = header.slices.map((s, i) => ({ ...s, values: values[i] }));
     const trial = new TrialShard(header.trial, header.optimizer, header.mode, slices);
