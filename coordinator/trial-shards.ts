@@ -4,7 +4,7 @@ import { CaviarError, errorMessage, ResourceExhaustedError } from '../core/error
 import { withRetries } from '../core/retry';
 import { formatMemorySize } from '../core/memory-size';
 import type { Logger } from '../core/log';
-import { slicesOnShard, type Slice } from '../core/placement';
+import { sliceElements, slicesOnShard, type Slice } from '../core/placement';
 import { batchKey } from '../core/batches';
 import { ParameterServerClient, type InitTrialHeader } from '../core/ps-client';
 import type { TrialRecord } from './trial-record';
@@ -58,7 +58,7 @@ export class TrialShards {
   ): Promise<void> {
     const answers = await Promise.all(
       this.clients.map(async (client, shard) => {
-        const elements = slicesOnShard(slices, shard).reduce((n, s) => n + s.length, 0);
+        const elements = sliceElements(slicesOnShard(slices, shard));
         if (elements === 0) return undefined;
         try {
           const capacity = await this.whileShardUp(client, () =>

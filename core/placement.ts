@@ -24,6 +24,11 @@ export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Elements the slices (ranges) cover together. */
+export function sliceElements(slices: ReadonlyArray<{ length: number }>): number {
+  return slices.reduce((n, s) => n + s.length, 0);
+}
+
 /** Row ranges of a large tensor: about `pieces` ranges, each a whole number of rows. */
 function rowRanges(shape: readonly number[], pieces: number): Array<[number, number]> {
   const rows = shape.length === 0 ? 1 : shape[0];

@@ -13,7 +13,7 @@ import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 import type { AppliedBatches__Output } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { TensorChunk, TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import type { OptimizerConfig } from './optimizer-config';
-import { sliceViews, type Slice } from './placement';
+import { sliceElements, sliceViews, type Slice } from './placement';
 import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
 import { chunkTensor, writeChunk, type ChunkTarget } from './tensor-codec';
 import { SegmentLink, type SegmentLease } from './segment-link';
@@ -276,10 +276,10 @@ export class ParameterServerClient {
     }
   }
 
-  /** Creates (or replaces) the trial's slices on the shard from `values` (full tensors by name); resolves to the element count. */
   /**
-   * Creates the trial's slices on the shard: with `values`, streamed as chunks; with a SeededInit,
-   * drawn by the shard itself (nothing model-sized travels or is held here).
+   * Creates (or replaces) the trial's slices on the shard: from `values` (full tensors by name),
+   * streamed as chunks, or with a SeededInit drawn by the shard itself (nothing model-sized
+   * travels or is held here). Resolves to the element count.
    */
   async init(
     trial: string,
@@ -400,7 +400,7 @@ export class ParameterServerClient {
     leading: (msg: M) => H | undefined,
   ): Promise<H> {
     const unsubscribe = cancelOnAbort(call, signal);
-    const expected = slices.reduce((n, s) => n + s.length, 0);
+    const expected = sliceElements(slices);
     const resolveTarget = pullTargets(slices, into);
     let head: H | undefined;
     let received = 0;

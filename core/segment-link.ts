@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { errorMessage } from './errors';
 import type { AttachReply__Output } from '../proto/gen/caviar/v1/AttachReply';
 import type { SegmentRegion } from '../proto/gen/caviar/v1/SegmentRegion';
-import { sliceViews, type Slice } from './placement';
+import { sliceElements, sliceViews, type Slice } from './placement';
 import { SharedSegment, readArrays, sliceLayout, writeArrays } from './shared-segment';
 
 /** A region lent to one call: the values to send go in before it, the answer comes out after. */
@@ -50,7 +50,7 @@ export class SegmentLink {
   async lease(slices: readonly Slice[]): Promise<SegmentLease | undefined> {
     const segment = await this.attached();
     if (!segment) return undefined;
-    const elements = slices.reduce((n, s) => n + s.length, 0);
+    const elements = sliceElements(slices);
     let offset: number;
     try {
       offset = segment.take(elements * 4);

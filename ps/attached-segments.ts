@@ -1,3 +1,4 @@
+import { sliceElements } from '../core/placement';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -122,7 +123,7 @@ export class AttachedSegments {
       );
     }
     entry.lastUsed = Date.now();
-    const elements = slices.reduce((n, s) => n + s.length, 0);
+    const elements = sliceElements(slices);
     if (region.elements !== elements) {
       throw new RefusedInputError(
         'bad_shape',

@@ -1,3 +1,4 @@
+import { sliceElements } from '../core/placement';
 import * as grpc from '@grpc/grpc-js';
 import type { InitHeader__Output } from '../proto/gen/caviar/v1/InitHeader';
 import type { InitMessage__Output } from '../proto/gen/caviar/v1/InitMessage';
@@ -401,7 +402,7 @@ export class ParameterServerShard {
         // Before the assembler takes the slices' memory.
         this.admission.admit({
           trial: header.trial,
-          elements: header.slices.reduce((n, s) => n + s.length, 0),
+          elements: sliceElements(header.slices),
           optimizer: header.optimizer.kind,
           mode: header.mode,
         });

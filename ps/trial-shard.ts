@@ -1,3 +1,4 @@
+import { sliceElements } from '../core/placement';
 import { FailedPreconditionError } from '../core/errors';
 import { batchKey } from '../core/batches';
 import { parseLrDecay, type LrSchedule } from '../core/lr-schedule';
@@ -149,7 +150,7 @@ export class TrialShard {
   }
 
   get elements(): number {
-    return this.slices.reduce((n, s) => n + s.length, 0);
+    return sliceElements(this.slices);
   }
 
   isDuplicate(epoch: number, batch: number): boolean {
