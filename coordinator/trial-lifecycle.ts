@@ -3,7 +3,7 @@ import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
 import { AlreadyExistsError, FailedPreconditionError, errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
 import { resolveTrialSpec, trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
-import { parameterCount } from '../core/model-spec';
+import { parameterCount, seededInit } from '../core/model-spec';
 import { parseLrDecay } from '../core/lr-schedule';
 import type { Hyper } from '../core/sweep';
 import { resolveOptimizerConfig } from '../core/optimizer-config';
@@ -57,16 +57,7 @@ export class TrialLifecycle {
       mode: spec.mode,
     });
     // Each shard draws its own slices' initial values: no model-sized copy here.
-    const seeded = {
-      seed: spec.seed,
-      params: basis.params.map((p) => ({
-        name: p.name,
-        shape: [...p.shape],
-        init: p.init,
-        fan_in: p.fanIn,
-        fan_out: p.fanOut,
-      })),
-    };
+    const seeded = seededInit(basis.params, spec.seed);
     await shards.init(id, basis.slices, { optimizer: spec.optimizer, mode: spec.mode }, seeded);
     const record: TrialRecord = {
       ...basis,

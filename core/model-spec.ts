@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError } from './errors';
 import { elementCount, type TensorShape } from './placement';
 import { bulkUniform, normalFrom } from './seeded-random';
+import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 
 /** A model the cluster can train: an MLP with ReLU hidden layers, or LeNet-5 for 28x28x1 images. */
 export type ModelSpec = { type: 'mlp'; hidden: number[] } | { type: 'lenet5' };
@@ -146,6 +147,20 @@ export function initialParameters(
   seed: number,
 ): Map<string, Float32Array> {
   return new Map(params.map((p) => [p.name, initialSlice(p, seed)]));
+}
+
+/** What a shard needs to draw its slices of `params` itself (an Init's SeededInit). */
+export function seededInit(params: readonly ParamInfo[], seed: number): SeededInit {
+  return {
+    seed,
+    params: params.map((p) => ({
+      name: p.name,
+      shape: [...p.shape],
+      init: p.init,
+      fan_in: p.fanIn,
+      fan_out: p.fanOut,
+    })),
+  };
 }
 
 /**

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../core/errors';
 import { resolveOptimizerConfig, type OptimizerConfig } from '../../core/optimizer-config';
 import { placeTensors, slicesOnShard, type Slice } from '../../core/placement';
-import { initialParameters, type ParamInfo } from '../../core/model-spec';
+import { initialParameters, seededInit, type ParamInfo } from '../../core/model-spec';
 import { ParameterServerClient } from '../../core/ps-client';
 import { parameterServerProto } from '../../core/rpc';
 import { seededUniform } from '../../core/seeded-random';
@@ -498,16 +498,7 @@ describe('a trial split across two shards', () => {
         { name: 'dense/bias', shape: [30], init: 'zeros', fanIn: 100, fanOut: 30 },
       ];
       const placement = placeTensors(params, 2, { splitThreshold: 1_000 });
-      const seeded = {
-        seed: 9,
-        params: params.map((p) => ({
-          name: p.name,
-          shape: [...p.shape],
-          init: p.init,
-          fan_in: p.fanIn,
-          fan_out: p.fanOut,
-        })),
-      };
+      const seeded = seededInit(params, 9);
       const header = (i: number) => ({
         optimizer: SGD,
         mode: 'async' as const,
@@ -522,7 +513,7 @@ describe('a trial split across two shards', () => {
       for (const [name, v] of expected) assert.ok(sameBits(into.get(name)!, v), `${name} differs`);
 
       await assert.rejects(
-        clients[0].init('bad', header(0), { ...seeded, params: seeded.params.slice(1) }),
+        clients[0].init('bad', header(0), seededInit(params.slice(1), 9)),
         (err: grpc.ServiceError) =>
           err.code === grpc.status.INVALID_ARGUMENT &&
           /no initializer for dense\/kernel/.test(err.details),
