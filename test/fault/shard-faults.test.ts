@@ -7,6 +7,7 @@ import { follow } from '../../client/follow';
 import {
   assertExactlyOnce,
   faultTrial,
+  killAndRestart,
   progress,
   reportRecovery,
   sleep,
@@ -72,14 +73,10 @@ test(
       assert.equal(first.status, 'completed');
       const trial = await submit(client, { ...faultTrial('async'), name: 'across' });
       const seen = await trial.until((s) => progress(s) >= 50);
-      const killed = Date.now();
-      await cluster.signal('coordinator', 'SIGKILL');
-      await sleep(500);
-      await cluster.restart('coordinator');
-      const recovery = reportRecovery(t, trial, progress(seen), killed);
+      const { recovered } = await killAndRestart(t, cluster, trial, 'coordinator', seen, 500);
       // The watch broke with the coordinator and follows the same trial on the new one.
       const status = await trial.done;
-      await recovery;
+      await recovered;
       assertExactlyOnce(status);
       const before = await client.getTrial('before');
       assert.equal(before.status, 'completed', 'a finished trial stays finished');

@@ -5,9 +5,8 @@ import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus'
 import {
   assertExactlyOnce,
   faultTrial,
+  killAndRestart,
   progress,
-  reportRecovery,
-  sleep,
   startCluster,
   submit,
 } from '../helpers/cluster';
@@ -33,13 +32,9 @@ for (const mode of ['async', 'sync'] as const) {
           const trial = await submit(client, faultTrial(mode));
           const seen = await trial.until(point.when);
           assert.equal(seen.status, 'running', 'the shard dies while the trial trains');
-          const killed = Date.now();
-          await cluster.signal('ps-1', 'SIGKILL');
-          await sleep(1_000);
-          await cluster.restart('ps-1');
-          const recovery = reportRecovery(t, trial, progress(seen), killed);
+          const { recovered } = await killAndRestart(t, cluster, trial, 'ps-1', seen, 1_000);
           const status = await trial.done;
-          await recovery;
+          await recovered;
           assertExactlyOnce(status);
           assert.ok((status.history.at(-1)?.val_accuracy ?? 0) > 0.8, 'and it still learns');
         } finally {

@@ -102,6 +102,26 @@ export async function reportRecovery(
   t.diagnostic(`recovery_ms=${Date.now() - since}`);
 }
 
+/**
+ * SIGKILLs role process `id`, starts it again after `downMs`, and from then watches the trial
+ * (seen at `seen` when the kill came) for its time to recover: the returned promise, which
+ * reports it (reportRecovery) once the trial is past `seen` again.
+ */
+export async function killAndRestart(
+  t: TestContext,
+  cluster: LocalCluster,
+  trial: RunningTrial,
+  id: string,
+  seen: TrialStatus__Output,
+  downMs: number,
+): Promise<{ recovered: Promise<void> }> {
+  const killed = Date.now();
+  await cluster.signal(id, 'SIGKILL');
+  await sleep(downMs);
+  await cluster.restart(id);
+  return { recovered: reportRecovery(t, trial, progress(seen), killed) };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
