@@ -18,10 +18,29 @@ export function bulkUniform(key: string): Uniform {
   return () => rng();
 }
 
+/**
+ * A stream of seeded draws that can pass over values without working them out: a shard drawing
+ * its slices of a tensor walks the tensor's whole stream, and most of it belongs to other shards.
+ */
+export interface DrawStream {
+  next(): number;
+  /** Leaves the stream where `n` calls of next would, at the cost of the uniform draws alone. */
+  skip(n: number): void;
+}
+
+export function uniformStream(uniform: Uniform): DrawStream {
+  return {
+    next: uniform,
+    skip(n) {
+      for (let i = 0; i < n; i++) uniform();
+    },
+  };
+}
+
 /** Standard normal samples by Box-Muller, from a seeded uniform source. */
-export function normalFrom(uniform: Uniform): () => number {
+export function normalStream(uniform: Uniform): DrawStream {
   let spare: number | undefined;
-  return () => {
+  const next = (): number => {
     if (spare !== undefined) {
       const s = spare;
       spare = undefined;
@@ -34,6 +53,25 @@ export function normalFrom(uniform: Uniform): () => number {
     spare = r * Math.sin(2 * Math.PI * v);
     return r * Math.cos(2 * Math.PI * v);
   };
+  const skip = (n: number): void => {
+    let left = n;
+    if (left > 0 && spare !== undefined) {
+      spare = undefined;
+      left -= 1;
+    }
+    // A pair takes the same uniforms whether or not its two values are worked out.
+    for (; left >= 2; left -= 2) {
+      let u = 0;
+      while (u === 0) u = uniform();
+      uniform();
+    }
+    if (left === 1) next();
+  };
+  return { next, skip };
+}
+
+export function normalFrom(uniform: Uniform): () => number {
+  return normalStream(uniform).next;
 }
 
 /** A seeded Fisher-Yates permutation of 0..n-1. */

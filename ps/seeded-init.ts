@@ -40,16 +40,19 @@ export async function seededSliceValues(
       );
     return p;
   });
-  const values: Float32Array[] = [];
-  for (const [i, s] of slices.entries()) {
-    const out = new Float32Array(s.length);
+  const values = slices.map((s) => new Float32Array(s.length));
+  // One walk of each tensor's stream for all of this shard's slices of it: walking from the
+  // tensor's start for every slice made a 27M-element kernel in 412 slices cost minutes.
+  const byTensor = new Map<string, number[]>();
+  slices.forEach((s, i) => byTensor.set(s.name, [...(byTensor.get(s.name) ?? []), i]));
+  for (const indices of byTensor.values()) {
+    const ranges = indices.map((i) => ({ start: slices[i].start, out: values[i] }));
     // In rounds of about 40 ms with the event loop free between them, so a large slice does not
     // stop the shard answering (keepalive pings, other trials' pushes) for seconds.
-    for (const round of drawInitialValues(found[i], seeded.seed, s.start, out)) {
+    for (const round of drawInitialValues(found[indices[0]], seeded.seed, ranges)) {
       void round;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    values.push(out);
   }
   return values;
 }

@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { initialParameters, initialSlice, type ParamInfo } from '../../core/model-spec';
+import {
+  drawInitialValues,
+  initialParameters,
+  initialSlice,
+  type ParamInfo,
+} from '../../core/model-spec';
 import { elementCount } from '../../core/placement';
 
 const param = fc
@@ -29,6 +34,29 @@ test("a slice drawn alone equals that range of the whole tensor's initial values
       const whole = initialParameters([p], seed).get('w')!;
       assert.deepEqual(initialSlice(p, seed, start, length), whole.subarray(start, start + length));
     }),
+  );
+});
+
+test("several ranges drawn in one walk (in any order, small rounds) equal the whole tensor's", () => {
+  fc.assert(
+    fc.property(
+      param,
+      fc.nat({ max: 2 ** 31 - 1 }),
+      fc.array(fc.nat(), { minLength: 1, maxLength: 6 }),
+      fc.integer({ min: 1, max: 7 }),
+      (p, seed, cuts, round) => {
+        const n = elementCount(p.shape);
+        // Disjoint ranges from sorted cut points; every other gap between them is left out.
+        const points = [...new Set(cuts.map((c) => c % (n + 1)))].sort((a, b) => a - b);
+        const ranges = [];
+        for (let i = 0; i + 1 < points.length; i += 2)
+          ranges.push({ start: points[i], out: new Float32Array(points[i + 1] - points[i]) });
+        for (const step of drawInitialValues(p, seed, [...ranges].reverse(), round)) void step;
+        const whole = initialParameters([p], seed).get('w')!;
+        for (const { start, out } of ranges)
+          assert.deepEqual(out, whole.subarray(start, start + out.length));
+      },
+    ),
   );
 });
 
