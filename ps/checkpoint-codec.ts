@@ -1,12 +1,29 @@
-import { createHash } from 'node:crypto';
 import type { OptimizerConfig } from '../core/optimizer-config';
-import type { TrialCheckpoint } from './trial-shard';
+import type { CheckpointSection, TrialCheckpoint } from './trial-shard';
 import { isConsistencyMode } from './trial-shard';
 
-const MAGIC = Buffer.from('CAVCKPT1');
+/** Format 1: one JSON header for every trial, then all the float data. Read, no longer written. */
+const MAGIC_V1 = Buffer.from('CAVCKPT1');
+/** Format 2: a section per trial (its JSON header, then its float data), written a trial at a time. */
+const MAGIC_V2 = Buffer.from('CAVCKPT2');
+/** Float data goes to the sink in pieces of this many bytes, with the event loop free between. */
+const PIECE_BYTES = 8 << 20;
 
 /** A checkpoint that cannot be read back: wrong magic, bad header, sizes that do not add up. */
 export class CorruptCheckpointError extends Error {}
+
+/** Where a checkpoint is written, in order. The bytes given must stay as they are until it resolves. */
+export interface CheckpointSink {
+  write(bytes: Uint8Array): Promise<void>;
+}
+
+/** Where a checkpoint is read from, in order. */
+export interface CheckpointSource {
+  /** Fills `into` with the next bytes; CorruptCheckpointError if the data ends first. */
+  read(into: Uint8Array): Promise<void>;
+  /** Whether every byte has been read. */
+  atEnd(): Promise<boolean>;
+}
 
 interface TrialHeader {
   trial: string;
@@ -20,103 +37,170 @@ interface TrialHeader {
   stateSize: number;
 }
 
-interface Header {
-  shard: string;
-  trials: TrialHeader[];
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
 }
 
-export function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+function trialHeader(t: TrialCheckpoint): TrialHeader {
+  return {
+    trial: t.trial,
+    config: t.config,
+    mode: t.mode,
+    version: t.version,
+    batchesApplied: t.batchesApplied,
+    applySeconds: t.applySeconds,
+    applied: t.applied,
+    slices: t.slices.map(({ name, start, length }) => ({ name, start, length })),
+    stateSize: t.slices[0]?.state.length ?? 0,
+  };
 }
 
 /**
- * A shard's state as one buffer: magic, a JSON header (ids, optimizer configs, versions, applied
- * batch keys, slice ranges), then every slice's values and optimizer state as raw float32, in
- * header order. Float data starts 4-byte aligned so it decodes without copying twice.
+ * A shard's state, streamed: magic, the shard's JSON header (its id and trial count), then per
+ * trial a JSON header (optimizer config, version, applied batch keys, slice ranges) and every
+ * slice's values and optimizer state as raw float32, in header order. Each trial is lent only
+ * while its own section is written, so the shard's other trials go on applying pushes, and no
+ * model-sized buffer is made.
  */
-export function encodeCheckpoint(shard: string, trials: readonly TrialCheckpoint[]): Buffer {
-  const header: Header = {
-    shard,
-    trials: trials.map((t) => ({
-      trial: t.trial,
-      config: t.config,
-      mode: t.mode,
-      version: t.version,
-      batchesApplied: t.batchesApplied,
-      applySeconds: t.applySeconds,
-      applied: t.applied,
-      slices: t.slices.map(({ name, start, length }) => ({ name, start, length })),
-      stateSize: t.slices[0]?.state.length ?? 0,
-    })),
-  };
-  const json = Buffer.from(JSON.stringify(header));
-  const prefix = MAGIC.length + 4 + json.length;
-  const pad = (4 - (prefix % 4)) % 4;
-  const arrays = trials.flatMap((t) => t.slices.flatMap((s) => [s.values, ...s.state]));
-  const body = arrays.reduce((n, a) => n + a.byteLength, 0);
-  const out = Buffer.alloc(prefix + pad + body);
-  MAGIC.copy(out, 0);
-  out.writeUInt32LE(json.length, MAGIC.length);
-  json.copy(out, MAGIC.length + 4);
-  let at = prefix + pad;
-  for (const a of arrays) {
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength).copy(out, at);
-    at += a.byteLength;
+export async function writeCheckpoint(
+  sink: CheckpointSink,
+  shard: string,
+  sections: readonly CheckpointSection[],
+): Promise<void> {
+  const head = Buffer.from(JSON.stringify({ shard, trials: sections.length }));
+  await sink.write(Buffer.concat([MAGIC_V2, u32(head.length), head]));
+  for (const section of sections) {
+    await section.lend(async (t) => {
+      const json = Buffer.from(JSON.stringify(trialHeader(t)));
+      await sink.write(Buffer.concat([u32(json.length), json]));
+      for (const a of t.slices.flatMap((s) => [s.values, ...s.state])) {
+        const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+        for (let at = 0; at < bytes.length; at += PIECE_BYTES)
+          await sink.write(bytes.subarray(at, at + PIECE_BYTES));
+      }
+    });
   }
+}
+
+/** A length-prefixed JSON value; `bytes` is its length on disk, prefix included. */
+async function readJson<T>(
+  source: CheckpointSource,
+  what: string,
+): Promise<{ value: T; bytes: number }> {
+  const length = Buffer.alloc(4);
+  await source.read(length);
+  const json = Buffer.alloc(length.readUInt32LE());
+  await source.read(json);
+  try {
+    return { value: JSON.parse(json.toString()) as T, bytes: 4 + json.length };
+  } catch (err) {
+    throw new CorruptCheckpointError(`checkpoint ${what} is not valid JSON`, { cause: err });
+  }
+}
+
+async function readFloats(source: CheckpointSource, length: number): Promise<Float32Array> {
+  if (!Number.isSafeInteger(length) || length < 0)
+    throw new CorruptCheckpointError(`checkpoint slice has length ${length}`);
+  const out = new Float32Array(length);
+  const bytes = new Uint8Array(out.buffer);
+  for (let at = 0; at < bytes.length; at += PIECE_BYTES)
+    await source.read(bytes.subarray(at, at + PIECE_BYTES));
   return out;
 }
 
-function parseHeader(buf: Buffer): { header: Header; dataStart: number } {
-  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new CorruptCheckpointError('not a caviar checkpoint (bad magic)');
+async function readTrial(source: CheckpointSource, t: TrialHeader): Promise<TrialCheckpoint> {
+  if (!isConsistencyMode(t.mode))
+    throw new CorruptCheckpointError(`trial ${t.trial} has mode ${t.mode}`);
+  if (!Array.isArray(t.slices))
+    throw new CorruptCheckpointError(`trial ${t.trial} has no slice list`);
+  const slices: Array<TrialCheckpoint['slices'][number]> = [];
+  for (const s of t.slices) {
+    const values = await readFloats(source, s.length);
+    const state: Float32Array[] = [];
+    for (let k = 0; k < t.stateSize; k++) state.push(await readFloats(source, s.length));
+    slices.push({ ...s, values, state });
   }
-  const length = buf.readUInt32LE(MAGIC.length);
-  const end = MAGIC.length + 4 + length;
-  if (end > buf.length)
-    throw new CorruptCheckpointError('checkpoint header runs past the end of the file');
-  let header: Header;
-  try {
-    header = JSON.parse(buf.subarray(MAGIC.length + 4, end).toString()) as Header;
-  } catch (err) {
-    throw new CorruptCheckpointError('checkpoint header is not valid JSON', { cause: err });
-  }
-  if (!Array.isArray(header.trials))
-    throw new CorruptCheckpointError('checkpoint header has no trial list');
-  return { header, dataStart: end + ((4 - (end % 4)) % 4) };
+  return {
+    trial: t.trial,
+    config: t.config,
+    mode: t.mode,
+    version: t.version,
+    batchesApplied: t.batchesApplied,
+    applySeconds: t.applySeconds,
+    applied: t.applied,
+    slices,
+  };
 }
 
-export function decodeCheckpoint(buf: Buffer): { shard: string; trials: TrialCheckpoint[] } {
-  const { header, dataStart } = parseHeader(buf);
-  let at = dataStart;
-  const take = (length: number): Float32Array => {
-    const bytes = length * 4;
-    if (!Number.isInteger(length) || length < 0 || at + bytes > buf.length) {
-      throw new CorruptCheckpointError('checkpoint data is shorter than its header says');
-    }
-    const out = new Float32Array(length);
-    new Uint8Array(out.buffer).set(buf.subarray(at, at + bytes));
-    at += bytes;
-    return out;
-  };
-  const trials = header.trials.map((t): TrialCheckpoint => {
-    if (!isConsistencyMode(t.mode))
-      throw new CorruptCheckpointError(`trial ${t.trial} has mode ${t.mode}`);
-    return {
-      trial: t.trial,
-      config: t.config,
-      mode: t.mode,
-      version: t.version,
-      batchesApplied: t.batchesApplied,
-      applySeconds: t.applySeconds,
-      applied: t.applied,
-      slices: t.slices.map((s) => ({
-        ...s,
-        values: take(s.length),
-        state: Array.from({ length: t.stateSize }, () => take(s.length)),
-      })),
-    };
+/** Reads a checkpoint of either format; CorruptCheckpointError for anything that does not add up. */
+export async function readCheckpoint(
+  source: CheckpointSource,
+): Promise<{ shard: string; trials: TrialCheckpoint[] }> {
+  const magic = Buffer.alloc(MAGIC_V2.length);
+  await source.read(magic).catch(() => {
+    throw new CorruptCheckpointError('not a caviar checkpoint (too short)');
   });
-  if (at !== buf.length)
+  const trials: TrialCheckpoint[] = [];
+  let shard: string;
+  if (magic.equals(MAGIC_V1)) {
+    const { value: header, bytes } = await readJson<{ shard: string; trials: TrialHeader[] }>(
+      source,
+      'header',
+    );
+    if (!Array.isArray(header.trials))
+      throw new CorruptCheckpointError('checkpoint header has no trial list');
+    // Format 1 aligned its float data to 4 bytes from the file's start.
+    await source.read(Buffer.alloc((4 - ((MAGIC_V1.length + bytes) % 4)) % 4));
+    shard = header.shard;
+    for (const t of header.trials) trials.push(await readTrial(source, t));
+  } else if (magic.equals(MAGIC_V2)) {
+    const { value: head } = await readJson<{ shard: string; trials: number }>(source, 'header');
+    if (!Number.isSafeInteger(head.trials) || head.trials < 0)
+      throw new CorruptCheckpointError('checkpoint header has no trial count');
+    shard = head.shard;
+    for (let i = 0; i < head.trials; i++)
+      trials.push(
+        await readTrial(source, (await readJson<TrialHeader>(source, 'trial header')).value),
+      );
+  } else {
+    throw new CorruptCheckpointError('not a caviar checkpoint (bad magic)');
+  }
+  if (!(await source.atEnd()))
     throw new CorruptCheckpointError('checkpoint data is longer than its header says');
-  return { shard: header.shard, trials };
+  return { shard, trials };
+}
+
+/** A source over bytes in memory. */
+export function bufferSource(buf: Uint8Array): CheckpointSource {
+  let at = 0;
+  return {
+    read(into) {
+      if (at + into.length > buf.length)
+        return Promise.reject(
+          new CorruptCheckpointError('checkpoint data is shorter than its header says'),
+        );
+      into.set(buf.subarray(at, at + into.length));
+      at += into.length;
+      return Promise.resolve();
+    },
+    atEnd: () => Promise.resolve(at === buf.length),
+  };
+}
+
+/** A checkpoint as one buffer (tests, and small tools). */
+export async function encodeCheckpoint(
+  shard: string,
+  sections: readonly CheckpointSection[],
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  await writeCheckpoint({ write: async (b) => void parts.push(Buffer.from(b)) }, shard, sections);
+  return Buffer.concat(parts);
+}
+
+export function decodeCheckpoint(
+  buf: Uint8Array,
+): Promise<{ shard: string; trials: TrialCheckpoint[] }> {
+  return readCheckpoint(bufferSource(buf));
 }

@@ -1,8 +1,15 @@
 import { errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
-import { encodeCheckpoint, decodeCheckpoint } from './checkpoint-codec';
+import { readCheckpoint, writeCheckpoint } from './checkpoint-codec';
 import type { CheckpointStore } from './checkpoint-store';
-import type { TrialCheckpoint } from './trial-shard';
+import type { CheckpointSection, TrialCheckpoint } from './trial-shard';
+
+/**
+ * Periodic saves leave at least this many times the last save's duration between them, so that
+ * a shard whose slices take seconds to write spends at most a tenth of its time holding its
+ * trials' updates back for checkpoints.
+ */
+const GAP_PER_SAVE_SECOND = 9;
 
 export interface CheckpointPolicy {
   store: CheckpointStore;
@@ -13,7 +20,8 @@ export interface CheckpointPolicy {
 }
 
 /**
- * Saves a shard's state every N updates or T ms, one save at a time: a save requested while
+ * Saves a shard's state every N updates or T ms (spaced out for large shards, see
+ * GAP_PER_SAVE_SECOND), one save at a time: a save requested while
  * one runs is folded into a single follow-up. A failed save (disk full) is logged and counted;
  * the shard keeps serving and the previous checkpoint stays the one a restart restores.
  */
@@ -27,23 +35,27 @@ export class Checkpointer {
   failures = 0;
   lastSeq = 0;
   seconds = 0;
+  /** When the last save ended (performance.now()), for the spacing of periodic saves. */
+  private lastEnded = 0;
 
   constructor(
     private readonly shard: string,
     private readonly policy: CheckpointPolicy,
-    private readonly collect: () => TrialCheckpoint[],
+    private readonly collect: () => CheckpointSection[],
     private readonly log?: Logger,
   ) {
     this.everyUpdates = policy.everyUpdates ?? 50;
     this.timer = setInterval(() => {
-      if (this.dirty) void this.saveNow().catch(() => undefined);
+      if (this.dirty) this.saveSoon();
     }, policy.everyMs ?? 2_000);
     this.timer.unref();
   }
 
   /** The trials of the newest valid checkpoint (none if there is none). */
   async restore(): Promise<TrialCheckpoint[]> {
-    const newest = await this.policy.store.loadNewest((blob) => decodeCheckpoint(blob).trials);
+    const newest = await this.policy.store.loadNewest(
+      async (source) => (await readCheckpoint(source)).trials,
+    );
     if (!newest) return [];
     this.lastSeq = newest.seq;
     return newest.value;
@@ -53,7 +65,14 @@ export class Checkpointer {
   noteChange(updates = 0): void {
     this.dirty = true;
     this.updates += updates;
-    if (this.updates >= this.everyUpdates) void this.saveNow().catch(() => undefined);
+    if (this.updates >= this.everyUpdates) this.saveSoon();
+  }
+
+  /** A periodic save: none while one runs or while the gap after the last one lasts. */
+  private saveSoon(): void {
+    if (this.running) return;
+    if (performance.now() - this.lastEnded < GAP_PER_SAVE_SECOND * this.seconds * 1000) return;
+    void this.saveNow().catch(() => undefined);
   }
 
   /** Saves the current state; resolves once a save that started after this call has finished. */
@@ -77,15 +96,13 @@ export class Checkpointer {
     this.dirty = false;
     this.updates = 0;
     const started = performance.now();
-    // Encoding is synchronous, so the snapshot is consistent: no push applies in between.
-    const blob = encodeCheckpoint(this.shard, this.collect());
     try {
-      this.lastSeq = await this.policy.store.save(blob);
-      this.seconds = (performance.now() - started) / 1000;
-      this.log?.debug(
-        { seq: this.lastSeq, bytes: blob.length, seconds: this.seconds },
-        'checkpoint saved',
+      this.lastSeq = await this.policy.store.save((sink) =>
+        writeCheckpoint(sink, this.shard, this.collect()),
       );
+      this.lastEnded = performance.now();
+      this.seconds = (this.lastEnded - started) / 1000;
+      this.log?.debug({ seq: this.lastSeq, seconds: this.seconds }, 'checkpoint saved');
     } catch (err) {
       this.failures += 1;
       this.dirty = true;

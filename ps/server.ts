@@ -267,7 +267,7 @@ export class ParameterServerShard {
       new Checkpointer(
         this.options.id,
         policy,
-        () => [...this.trials.values()].map((t) => t.checkpoint()),
+        () => [...this.trials.values()],
         this.options.logger,
       );
   }
@@ -487,9 +487,13 @@ export class ParameterServerShard {
       await receive(slot);
       const current = slot.current;
       if (!current) throw new RefusedInputError('bad_header', 'push stream ended without a header');
-      // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
-      await this.checkFence(current.header);
-      return { reply: this.finishPush(current), trial: current.trial, header: current.header };
+      // Updates wait while a checkpoint (or a pull) reads the trial's arrays across awaits.
+      const reply = await current.trial.access.write(async () => {
+        // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
+        await this.checkFence(current.header);
+        return this.finishPush(current);
+      });
+      return { reply, trial: current.trial, header: current.header };
     } catch (err) {
       this.countRefusal(slot.current?.trial, refusalReason(err));
       throw err;

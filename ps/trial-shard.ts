@@ -6,6 +6,7 @@ import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer
 import { createOptimizerState, optimizerFor, type Optimizer } from './optimizers';
 import { RefusedInputError, type RefusalReason } from './refusal';
 import type { SliceRange } from './slice-assembler';
+import { ReadWriteLock } from './read-write-lock';
 
 export type ConsistencyMode = 'sync' | 'async';
 
@@ -55,15 +56,28 @@ export interface TrialCheckpoint {
   applySeconds: number;
   /** Keys (see batchKey) of the batches folded into the parameters. */
   applied: number[];
-  slices: Array<SliceRange & { values: Float32Array; state: Float32Array[] }>;
+  slices: ReadonlyArray<SliceRange & { values: Float32Array; state: Float32Array[] }>;
+}
+
+/**
+ * A trial's state lent to a checkpoint for as long as `write` runs: its arrays do not change
+ * meanwhile (the trial's updates wait), so each trial's part is consistent without a copy.
+ */
+export interface CheckpointSection {
+  lend<T>(write: (c: TrialCheckpoint) => Promise<T>): Promise<T>;
 }
 
 /**
  * One trial's state on one shard. Gradients reach `push` already validated (finite, one buffer
  * per slice, slice-aligned); everything `push` refuses, it refuses before changing anything.
  */
-export class TrialShard {
+export class TrialShard implements CheckpointSection {
   readonly slices: readonly TrialSlice[];
+  /**
+   * Held to read the arrays across awaits (a checkpoint, a pull streaming from them), and to
+   * update them: updates are synchronous, so readers that do not await need not take it.
+   */
+  readonly access = new ReadWriteLock();
   /** Number of optimizer updates applied; Adam's step count is version + 1. */
   version = 0;
   /** Distinct (epoch, batch) gradients folded into the parameters. */
@@ -80,7 +94,7 @@ export class TrialShard {
     readonly trial: string,
     public config: OptimizerConfig,
     readonly mode: ConsistencyMode,
-    slices: ReadonlyArray<SliceRange & { values: Float32Array }>,
+    slices: ReadonlyArray<SliceRange & { values: Float32Array; state?: Float32Array[] }>,
   ) {
     validateOptimizerConfig(config);
     this.optimizer = optimizerFor(config.kind);
@@ -90,37 +104,37 @@ export class TrialShard {
       start: s.start,
       length: s.length,
       values: s.values,
-      state: createOptimizerState(this.optimizer, s.length),
+      state: s.state ?? createOptimizerState(this.optimizer, s.length),
     }));
+    for (const s of this.slices) {
+      if (s.state.length !== this.optimizer.stateSize || s.state.some((a) => a.length !== s.length))
+        throw new RangeError(`trial ${trial}: ${s.name} has optimizer state of the wrong shape`);
+    }
   }
 
   /**
-   * A consistent copy for a checkpoint. Batches of an incomplete sync step are left out of
-   * `applied` (their partial sum is not saved), so after a restore they count as never received
-   * and the coordinator runs them again.
+   * Lends the trial's state (the live arrays, not copies) to a checkpoint for as long as `write`
+   * runs; updates wait meanwhile. Batches of an incomplete sync step are left out of `applied`
+   * (their partial sum is not saved), so after a restore they count as never received and the
+   * coordinator runs them again.
    */
-  checkpoint(): TrialCheckpoint {
-    return {
-      trial: this.trial,
-      config: this.config,
-      mode: this.mode,
-      version: this.version,
-      batchesApplied: this.batchesApplied,
-      applySeconds: this.applySeconds,
-      applied: this.appliedKeys(),
-      slices: this.slices.map((s) => ({
-        name: s.name,
-        start: s.start,
-        length: s.length,
-        values: s.values.slice(),
-        state: s.state.map((st) => st.slice()),
-      })),
-    };
+  lend<T>(write: (c: TrialCheckpoint) => Promise<T>): Promise<T> {
+    return this.access.read(() =>
+      write({
+        trial: this.trial,
+        config: this.config,
+        mode: this.mode,
+        version: this.version,
+        batchesApplied: this.batchesApplied,
+        applySeconds: this.applySeconds,
+        applied: this.appliedKeys(),
+        slices: this.slices,
+      }),
+    );
   }
 
   static restore(c: TrialCheckpoint): TrialShard {
     const shard = new TrialShard(c.trial, c.config, c.mode, c.slices);
-    shard.slices.forEach((s, i) => c.slices[i].state.forEach((st, k) => s.state[k].set(st)));
     shard.version = c.version;
     shard.batchesApplied = c.batchesApplied;
     shard.applySeconds = c.applySeconds;

@@ -8,10 +8,13 @@ import { TrialShard, type ConsistencyMode } from '../../ps/trial-shard';
 import {
   decodeCheckpoint,
   encodeCheckpoint,
+  readCheckpoint,
+  writeCheckpoint,
   CorruptCheckpointError,
+  type CheckpointSource,
 } from '../../ps/checkpoint-codec';
 import { FileCheckpointStore } from '../../ps/checkpoint-store';
-import { tempDir } from '../helpers/repo';
+import { REPO_ROOT, tempDir } from '../helpers/repo';
 
 const ADAM = resolveOptimizerConfig({ kind: 'adam', lr: 0.01 });
 const meta = (batch: number, step = 0, step_size = 1, epoch = 0) => ({
@@ -27,22 +30,22 @@ function shard(mode: ConsistencyMode, values: number[]): TrialShard {
   ]);
 }
 
-function roundTrip(t: TrialShard): TrialShard {
-  const [saved] = decodeCheckpoint(encodeCheckpoint('ps-0', [t.checkpoint()])).trials;
+async function roundTrip(t: TrialShard): Promise<TrialShard> {
+  const [saved] = (await decodeCheckpoint(await encodeCheckpoint('ps-0', [t]))).trials;
   return TrialShard.restore(saved);
 }
 
 describe('checkpoint codec', () => {
-  it('optimizer state, step count and applied batches round-trip: training continues identically', () => {
-    fc.assert(
-      fc.property(
+  it('optimizer state, step count and applied batches round-trip: training continues identically', async () => {
+    await fc.assert(
+      fc.asyncProperty(
         fc.array(fc.float({ min: -10, max: 10, noNaN: true }), { minLength: 1, maxLength: 20 }),
         fc.array(fc.float({ min: -1, max: 1, noNaN: true }), { minLength: 1, maxLength: 5 }),
-        (initial, gradScale) => {
+        async (initial, gradScale) => {
           const a = shard('async', initial);
           const grads = gradScale.map((g) => Float32Array.from(initial, (_, i) => g * (i + 1)));
           grads.forEach((g, k) => a.push(meta(k), [g]));
-          const b = roundTrip(a);
+          const b = await roundTrip(a);
           assert.equal(b.version, a.version);
           assert.equal(b.batchesApplied, a.batchesApplied);
           assert.ok(b.isDuplicate(0, 0), 'applied batches stay applied');
@@ -60,38 +63,73 @@ describe('checkpoint codec', () => {
     );
   });
 
-  it('a sync step still gathering is left out, so its batches count as never received', () => {
+  it('a sync step still gathering is left out, so its batches count as never received', async () => {
     const t = shard('sync', [1, 2]);
     t.push(meta(0, 0, 2), [Float32Array.of(1, 1)]);
     t.push(meta(1, 0, 2), [Float32Array.of(1, 1)]); // step 0 applied
     t.push(meta(2, 1, 2), [Float32Array.of(1, 1)]); // step 1 half gathered
-    const restored = roundTrip(t);
+    const restored = await roundTrip(t);
     assert.equal(restored.version, 1);
     assert.ok(restored.isDuplicate(0, 1));
     assert.ok(!restored.isDuplicate(0, 2), 'batch 2 must be pushed again');
     assert.deepEqual(restored.appliedKeys().sort(), [0, 1]);
   });
 
-  it('refuses a buffer that is not a checkpoint or whose sizes do not add up', () => {
-    const good = encodeCheckpoint('ps-0', [shard('async', [1, 2, 3]).checkpoint()]);
-    assert.throws(
-      () => decodeCheckpoint(Buffer.from('hello world, not a checkpoint')),
-      CorruptCheckpointError,
+  it('refuses a buffer that is not a checkpoint or whose sizes do not add up', async () => {
+    const good = await encodeCheckpoint('ps-0', [shard('async', [1, 2, 3])]);
+    for (const bad of [
+      Buffer.from('hello world, not a checkpoint'),
+      Buffer.from('CAVC'),
+      good.subarray(0, good.length - 4),
+      Buffer.concat([good, Buffer.alloc(4)]),
+    ])
+      await assert.rejects(decodeCheckpoint(bad), CorruptCheckpointError);
+  });
+
+  it('reads checkpoints of the first format (one header for all trials, aligned data)', async () => {
+    // Written by the format-1 encoder: trial t, adam lr 0.01, values [1, 2, 3], one batch applied.
+    const file = path.join(REPO_ROOT, 'test', 'unit', 'fixtures', 'checkpoint-v1.bin');
+    const [saved] = (await decodeCheckpoint(fs.readFileSync(file))).trials;
+    const now = shard('async', [1, 2, 3]);
+    now.push(meta(0), [Float32Array.of(0.5, -1, 2)]);
+    const restored = TrialShard.restore(saved);
+    assert.equal(restored.version, 1);
+    assert.ok(restored.isDuplicate(0, 0));
+    assert.deepEqual(restored.slices, now.slices);
+  });
+
+  it("writes one trial at a time: a trial's updates wait for its own section, not the others'", async () => {
+    const a = shard('async', [1, 2]);
+    const b = new TrialShard('u', ADAM, 'async', [
+      { name: 'w', start: 0, length: 2, values: Float32Array.of(3, 4) },
+    ]);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let writes = 0;
+    // The sink stalls on trial a's float data (its second write) until released.
+    const saving = writeCheckpoint(
+      { write: async () => void (++writes === 3 && (await held)) },
+      'ps-0',
+      [a, b],
     );
-    assert.throws(
-      () => decodeCheckpoint(good.subarray(0, good.length - 4)),
-      CorruptCheckpointError,
-    );
-    assert.throws(
-      () => decodeCheckpoint(Buffer.concat([good, Buffer.alloc(4)])),
-      CorruptCheckpointError,
-    );
+    await new Promise((resolve) => setImmediate(resolve));
+    const order: string[] = [];
+    const updateA = a.access.write(() => order.push('a'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, [], 'a is lent to the checkpoint: its update waits');
+    assert.equal(b.access.busy, false, 'b is not lent yet, and its updates go on');
+    release();
+    await saving;
+    await updateA;
+    assert.deepEqual(order, ['a']);
   });
 });
 
 describe('FileCheckpointStore', () => {
-  const decode = (blob: Buffer) => decodeCheckpoint(blob).trials[0].slices[0].values[0];
-  const blob = (value: number) => encodeCheckpoint('ps-0', [shard('async', [value]).checkpoint()]);
+  const decode = async (source: CheckpointSource) =>
+    (await readCheckpoint(source)).trials[0].slices[0].values[0];
+  const save = (store: FileCheckpointStore, value: number) =>
+    store.save((sink) => writeCheckpoint(sink, 'ps-0', [shard('async', [value])]));
 
   function storeWith(): {
     dir: string;
@@ -108,7 +146,7 @@ describe('FileCheckpointStore', () => {
 
   it('loads the newest and keeps only the last three', async () => {
     const { dir, store } = storeWith();
-    for (const v of [1, 2, 3, 4, 5]) await store.save(blob(v));
+    for (const v of [1, 2, 3, 4, 5]) await save(store, v);
     assert.deepEqual(await store.loadNewest(decode), { seq: 5, value: 5 });
     assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.manifest.json')).length, 3);
     assert.deepEqual(
@@ -134,12 +172,12 @@ describe('FileCheckpointStore', () => {
   ] as const) {
     it(`falls back to the previous checkpoint after ${what}`, async () => {
       const { dir, store, skipped } = storeWith();
-      await store.save(blob(1));
-      await store.save(blob(2));
+      await save(store, 1);
+      await save(store, 2);
       damage(path.join(dir, 'ckpt-00000002.bin'));
       assert.deepEqual(await store.loadNewest(decode), { seq: 1, value: 1 });
       if (what !== 'a crash before the manifest') assert.match(skipped.join(), /ckpt-00000002/);
-      await store.save(blob(3));
+      await save(store, 3);
       assert.deepEqual(
         await store.loadNewest(decode),
         { seq: 3, value: 3 },
@@ -150,10 +188,10 @@ describe('FileCheckpointStore', () => {
 
   it('falls back when the data verifies but cannot be decoded (wrong shape)', async () => {
     const { store, skipped } = storeWith();
-    await store.save(blob(1));
-    const bad = blob(2);
+    await save(store, 1);
+    const bad = await encodeCheckpoint('ps-0', [shard('async', [2])]);
     bad.writeUInt32LE(bad.readUInt32LE(8) - 1, 8); // header length off by one: the JSON no longer parses
-    await store.save(bad);
+    await store.save((sink) => sink.write(bad));
     assert.deepEqual(await store.loadNewest(decode), { seq: 1, value: 1 });
     assert.match(skipped.join(), /header/);
   });
