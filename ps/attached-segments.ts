@@ -6,13 +6,13 @@ import { CaviarError } from '../core/errors';
 import {
   SEGMENT_TOKEN_BYTES,
   isSegmentName,
-  readArrays,
   sliceLayout,
   writeArrays,
 } from '../core/shared-segment';
 import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion';
 import type { AttachReply } from '../proto/gen/caviar/v1/AttachReply';
 import { RefusedInputError } from './refusal';
+import { SegmentGradient } from './segment-gradient';
 import type { SliceRange } from './slice-assembler';
 
 export interface AttachedSegmentsOptions {
@@ -82,20 +82,9 @@ export class AttachedSegments {
     return { attached: true, reason: '' };
   }
 
-  /** Fills `buffers` (aligned with `slices`) from the region; refuses a region that does not fit. */
-  read(
-    region: SegmentRegion__Output,
-    slices: readonly SliceRange[],
-    buffers: Float32Array[],
-  ): void {
-    const fd = this.checked(region, slices);
-    try {
-      readArrays(fd, region.offset, buffers);
-    } catch (err) {
-      throw new RefusedInputError('bad_shape', `segment ${region.segment}: ${String(err)}`, {
-        cause: err,
-      });
-    }
+  /** The gradient in the region (aligned with `slices`); refuses a region that does not fit. */
+  gradient(region: SegmentRegion__Output, slices: readonly SliceRange[]): SegmentGradient {
+    return new SegmentGradient(this.checked(region, slices), region.offset, slices);
   }
 
   /** Writes `values` (aligned with `slices`) into the region. */

@@ -15,6 +15,8 @@ import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
 import { availableMemory } from '../core/memory-size';
 import { MemoryAdmission } from './admission';
+import { EpochSnapshots, type Snapshot } from './epoch-snapshots';
+import { writeSlices, type WritableCall } from './slice-stream';
 import { seededSliceValues } from './seeded-init';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import {
@@ -28,7 +30,6 @@ import {
 import type { Logger } from '../core/log';
 import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
 import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
-import { chunkTensor } from '../core/tensor-codec';
 import { FencedError, RefusedInputError, refusalReason, type RefusalReason } from './refusal';
 import type { FenceGuard } from './fence-guard';
 import { Checkpointer, type CheckpointPolicy } from './checkpointer';
@@ -44,7 +45,7 @@ import {
 } from './slice-assembler';
 import { AttachedSegments } from './attached-segments';
 import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion';
-import { TrialShard, isConsistencyMode, type ConsistencyMode } from './trial-shard';
+import { TrialShard, isConsistencyMode, type ConsistencyMode, type Gradient } from './trial-shard';
 import type { ShardObserver, ShardSnapshot } from './shard-observer';
 
 export interface ShardOptions {
@@ -126,12 +127,14 @@ function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
 
 type Waiter = () => void;
 
+/** Trials up to this size stream pulls from a copy; larger ones from their live arrays. */
+const COPIED_PULL_MAX_BYTES = 64 << 20;
+
+const liveValues = (trial: TrialShard): Float32Array[] => trial.slices.map((s) => s.values);
+
 /** Feeds each message of a client stream to `onMessage`; settles at its end or first failure. */
 /** What consume reads: a client-streaming or a bidi call. */
 type ReadableCall<T> = grpc.ServerReadableStream<T, unknown> | grpc.ServerDuplexStream<T, unknown>;
-
-/** What streamSlices writes to: a server-streaming or a bidi call. */
-type WritableCall<M> = grpc.ServerWritableStream<unknown, M> | grpc.ServerDuplexStream<unknown, M>;
 
 function consume<T>(call: ReadableCall<T>, onMessage: (msg: T) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -157,17 +160,6 @@ function consume<T>(call: ReadableCall<T>, onMessage: (msg: T) => void): Promise
     call.on('cancelled', () =>
       fail(new CaviarError(grpc.status.CANCELLED, 'cancelled by the client')),
     );
-  });
-}
-
-/** Resolves when the stream can take more, or when it will never drain because the call ended. */
-function writable(call: WritableCall<unknown>): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done).off('cancelled', done).off('close', done);
-      resolve();
-    };
-    call.on('drain', done).on('cancelled', done).on('close', done);
   });
 }
 
@@ -207,12 +199,6 @@ interface WaitingCall {
   off(event: 'cancelled', listener: () => void): unknown;
 }
 
-/** A trial's values as they were at an epoch's end, for that epoch's evaluation. */
-interface Snapshot {
-  version: number;
-  values: readonly Float32Array[];
-}
-
 /** What a push came to: the reply, and the trial it went to (for PushPull's values). */
 interface AppliedPush {
   reply: PushReply;
@@ -226,6 +212,8 @@ interface PushInProgress {
   trial: TrialShard;
   /** Undefined when the header already named an applied batch: the chunks are then ignored. */
   assembler?: SliceAssembler;
+  /** A same-host push's gradient, read from its segment as it applies. */
+  gradient?: Gradient;
 }
 
 /**
@@ -238,12 +226,7 @@ export class ParameterServerShard {
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** Per trial (dropped with it): scratch buffers for pushes and pull snapshots. */
   private readonly pools = new WeakMap<TrialShard, SliceBufferPool>();
-  /**
-   * Per trial (dropped with it): its values at the ends of its two newest epochs, by epoch. They
-   * stay after a pull reads them, so that an evaluation run again (its worker died after the
-   * pull) still sees its epoch's values.
-   */
-  private readonly snapshots = new WeakMap<TrialShard, Map<number, Snapshot>>();
+  private readonly snapshots = new EpochSnapshots();
   /** Pushes naming a trial this shard does not hold; no trial to charge them to. */
   private unknownTrialPushes = 0;
   private server: grpc.Server | undefined;
@@ -465,10 +448,14 @@ export class ParameterServerShard {
     return this.applyPush((slot) => {
       const segment = header.segment;
       if (!segment) throw new RefusedInputError('bad_header', 'the push names no segment region');
-      const current = (slot.current = this.beginPush(header));
-      const { assembler, trial } = current;
-      if (assembler) {
-        assembler.addAll((buffers) => this.segments.read(segment, trial.slices, buffers));
+      const trial = this.requireTrial(header.trial);
+      const current: PushInProgress = (slot.current = { header, trial });
+      if (!trial.isDuplicate(header.epoch, header.batch)) {
+        const gradient = this.segments.gradient(segment, trial.slices);
+        gradient.check(
+          `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`,
+        );
+        current.gradient = gradient;
         this.options.observer?.bytesIn(trial.elements * 4);
       }
       return Promise.resolve();
@@ -535,14 +522,14 @@ export class ParameterServerShard {
     );
   }
 
-  private finishPush({ header, trial, assembler }: PushInProgress): PushReply {
+  private finishPush({ header, trial, assembler, gradient }: PushInProgress): PushReply {
     // Init or Drop may have replaced the trial while the gradient streamed in.
     if (this.trials.get(header.trial) !== trial) {
       throw new NotFoundError(
         `trial ${header.trial} was dropped or re-initialized during the push`,
       );
     }
-    const grads = assembler ? assembler.finish() : [];
+    const grads = assembler?.finish() ?? gradient ?? [];
     // Fault tests: the push is acknowledged and lost, as by a shard that died after answering and
     // restarted from an older checkpoint once the coordinator had checked what it holds.
     if (hit('forget-push')) return { accepted: true, duplicate: false, version: trial.version };
@@ -583,15 +570,7 @@ export class ParameterServerShard {
     const waitFor = Math.min(waitMs, this.options.maxPullWaitMs);
     const trial = await this.waitForVersion(id, minVersion, waitFor, call);
     const { snapshot, epoch } = call.request;
-    return { trial, snapshot: snapshot ? this.snapshots.get(trial)?.get(epoch) : undefined };
-  }
-
-  /** Keeps a copy of the trial's values as the end of `epoch`, dropping all but the newest two. */
-  private takeSnapshot(trial: TrialShard, epoch: number): void {
-    const kept = this.snapshots.get(trial) ?? new Map<number, Snapshot>();
-    this.snapshots.set(trial, kept);
-    kept.set(epoch, { version: trial.version, values: trial.slices.map((s) => s.values.slice()) });
-    for (const old of [...kept.keys()].sort((a, b) => a - b).slice(0, -2)) kept.delete(old);
+    return { trial, snapshot: snapshot ? this.snapshots.get(trial, epoch) : undefined };
   }
 
   /** A same-host pull: the slices go into the region the request names. */
@@ -697,29 +676,34 @@ export class ParameterServerShard {
     first: (version: number) => M,
     snapshot?: Snapshot,
   ): Promise<void> {
-    // A copy, so pushes applied while the chunks stream out cannot tear the view. grpc-js
-    // serializes a message only when the one before it is written, so the copy must outlive
-    // every write: it goes back to the pool once the stream has finished. (A snapshot never
-    // changes: it streams as it is.)
-    const pool = this.bufferPool(trial);
-    const copy = snapshot ? undefined : pool.take();
-    if (copy) trial.slices.forEach((s, i) => copy[i].set(s.values));
-    const values = snapshot?.values ?? copy!;
-    const version = snapshot?.version ?? trial.version;
     const observer = this.options.observer;
-    const messages = function* (): Generator<M> {
-      yield first(version);
-      for (const [i, s] of trial.slices.entries()) {
-        observer?.bytesOut(s.length * 4);
-        for (const chunk of chunkTensor(s.name, s.start, values[i])) yield { chunk } as M;
+    // A snapshot never changes: it streams as it is, and is not recycled until the stream ends.
+    if (snapshot) {
+      const done = EpochSnapshots.reading(snapshot);
+      try {
+        await writeSlices(call, trial.slices, snapshot.values, first(snapshot.version), observer);
+      } finally {
+        done();
       }
-    };
-    for (const msg of messages()) {
-      if (call.cancelled) return;
-      if (!call.write(msg)) await writable(call);
+      return;
     }
-    if (copy) call.once('finish', () => pool.give(copy));
-    call.end();
+    // A large trial streams its live arrays, its updates waiting until the stream has gone out
+    // (a stalled client holds them at most until keepalive cuts it): no model-sized copy.
+    if (trial.elements * 4 > COPIED_PULL_MAX_BYTES) {
+      await trial.access.read(() =>
+        writeSlices(call, trial.slices, liveValues(trial), first(trial.version), observer),
+      );
+      return;
+    }
+    // A small one streams a copy, so pushes applied meanwhile neither tear it nor wait.
+    const pool = this.bufferPool(trial);
+    const copy = pool.take();
+    trial.slices.forEach((s, i) => copy[i].set(s.values));
+    try {
+      await writeSlices(call, trial.slices, copy, first(trial.version), observer);
+    } finally {
+      pool.give(copy);
+    }
   }
 
   /** The trial once its version reaches `minVersion`; DEADLINE_EXCEEDED after `waitMs`. */
@@ -819,7 +803,7 @@ export class ParameterServerShard {
   private applied({ trial: id, snapshot, epoch }: AppliedRequest__Output): AppliedBatches {
     const trial = this.trials.get(id);
     if (!trial) return { held: false, version: 0, epochs: [], batches: [] };
-    if (snapshot) this.takeSnapshot(trial, epoch);
+    if (snapshot) this.snapshots.take(trial, epoch);
     const pairs = trial.heldKeys().map(batchOfKey);
     return {
       held: true,

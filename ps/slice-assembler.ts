@@ -179,7 +179,7 @@ export class SliceBufferPool {
 }
 
 /** The index of the first NaN or ±Infinity in values[start, start + count), or -1. */
-function firstNonFinite(values: Float32Array, start: number, count: number): number {
+export function firstNonFinite(values: Float32Array, start: number, count: number): number {
   const native = nativeLoops();
   if (native) return native.firstNonFinite(values, start, count);
   for (let k = start; k < start + count; k++) if (!Number.isFinite(values[k])) return k;

@@ -35,6 +35,29 @@ export interface PushOutcome {
   version: number;
 }
 
+/**
+ * A pushed gradient aligned with the trial's slices, read a piece at a time, so a gradient read
+ * from a worker's shared-memory segment needs no model-sized copy on the shard.
+ */
+export interface Gradient {
+  /** Elements [from, to) of slice `i`'s gradient, at most GRADIENT_PIECE of them; valid until the next call. */
+  piece(i: number, from: number, to: number): Float32Array;
+}
+
+/** Updates go through the slices this many elements at a time. */
+export const GRADIENT_PIECE = 1 << 20;
+
+/** A gradient held whole, one array per slice. */
+export function wholeGradient(arrays: readonly Float32Array[]): Gradient {
+  return { piece: (i, from, to) => arrays[i].subarray(from, to) };
+}
+
+/** Calls `visit` for every piece of a slice of `length` elements, in order. */
+function forEachPiece(length: number, visit: (from: number, to: number) => void): void {
+  for (let from = 0; from < length; from += GRADIENT_PIECE)
+    visit(from, Math.min(length, from + GRADIENT_PIECE));
+}
+
 /** A sync step being gathered: the running sum of its gradients and who contributed. */
 interface StepAccumulator {
   readonly stepSize: number;
@@ -176,16 +199,17 @@ export class TrialShard implements CheckpointSection {
   }
 
   /** Applies (async) or gathers (sync) one batch's gradient; `grads` aligns with `slices`. */
-  push(meta: PushMeta, grads: readonly Float32Array[]): PushOutcome {
+  push(meta: PushMeta, grads: readonly Float32Array[] | Gradient): PushOutcome {
+    const gradient = 'piece' in grads ? grads : wholeGradient(grads);
     if (this.isDuplicate(meta.epoch, meta.batch)) {
       this.countRefusal('duplicate');
       return { accepted: false, duplicate: true, version: this.version };
     }
     if (this.mode === 'async') {
-      this.update(grads, meta.epoch);
+      this.update(gradient, meta.epoch);
       this.batchesApplied += 1;
     } else {
-      this.gather(meta, grads);
+      this.gather(meta, gradient);
     }
     this.accepted.add(batchKey(meta.epoch, meta.batch));
     return { accepted: true, duplicate: false, version: this.version };
@@ -202,12 +226,14 @@ export class TrialShard implements CheckpointSection {
     return { version: this.version, slices };
   }
 
-  private gather(meta: PushMeta, grads: readonly Float32Array[]): void {
+  private gather(meta: PushMeta, grad: Gradient): void {
     const acc = this.accumulatorFor(meta);
-    acc.sums.forEach((sum, i) => {
-      const g = grads[i];
-      for (let k = 0; k < sum.length; k++) sum[k] += g[k];
-    });
+    acc.sums.forEach((sum, i) =>
+      forEachPiece(sum.length, (from, to) => {
+        const g = grad.piece(i, from, to);
+        for (let k = from; k < to; k++) sum[k] += g[k - from];
+      }),
+    );
     acc.count += 1;
     acc.keys.push(batchKey(meta.epoch, meta.batch));
     this.applyCompleteSteps();
@@ -252,16 +278,25 @@ export class TrialShard implements CheckpointSection {
       if (!acc || acc.count < acc.stepSize) return;
       this.pending.delete(this.version);
       for (const sum of acc.sums) for (let k = 0; k < sum.length; k++) sum[k] /= acc.stepSize;
-      this.update(acc.sums, acc.epoch);
+      this.update(wholeGradient(acc.sums), acc.epoch);
       this.batchesApplied += acc.stepSize;
     }
   }
 
-  private update(grads: readonly Float32Array[], epoch: number): void {
+  private update(grad: Gradient, epoch: number): void {
     const started = performance.now();
     const ctx = { lr: this.schedule(epoch), step: this.version + 1 };
+    // The optimizers work element by element, so going piece by piece changes no result.
     this.slices.forEach((s, i) =>
-      this.optimizer.apply(s.values, grads[i], s.state, ctx, this.config),
+      forEachPiece(s.length, (from, to) =>
+        this.optimizer.apply(
+          s.values.subarray(from, to),
+          grad.piece(i, from, to),
+          s.state.map((st) => st.subarray(from, to)),
+          ctx,
+          this.config,
+        ),
+      ),
     );
     this.version += 1;
     this.applySeconds += (performance.now() - started) / 1000;
