@@ -18,6 +18,20 @@ export interface CoordinatorClientOptions {
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
+/** How much longer than other calls a Submit may take. */
+const SUBMIT_EXTRA_MS = 90_000;
+
+/**
+ * The client's own deadline as one line a user can act on, instead of grpc-js's timing dump
+ * ("Deadline exceeded after 30.002s,name resolution: ..."); other errors as they are.
+ */
+function clientDeadline(err: grpc.ServiceError, waitMs: number): grpc.ServiceError {
+  if (err.code !== grpc.status.DEADLINE_EXCEEDED || !/^Deadline exceeded after/.test(err.details))
+    return err;
+  const details = `the coordinator did not answer within ${waitMs / 1000} s`;
+  return Object.assign(new Error(details), { code: err.code, details, metadata: err.metadata });
+}
+
 /** A typed, promise-based client of the coordinator; every call has a deadline. */
 export class CoordinatorClient {
   private readonly client: GeneratedClient;
@@ -38,9 +52,10 @@ export class CoordinatorClient {
     signal?: AbortSignal,
   ): Promise<T> {
     return new Promise((resolve, reject) => {
-      const call = invoke({ deadline: deadlineIn(this.deadlineMs + extraMs) }, (err, value) => {
+      const waitMs = this.deadlineMs + extraMs;
+      const call = invoke({ deadline: deadlineIn(waitMs) }, (err, value) => {
         signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
+        if (err) reject(clientDeadline(err, waitMs));
         else resolve(value as T);
       });
       const onAbort = (): void => call.cancel();
@@ -48,8 +63,9 @@ export class CoordinatorClient {
     });
   }
 
+  /** Submit waits for every shard to draw (and checkpoint) its slices: minutes for large models. */
   submitTrial(spec: TrialSpec): Promise<TrialStatus__Output> {
-    return this.call((o, cb) => this.client.SubmitTrial(spec, o, cb));
+    return this.call((o, cb) => this.client.SubmitTrial(spec, o, cb), SUBMIT_EXTRA_MS);
   }
 
   getTrial(trial: string): Promise<TrialStatus__Output> {

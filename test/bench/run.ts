@@ -13,6 +13,8 @@
  *                  then 2 workers for 10 epochs, where start-up weighs less
  *   warm           the 2-worker, 1-shard cluster figure on a cluster already running (caviar
  *                  up, one untimed trial first), as a sweep's later trials see it
+ *   large          a 140M-parameter trial on 2 workers and 2 shards (large-model.ts); only when
+ *                  asked for with --only, since it needs about 8 GB and minutes
  *
  * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
  * (workers 2 shards 2 async, single-process, synthetic, wire), --only with a comma-separated list of sections.
@@ -28,6 +30,7 @@ import { REPO_ROOT, CAVIAR_BIN } from '../helpers/repo';
 import type { SingleProcessResult } from './single-process';
 import { medianIndex, round, spreadOf } from './stats';
 import { benchKernels } from './kernels';
+import { largeModel } from './large-model';
 import { ROLE_NODE_FLAGS } from '../../core/role-process';
 
 const SECTIONS = [
@@ -39,6 +42,7 @@ const SECTIONS = [
   'kernels',
   'sweep',
   'warm',
+  'large',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 type Mode = 'sync' | 'async';
@@ -648,7 +652,10 @@ function parseOptions(argv: string[]): BenchOptions {
     timeoutS: number;
   }>();
   const only =
-    opts.only ?? (opts.quick ? ['cluster', 'single', 'synthetic', 'wire'] : [...SECTIONS]);
+    opts.only ??
+    (opts.quick
+      ? ['cluster', 'single', 'synthetic', 'wire']
+      : SECTIONS.filter((s) => s !== 'large'));
   return { runs: opts.runs, quick: opts.quick, only, timeoutS: opts.timeoutS };
 }
 
@@ -728,6 +735,15 @@ async function main(): Promise<number> {
   // 7. The cluster figure on a cluster that is already running.
   if (has('warm')) await warmCluster(o);
 
+  // 8. A 140M-parameter model.
+  if (has('large')) {
+    try {
+      emit(await largeModel(o.timeoutS, log, torchPython()));
+    } catch (err) {
+      errors.push(`large: ${(err as Error).message}`);
+    }
+  }
+
   const pick = (bench: string): Record<string, unknown>[] => lines.filter((l) => l.bench === bench);
   emit({
     bench: 'summary',
@@ -771,6 +787,7 @@ async function main(): Promise<number> {
       spread: l.spread ?? null,
     })),
     sweep: pick('sweep')[0] ?? null,
+    large: pick('large')[0] ?? null,
     errors,
   });
   return errors.length ? 1 : 0;
