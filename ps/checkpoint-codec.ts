@@ -43,15 +43,17 @@ function u32(n: number): Buffer {
   return b;
 }
 
+type TrialMeta = Omit<TrialCheckpoint, 'slices'>;
+
+/** The fields a trial's header and its checkpoint share, as they are. */
+function trialMeta(t: TrialMeta): TrialMeta {
+  const { trial, config, mode, version, batchesApplied, applySeconds, applied } = t;
+  return { trial, config, mode, version, batchesApplied, applySeconds, applied };
+}
+
 function trialHeader(t: TrialCheckpoint): TrialHeader {
   return {
-    trial: t.trial,
-    config: t.config,
-    mode: t.mode,
-    version: t.version,
-    batchesApplied: t.batchesApplied,
-    applySeconds: t.applySeconds,
-    applied: t.applied,
+    ...trialMeta(t),
     slices: t.slices.map(({ name, start, length }) => ({ name, start, length })),
     stateSize: t.slices[0]?.state.length ?? 0,
   };
@@ -122,16 +124,7 @@ async function readTrial(source: CheckpointSource, t: TrialHeader): Promise<Tria
     for (let k = 0; k < t.stateSize; k++) state.push(await readFloats(source, s.length));
     slices.push({ ...s, values, state });
   }
-  return {
-    trial: t.trial,
-    config: t.config,
-    mode: t.mode,
-    version: t.version,
-    batchesApplied: t.batchesApplied,
-    applySeconds: t.applySeconds,
-    applied: t.applied,
-    slices,
-  };
+  return { ...trialMeta({ ...t, mode: t.mode }), slices };
 }
 
 /** Reads a checkpoint of either format; CorruptCheckpointError for anything that does not add up. */
