@@ -7,7 +7,7 @@ import { resolveOptimizerConfig } from '../../core/optimizer-config';
 import { assertExactlyOnce, faultTrial, progress, startCluster, submit } from '../helpers/cluster';
 import { runCaviar } from '../helpers/repo';
 
-/** Each shard's trials may take 64 MB: mlp:64 needs about 1.5 MB of it, mlp:4096,4096 600 MB. */
+/** Each shard's trials may take 64 MB: mlp:64 needs about 1.4 MB of it, mlp:4096,4096 240 MB. */
 const SHARD_MEMORY = 64 * 1024 * 1024;
 const TOO_LARGE = 'mlp:4096,4096';
 const REFUSAL =
@@ -55,7 +55,7 @@ test(
       // A shard refuses such an Init by itself too, before it takes the memory.
       const shard = new ParameterServerClient(cluster.process('ps-0').address);
       try {
-        const length = 2_000_000;
+        const length = 3_000_000; // 84 MB at 7 copies
         await assert.rejects(
           shard.init(
             'huge-direct',
