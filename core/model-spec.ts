@@ -195,7 +195,7 @@ export function* drawInitialValues(
   p: ParamInfo,
   seed: number,
   ranges: readonly InitialRange[],
-  round = 1 << 20,
+  round = 1 << 17,
 ): Generator<void> {
   const stream = initialStream(p, seed);
   if (!stream) return;

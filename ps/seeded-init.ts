@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../core/errors';
 import { drawInitialValues, type ParamInfo } from '../core/model-spec';
 import { elementCount } from '../core/placement';
+import { runYielding } from '../core/yielding';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import type { SliceRange } from './slice-assembler';
 
@@ -47,12 +48,9 @@ export async function seededSliceValues(
   slices.forEach((s, i) => byTensor.set(s.name, [...(byTensor.get(s.name) ?? []), i]));
   for (const indices of byTensor.values()) {
     const ranges = indices.map((i) => ({ start: slices[i].start, out: values[i] }));
-    // In rounds of about 40 ms with the event loop free between them, so a large slice does not
-    // stop the shard answering (keepalive pings, other trials' pushes) for seconds.
-    for (const round of drawInitialValues(found[indices[0]], seeded.seed, ranges)) {
-      void round;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    // With the event loop free between rounds, so a large slice does not stop the shard
+    // answering (keepalive pings, other trials' pushes) for seconds.
+    await runYielding(drawInitialValues(found[indices[0]], seeded.seed, ranges));
   }
   return values;
 }

@@ -39,9 +39,12 @@ export class SegmentGradient implements Gradient {
     return scratch.subarray(0, to - from);
   }
 
-  /** Refuses (before anything applies) a gradient with a NaN or an infinity, naming the element. */
-  check(what: string): void {
-    this.slices.forEach((s, i) => {
+  /**
+   * Refuses (before anything applies) a gradient with a NaN or an infinity, naming the element;
+   * pauses (a yield) after every piece.
+   */
+  *check(what: string): Generator<void> {
+    for (const [i, s] of this.slices.entries()) {
       for (let from = 0; from < s.length; from += GRADIENT_PIECE) {
         const to = Math.min(s.length, from + GRADIENT_PIECE);
         const values = this.piece(i, from, to);
@@ -51,7 +54,8 @@ export class SegmentGradient implements Gradient {
             'non_finite',
             `${what} for tensor ${s.name} has a non-finite value (${values[k]}) at element ${s.start + from + k}`,
           );
+        yield;
       }
-    });
+    }
   }
 }

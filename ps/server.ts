@@ -17,6 +17,7 @@ import { availableMemory } from '../core/memory-size';
 import { MemoryAdmission } from './admission';
 import { EpochSnapshots, type Snapshot } from './epoch-snapshots';
 import { writeSlices, type WritableCall } from './slice-stream';
+import { runYielding } from '../core/yielding';
 import { seededSliceValues } from './seeded-init';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import {
@@ -445,20 +446,18 @@ export class ParameterServerShard {
 
   /** A same-host push: the gradient is in the segment region its header names. */
   private pushFromSegment(header: PushHeader__Output): Promise<AppliedPush> {
-    return this.applyPush((slot) => {
+    return this.applyPush(async (slot) => {
       const segment = header.segment;
       if (!segment) throw new RefusedInputError('bad_header', 'the push names no segment region');
       const trial = this.requireTrial(header.trial);
       const current: PushInProgress = (slot.current = { header, trial });
       if (!trial.isDuplicate(header.epoch, header.batch)) {
         const gradient = this.segments.gradient(segment, trial.slices);
-        gradient.check(
-          `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`,
-        );
+        const what = `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`;
+        await runYielding(gradient.check(what));
         current.gradient = gradient;
         this.options.observer?.bytesIn(trial.elements * 4);
       }
-      return Promise.resolve();
     });
   }
 
@@ -478,7 +477,7 @@ export class ParameterServerShard {
       const reply = await current.trial.access.write(async () => {
         // A fenced sender is refused as such even when its batch was re-run and applied meanwhile.
         await this.checkFence(current.header);
-        return this.finishPush(current);
+        return await this.finishPush(current);
       });
       return { reply, trial: current.trial, header: current.header };
     } catch (err) {
@@ -522,7 +521,12 @@ export class ParameterServerShard {
     );
   }
 
-  private finishPush({ header, trial, assembler, gradient }: PushInProgress): PushReply {
+  private async finishPush({
+    header,
+    trial,
+    assembler,
+    gradient,
+  }: PushInProgress): Promise<PushReply> {
     // Init or Drop may have replaced the trial while the gradient streamed in.
     if (this.trials.get(header.trial) !== trial) {
       throw new NotFoundError(
@@ -535,7 +539,8 @@ export class ParameterServerShard {
     if (hit('forget-push')) return { accepted: true, duplicate: false, version: trial.version };
     const before = trial.version;
     const applyBefore = trial.applySeconds;
-    const outcome = trial.push(header, grads);
+    // In pieces, the event loop free between them; readers of the arrays wait on the lock.
+    const outcome = await runYielding(trial.pushInPieces(header, grads));
     if (trial.version !== before)
       this.options.observer?.applied(header.trial, trial.applySeconds - applyBefore);
     if (trial.version !== before) this.notify(header.trial);
@@ -580,7 +585,7 @@ export class ParameterServerShard {
     const into = call.request.into;
     if (!into) throw new InvalidArgumentError('the pull names no segment region');
     const { trial, snapshot } = await this.pullSource(call);
-    const version = this.writeToSegment(into, trial, snapshot);
+    const version = await trial.access.read(() => this.writeToSegment(into, trial, snapshot));
     return { version, from_snapshot: snapshot !== undefined };
   }
 
@@ -600,7 +605,8 @@ export class ParameterServerShard {
   private async segmentPushPull(header: PushHeader__Output, call: WaitingCall): Promise<PushReply> {
     const { reply, trial } = await this.pushFromSegment(header);
     const after = await this.afterStep(header, trial, call);
-    return { ...reply, version: this.writeToSegment(header.segment!, after) };
+    const version = await after.access.read(() => this.writeToSegment(header.segment!, after));
+    return { ...reply, version };
   }
 
   /**
@@ -698,7 +704,7 @@ export class ParameterServerShard {
     // A small one streams a copy, so pushes applied meanwhile neither tear it nor wait.
     const pool = this.bufferPool(trial);
     const copy = pool.take();
-    trial.slices.forEach((s, i) => copy[i].set(s.values));
+    await trial.access.read(() => trial.slices.forEach((s, i) => copy[i].set(s.values)));
     try {
       await writeSlices(call, trial.slices, copy, first(trial.version), observer);
     } finally {
@@ -800,10 +806,14 @@ export class ParameterServerShard {
     };
   }
 
-  private applied({ trial: id, snapshot, epoch }: AppliedRequest__Output): AppliedBatches {
+  private async applied({
+    trial: id,
+    snapshot,
+    epoch,
+  }: AppliedRequest__Output): Promise<AppliedBatches> {
     const trial = this.trials.get(id);
     if (!trial) return { held: false, version: 0, epochs: [], batches: [] };
-    if (snapshot) this.snapshots.take(trial, epoch);
+    if (snapshot) await trial.access.read(() => this.snapshots.take(trial, epoch));
     const pairs = trial.heldKeys().map(batchOfKey);
     return {
       held: true,

@@ -52,10 +52,10 @@ export function wholeGradient(arrays: readonly Float32Array[]): Gradient {
   return { piece: (i, from, to) => arrays[i].subarray(from, to) };
 }
 
-/** Calls `visit` for every piece of a slice of `length` elements, in order. */
-function forEachPiece(length: number, visit: (from: number, to: number) => void): void {
+/** The [from, to) ranges of GRADIENT_PIECE values that a slice of `length` values goes in. */
+function* pieces(length: number): Generator<[number, number]> {
   for (let from = 0; from < length; from += GRADIENT_PIECE)
-    visit(from, Math.min(length, from + GRADIENT_PIECE));
+    yield [from, Math.min(length, from + GRADIENT_PIECE)];
 }
 
 /** A sync step being gathered: the running sum of its gradients and who contributed. */
@@ -200,43 +200,49 @@ export class TrialShard implements CheckpointSection {
 
   /** Applies (async) or gathers (sync) one batch's gradient; `grads` aligns with `slices`. */
   push(meta: PushMeta, grads: readonly Float32Array[] | Gradient): PushOutcome {
+    const steps = this.pushInPieces(meta, grads);
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+    }
+  }
+
+  /**
+   * `push`, pausing (a yield) after every piece of GRADIENT_PIECE values, so a caller holding the
+   * trial's write lock can let the event loop run between pieces of a model-sized update. Until
+   * it returns, the trial's version and applied batches are as before the push.
+   */
+  *pushInPieces(
+    meta: PushMeta,
+    grads: readonly Float32Array[] | Gradient,
+  ): Generator<void, PushOutcome> {
     const gradient = 'piece' in grads ? grads : wholeGradient(grads);
     if (this.isDuplicate(meta.epoch, meta.batch)) {
       this.countRefusal('duplicate');
       return { accepted: false, duplicate: true, version: this.version };
     }
     if (this.mode === 'async') {
-      this.update(gradient, meta.epoch);
+      yield* this.update(gradient, meta.epoch);
       this.batchesApplied += 1;
     } else {
-      this.gather(meta, gradient);
+      yield* this.gather(meta, gradient);
     }
     this.accepted.add(batchKey(meta.epoch, meta.batch));
     return { accepted: true, duplicate: false, version: this.version };
   }
 
-  /** Copies of the parameter slices, safe to stream while later pushes apply. */
-  snapshot(): { version: number; slices: Array<SliceRange & { values: Float32Array }> } {
-    const slices = this.slices.map(({ name, start, length, values }) => ({
-      name,
-      start,
-      length,
-      values: values.slice(),
-    }));
-    return { version: this.version, slices };
-  }
-
-  private gather(meta: PushMeta, grad: Gradient): void {
+  private *gather(meta: PushMeta, grad: Gradient): Generator<void> {
     const acc = this.accumulatorFor(meta);
-    acc.sums.forEach((sum, i) =>
-      forEachPiece(sum.length, (from, to) => {
+    for (const [i, sum] of acc.sums.entries()) {
+      for (const [from, to] of pieces(sum.length)) {
         const g = grad.piece(i, from, to);
         for (let k = from; k < to; k++) sum[k] += g[k - from];
-      }),
-    );
+        yield;
+      }
+    }
     acc.count += 1;
     acc.keys.push(batchKey(meta.epoch, meta.batch));
-    this.applyCompleteSteps();
+    yield* this.applyCompleteSteps();
   }
 
   /** Checks the step before anything changes, then finds or opens its accumulator. */
@@ -272,33 +278,39 @@ export class TrialShard implements CheckpointSection {
   }
 
   /** Steps apply strictly in order, so a complete step t+1 waits for step t. */
-  private applyCompleteSteps(): void {
+  private *applyCompleteSteps(): Generator<void> {
     for (;;) {
       const acc = this.pending.get(this.version);
       if (!acc || acc.count < acc.stepSize) return;
       this.pending.delete(this.version);
-      for (const sum of acc.sums) for (let k = 0; k < sum.length; k++) sum[k] /= acc.stepSize;
-      this.update(wholeGradient(acc.sums), acc.epoch);
+      for (const sum of acc.sums) {
+        for (const [from, to] of pieces(sum.length)) {
+          for (let k = from; k < to; k++) sum[k] /= acc.stepSize;
+          yield;
+        }
+      }
+      yield* this.update(wholeGradient(acc.sums), acc.epoch);
       this.batchesApplied += acc.stepSize;
     }
   }
 
-  private update(grad: Gradient, epoch: number): void {
-    const started = performance.now();
+  private *update(grad: Gradient, epoch: number): Generator<void> {
     const ctx = { lr: this.schedule(epoch), step: this.version + 1 };
     // The optimizers work element by element, so going piece by piece changes no result.
-    this.slices.forEach((s, i) =>
-      forEachPiece(s.length, (from, to) =>
+    for (const [i, s] of this.slices.entries()) {
+      for (const [from, to] of pieces(s.length)) {
+        const started = performance.now();
         this.optimizer.apply(
           s.values.subarray(from, to),
           grad.piece(i, from, to),
           s.state.map((st) => st.subarray(from, to)),
           ctx,
           this.config,
-        ),
-      ),
-    );
+        );
+        this.applySeconds += (performance.now() - started) / 1000;
+        yield;
+      }
+    }
     this.version += 1;
-    this.applySeconds += (performance.now() - started) / 1000;
   }
 }

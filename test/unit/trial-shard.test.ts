@@ -75,14 +75,6 @@ describe('TrialShard', () => {
       assert.equal(t.refused.get('duplicate'), 1);
     }
   });
-
-  it('snapshot is a copy', () => {
-    const t = trial('async');
-    const snap = t.snapshot();
-    t.push(meta(0), [Float32Array.of(1, 1)]);
-    assert.deepEqual(snap.slices[0].values, Float32Array.of(0, 0));
-    assert.equal(snap.version, 0);
-  });
 });
 
 describe('SliceAssembler', () => {
