@@ -3,6 +3,9 @@ import { chunkTensor } from '../core/tensor-codec';
 import type { ShardObserver } from './shard-observer';
 import type { SliceRange } from './slice-assembler';
 
+/** How long writing chunks may hold the event loop before it lets it go round. */
+const YIELD_MS = 10;
+
 /** What slices are streamed to: a server-streaming or a bidi call. */
 export type WritableCall<M> =
   grpc.ServerWritableStream<unknown, M> | grpc.ServerDuplexStream<unknown, M>;
@@ -46,9 +49,18 @@ export async function writeSlices<M>(
       for (const chunk of chunkTensor(s.name, s.start, values[i])) yield { chunk } as M;
     }
   };
+  // grpc-js serializes as it is written to, and a wide flow-control window takes many messages
+  // before it pushes back: without the pauses a large trial's pull would hold the event loop.
+  let since = performance.now();
   for (const msg of messages()) {
     if (call.cancelled) return;
-    if (!call.write(msg)) await writable(call);
+    if (!call.write(msg)) {
+      await writable(call);
+      since = performance.now();
+    } else if (performance.now() - since >= YIELD_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      since = performance.now();
+    }
   }
   const sent = settled(call);
   call.end();

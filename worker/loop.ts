@@ -12,6 +12,7 @@ import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
 import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
 import { clipByGlobalNorm } from './clip';
+import { evaluateYielding } from './evaluate-yielding';
 import type { WorkerMetrics } from './worker-metrics';
 
 /** Examples timed one at a time for the inference-latency measure: enough for a p95. */
@@ -365,15 +366,15 @@ export class Worker {
   }
 
   /** Validation, train-dev, and a train-dev-sized training sample, with the pulled parameters. */
-  private evaluate(context: TrialContext, pullMs: number): WorkResult {
+  private async evaluate(context: TrialContext, pullMs: number): Promise<WorkResult> {
     const { validation, trainDev, train } = context.splits;
     const started = performance.now();
-    const val = context.model.evaluate(validation.features, validation.labels, validation.count);
-    const dev = context.model.evaluate(trainDev.features, trainDev.labels, trainDev.count);
+    const val = await evaluateYielding(context.model, validation);
+    const dev = await evaluateYielding(context.model, trainDev);
     // The training split is shuffled once, so its first examples are a fair sample of it.
-    const sample = context.model.evaluate(
-      train.features,
-      train.labels,
+    const sample = await evaluateYielding(
+      context.model,
+      train,
       Math.min(train.count, trainDev.count),
     );
     return {
@@ -399,7 +400,7 @@ export class Worker {
       const pullMs = performance.now() - t;
       this.options.metrics?.observePull(pullMs / 1000);
       context.model.setParameters(context.values);
-      return this.evaluate(context, pullMs);
+      return await this.evaluate(context, pullMs);
     }
     // The lease's batches in order (several in async mode), reported together.
     const batches: TrainBatch__Output[] = [work, ...work.more];
