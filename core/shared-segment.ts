@@ -56,12 +56,29 @@ function bytesOf(values: Float32Array): Uint8Array {
 
 /** Writes `arrays` back to back from byte `position` of `fd`. */
 export function writeArrays(fd: number, position: number, arrays: readonly Float32Array[]): void {
+  for (const piece of writeArraysInPieces(fd, position, arrays)) void piece;
+}
+
+/** Bytes a piecewise write puts down between pauses. */
+const WRITE_PIECE_BYTES = 8 << 20;
+
+/**
+ * `writeArrays`, pausing (a yield) after every 8 MB, so a caller can let its event loop run
+ * between pieces of a model-sized write (the first into a fresh segment also takes its pages).
+ */
+export function* writeArraysInPieces(
+  fd: number,
+  position: number,
+  arrays: readonly Float32Array[],
+): Generator<void> {
   let at = position;
   for (const values of arrays) {
     const bytes = bytesOf(values);
     let done = 0;
     while (done < bytes.byteLength) {
-      done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, at + done);
+      const n = Math.min(WRITE_PIECE_BYTES, bytes.byteLength - done);
+      done += fs.writeSync(fd, bytes, done, n, at + done);
+      yield;
     }
     at += bytes.byteLength;
   }

@@ -7,7 +7,7 @@ import {
   SEGMENT_TOKEN_BYTES,
   isSegmentName,
   sliceLayout,
-  writeArrays,
+  writeArraysInPieces,
 } from '../core/shared-segment';
 import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion';
 import type { AttachReply } from '../proto/gen/caviar/v1/AttachReply';
@@ -87,13 +87,13 @@ export class AttachedSegments {
     return new SegmentGradient(this.checked(region, slices), region.offset, slices);
   }
 
-  /** Writes `values` (aligned with `slices`) into the region. */
-  write(
+  /** Writes `values` (aligned with `slices`) into the region, pausing (a yield) between pieces. */
+  *write(
     region: SegmentRegion__Output,
     slices: readonly SliceRange[],
     values: readonly Float32Array[],
-  ): void {
-    writeArrays(this.checked(region, slices), region.offset, values);
+  ): Generator<void> {
+    yield* writeArraysInPieces(this.checked(region, slices), region.offset, values);
   }
 
   close(): void {

@@ -590,15 +590,21 @@ export class ParameterServerShard {
   }
 
   /** Writes the trial's slices (or a snapshot of them) into `region`; the version they are at. */
-  private writeToSegment(
+  private async writeToSegment(
     region: SegmentRegion__Output,
     trial: TrialShard,
     snapshot?: Snapshot,
-  ): number {
-    const values = snapshot?.values ?? trial.slices.map((s) => s.values);
-    this.segments.write(region, trial.slices, values);
+  ): Promise<number> {
+    const values = snapshot?.values ?? liveValues(trial);
+    const version = snapshot?.version ?? trial.version;
+    const done = snapshot ? EpochSnapshots.reading(snapshot) : () => undefined;
+    try {
+      await runYielding(this.segments.write(region, trial.slices, values));
+    } finally {
+      done();
+    }
     this.options.observer?.bytesOut(trial.elements * 4);
-    return snapshot?.version ?? trial.version;
+    return version;
   }
 
   /** A same-host push, then the values written back into its region. */
