@@ -1,5 +1,5 @@
 import { snapshotsKept } from './trial-footprint';
-import type { TrialShard } from './trial-shard';
+import { GRADIENT_PIECE, type TrialShard } from './trial-shard';
 
 /** A trial's values as they were at an epoch's end, for that epoch's evaluation. */
 export interface Snapshot {
@@ -21,8 +21,12 @@ export class EpochSnapshots {
     return this.byTrial.get(trial)?.get(epoch);
   }
 
-  /** Keeps a copy of the trial's values as the end of `epoch`, dropping older ones past a few. */
-  take(trial: TrialShard, epoch: number): void {
+  /**
+   * Keeps a copy of the trial's values as the end of `epoch`, dropping older ones past a few;
+   * pauses (a yield) after every piece copied, and the snapshot is found only once complete.
+   * The caller holds the trial's read lock throughout.
+   */
+  *take(trial: TrialShard, epoch: number): Generator<void> {
     const kept = this.byTrial.get(trial) ?? new Map<number, Snapshot>();
     this.byTrial.set(trial, kept);
     // The oldest dropped lends its arrays to the new one: a large trial never holds two at once,
@@ -35,11 +39,15 @@ export class EpochSnapshots {
       if (dropped?.streaming === 0) spare = dropped.values;
       kept.delete(old);
     }
-    const values = trial.slices.map((s, i) => {
+    const values: Float32Array[] = [];
+    for (const [i, s] of trial.slices.entries()) {
       const into = spare?.[i] ?? new Float32Array(s.length);
-      into.set(s.values);
-      return into;
-    });
+      for (let from = 0; from < s.length; from += GRADIENT_PIECE) {
+        into.set(s.values.subarray(from, from + GRADIENT_PIECE), from);
+        yield;
+      }
+      values.push(into);
+    }
     kept.set(epoch, { version: trial.version, values, streaming: 0 });
   }
 

@@ -819,7 +819,7 @@ export class ParameterServerShard {
   }: AppliedRequest__Output): Promise<AppliedBatches> {
     const trial = this.trials.get(id);
     if (!trial) return { held: false, version: 0, epochs: [], batches: [] };
-    if (snapshot) await trial.access.read(() => this.snapshots.take(trial, epoch));
+    if (snapshot) await trial.access.read(() => runYielding(this.snapshots.take(trial, epoch)));
     const pairs = trial.heldKeys().map(batchOfKey);
     return {
       held: true,
