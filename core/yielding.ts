@@ -17,3 +17,16 @@ export async function runYielding<T>(steps: Generator<unknown, T>): Promise<T> {
     }
   }
 }
+
+/**
+ * Fresh zeroed Float32Arrays of `lengths`, with a pause (a yield) after each: thousands of slice
+ * arrays of a large model, each zero-filled and faulted in, took a shard most of a second.
+ */
+export function* zeroedArrays(lengths: readonly number[]): Generator<void, Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const n of lengths) {
+    out.push(new Float32Array(n));
+    yield;
+  }
+  return out;
+}

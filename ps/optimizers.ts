@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../core/errors';
 import type { OptimizerConfig, OptimizerKind } from '../core/optimizer-config';
 import { nativeLoops } from './native-loops';
+import { runYielding, zeroedArrays } from '../core/yielding';
 import type { OptimizerFunctions } from '../core/native/addon';
 
 /** What an update needs besides the arrays: the scheduled learning rate and the update count. */
@@ -132,4 +133,19 @@ export function optimizerFor(kind: string): Optimizer {
 /** Fresh (zeroed) optimizer state for a slice of `length` elements. */
 export function createOptimizerState(optimizer: Optimizer, length: number): Float32Array[] {
   return Array.from({ length: optimizer.stateSize }, () => new Float32Array(length));
+}
+
+/**
+ * Fresh optimizer state for slices of `lengths` elements, one array at a time with the event
+ * loop free between them: a large trial's state is thousands of arrays and most of a gigabyte.
+ */
+export async function createOptimizerStates(
+  optimizer: Optimizer,
+  lengths: readonly number[],
+): Promise<Float32Array[][]> {
+  const n = optimizer.stateSize;
+  const flat = await runYielding(
+    zeroedArrays(lengths.flatMap((length) => new Array<number>(n).fill(length))),
+  );
+  return lengths.map((_, i) => flat.slice(i * n, (i + 1) * n));
 }

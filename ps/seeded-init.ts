@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../core/errors';
 import { drawInitialValues, type ParamInfo } from '../core/model-spec';
 import { elementCount } from '../core/placement';
-import { runYielding } from '../core/yielding';
+import { runYielding, zeroedArrays } from '../core/yielding';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import type { SliceRange } from './slice-assembler';
 
@@ -41,7 +41,7 @@ export async function seededSliceValues(
       );
     return p;
   });
-  const values = slices.map((s) => new Float32Array(s.length));
+  const values = await runYielding(zeroedArrays(slices.map((s) => s.length)));
   // One walk of each tensor's stream for all of this shard's slices of it: walking from the
   // tensor's start for every slice made a 27M-element kernel in 412 slices cost minutes.
   const byTensor = new Map<string, number[]>();

@@ -13,11 +13,14 @@ import type { PushReply } from '../proto/gen/caviar/v1/PushReply';
 import type { SessionReply } from '../proto/gen/caviar/v1/SessionReply';
 import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
-import { availableMemory } from '../core/memory-size';
 import { MemoryAdmission } from './admission';
 import { EpochSnapshots, type Snapshot } from './epoch-snapshots';
+import { resolveShardOptions, type ResolvedShardOptions, type ShardOptions } from './shard-options';
+
+export type { ShardOptions } from './shard-options';
 import { writeSlices, type WritableCall } from './slice-stream';
 import { runYielding } from '../core/yielding';
+import { createOptimizerStates, optimizerFor } from './optimizers';
 import { seededSliceValues } from './seeded-init';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import {
@@ -28,12 +31,10 @@ import {
   toServiceError,
   errorMessage,
 } from '../core/errors';
-import type { Logger } from '../core/log';
 import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
 import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
 import { FencedError, RefusedInputError, refusalReason, type RefusalReason } from './refusal';
-import type { FenceGuard } from './fence-guard';
-import { Checkpointer, type CheckpointPolicy } from './checkpointer';
+import { Checkpointer } from './checkpointer';
 import { batchOfKey } from '../core/batches';
 import type { AppliedBatches } from '../proto/gen/caviar/v1/AppliedBatches';
 import type { AppliedRequest__Output } from '../proto/gen/caviar/v1/AppliedRequest';
@@ -47,84 +48,7 @@ import {
 import { AttachedSegments } from './attached-segments';
 import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion';
 import { TrialShard, isConsistencyMode, type ConsistencyMode, type Gradient } from './trial-shard';
-import type { ShardObserver, ShardSnapshot } from './shard-observer';
-
-export interface ShardOptions {
-  /** Names the shard in logs and errors. Defaults to "ps-0". */
-  id?: string;
-  /** Interface to listen on. Defaults to 127.0.0.1. */
-  host?: string;
-  /** TCP port; 0 picks a free one. Defaults to 0. */
-  port?: number;
-  /** Upper bound on how long a Pull may wait for its min_version. Defaults to 30 s. */
-  maxPullWaitMs?: number;
-  /** How long `close` lets in-flight calls finish before cutting them. Defaults to 5 s. */
-  closeGraceMs?: number;
-  /** Where refused calls and internal errors are logged. Defaults to no logging. */
-  logger?: Logger;
-  /** Refuses pushes from senders whose membership lease is gone. Defaults to none (no fencing). */
-  fence?: FenceGuard;
-  /** Save the shard's state so a restart with the same id restores it. Defaults to none. */
-  checkpoints?: CheckpointPolicy;
-  /** Told of apply latency and bytes moved, for metrics. Defaults to none. */
-  observer?: ShardObserver;
-  /**
-   * The shared-memory folder where workers on this machine create the segments they attach
-   * (see core/shared-segment.ts). Defaults to none: every worker streams chunks.
-   */
-  sharedMemoryDir?: string;
-  /**
-   * The memory the trials' slices may take here (see trial-footprint.ts); Init refuses a trial
-   * that would not fit. Defaults to half of the machine's (or the container's) memory.
-   */
-  maxMemoryBytes?: number;
-}
-
-type ResolvedShardOptions = Required<
-  Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints' | 'observer' | 'sharedMemoryDir'>
-> & {
-  logger?: Logger;
-  fence?: FenceGuard;
-  checkpoints?: CheckpointPolicy;
-  observer?: ShardObserver;
-  sharedMemoryDir?: string;
-};
-
-const DEFAULTS = {
-  id: 'ps-0',
-  host: '127.0.0.1',
-  port: 0,
-  maxPullWaitMs: 30_000,
-  closeGraceMs: 5_000,
-} as const;
-
-/** A shard's default memory budget: half of what this process may use, the rest for the others. */
-function defaultMaxMemory(): number {
-  return Math.floor(availableMemory() / 2);
-}
-
-function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
-  // An option given as undefined takes its default, as if it were left out.
-  const given = Object.entries(options).filter(([, value]) => value !== undefined);
-  const o: ResolvedShardOptions = {
-    ...DEFAULTS,
-    maxMemoryBytes: defaultMaxMemory(),
-    ...Object.fromEntries(given),
-  };
-  const fail = (what: string): never => {
-    throw new InvalidArgumentError(`ShardOptions: ${what}`);
-  };
-  if (!o.id) fail('id must be a non-empty string');
-  if (!o.host) fail('host must be a non-empty string');
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65_535)
-    fail(`port ${o.port} is not 0..65535`);
-  if (!(Number.isFinite(o.maxPullWaitMs) && o.maxPullWaitMs >= 0))
-    fail('maxPullWaitMs must be >= 0');
-  if (!(Number.isFinite(o.closeGraceMs) && o.closeGraceMs >= 0)) fail('closeGraceMs must be >= 0');
-  if (!(Number.isFinite(o.maxMemoryBytes) && o.maxMemoryBytes > 0))
-    fail('maxMemoryBytes must be > 0');
-  return o;
-}
+import type { ShardSnapshot } from './shard-observer';
 
 type Waiter = () => void;
 
@@ -404,7 +328,11 @@ export class ParameterServerShard {
     const values = seeded
       ? await seededSliceValues(header.trial, seeded, header.slices)
       : assembler!.finish();
-    const slices = header.slices.map((s, i) => ({ ...s, values: values[i] }));
+    const state = await createOptimizerStates(
+      optimizerFor(header.optimizer.kind),
+      header.slices.map((s) => s.length),
+    );
+    const slices = header.slices.map((s, i) => ({ ...s, values: values[i], state: state[i] }));
     const trial = new TrialShard(header.trial, header.optimizer, header.mode, slices);
     if (this.closing)
       throw new CaviarError(grpc.status.UNAVAILABLE, `shard ${this.options.id} is closing`);
