@@ -16,8 +16,6 @@ import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
 import { MemoryAdmission } from './admission';
 import { EpochSnapshots, type Snapshot } from './epoch-snapshots';
 import { resolveShardOptions, type ResolvedShardOptions, type ShardOptions } from './shard-options';
-
-export type { ShardOptions } from './shard-options';
 import { writeSlices, type WritableCall } from './slice-stream';
 import { runYielding } from '../core/yielding';
 import { createOptimizerStates, optimizerFor } from './optimizers';
@@ -49,6 +47,8 @@ import { AttachedSegments } from './attached-segments';
 import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion';
 import { TrialShard, isConsistencyMode, type ConsistencyMode, type Gradient } from './trial-shard';
 import type { ShardSnapshot } from './shard-observer';
+
+export type { ShardOptions } from './shard-options';
 
 type Waiter = () => void;
 
