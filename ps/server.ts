@@ -513,7 +513,14 @@ export class ParameterServerShard {
     const into = call.request.into;
     if (!into) throw new InvalidArgumentError('the pull names no segment region');
     const { trial, snapshot } = await this.pullSource(call);
-    const version = await trial.access.read(() => this.writeToSegment(into, trial, snapshot));
+    // Marked as read at once: a snapshot taken meanwhile must not recycle its arrays.
+    const done = snapshot ? EpochSnapshots.reading(snapshot) : () => undefined;
+    let version: number;
+    try {
+      version = await trial.access.read(() => this.writeToSegment(into, trial, snapshot));
+    } finally {
+      done();
+    }
     return { version, from_snapshot: snapshot !== undefined };
   }
 
@@ -525,12 +532,7 @@ export class ParameterServerShard {
   ): Promise<number> {
     const values = snapshot?.values ?? liveValues(trial);
     const version = snapshot?.version ?? trial.version;
-    const done = snapshot ? EpochSnapshots.reading(snapshot) : () => undefined;
-    try {
-      await runYielding(this.segments.write(region, trial.slices, values));
-    } finally {
-      done();
-    }
+    await runYielding(this.segments.write(region, trial.slices, values));
     this.options.observer?.bytesOut(trial.elements * 4);
     return version;
   }

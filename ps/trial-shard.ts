@@ -97,8 +97,8 @@ export interface CheckpointSection {
 export class TrialShard implements CheckpointSection {
   readonly slices: readonly TrialSlice[];
   /**
-   * Held to read the arrays across awaits (a checkpoint, a pull streaming from them), and to
-   * update them: updates are synchronous, so readers that do not await need not take it.
+   * Held to read the arrays (a checkpoint, a pull, an epoch-end snapshot) and to update them:
+   * an update goes in pieces with the event loop free between them, so every reader takes it.
    */
   readonly access = new ReadWriteLock();
   /** Number of optimizer updates applied; Adam's step count is version + 1. */
