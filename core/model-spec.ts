@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError } from './errors';
 import { elementCount, type TensorShape } from './placement';
 import { bulkUniform, normalStream, uniformStream, type DrawStream } from './seeded-random';
+import { drain } from './yielding';
 import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 
 /** A model the cluster can train: an MLP with ReLU hidden layers, or LeNet-5 for 28x28x1 images. */
@@ -174,7 +175,7 @@ export function initialSlice(
   length = elementCount(p.shape) - start,
 ): Float32Array {
   const out = new Float32Array(length);
-  for (const round of drawInitialValues(p, seed, [{ start, out }])) void round;
+  drain(drawInitialValues(p, seed, [{ start, out }]));
   return out;
 }
 

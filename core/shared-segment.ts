@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { drain } from './yielding';
 
 /**
  * Same-host transfer: a worker and a shard on one machine pass tensor values through a file in
@@ -56,7 +57,7 @@ function bytesOf(values: Float32Array): Uint8Array {
 
 /** Writes `arrays` back to back from byte `position` of `fd`. */
 export function writeArrays(fd: number, position: number, arrays: readonly Float32Array[]): void {
-  for (const piece of writeArraysInPieces(fd, position, arrays)) void piece;
+  drain(writeArraysInPieces(fd, position, arrays));
 }
 
 /** Bytes a piecewise write puts down between pauses. */

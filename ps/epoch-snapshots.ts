@@ -1,5 +1,5 @@
 import { snapshotsKept } from './trial-footprint';
-import { GRADIENT_PIECE, type TrialShard } from './trial-shard';
+import { pieces, type TrialShard } from './trial-shard';
 
 /** A trial's values as they were at an epoch's end, for that epoch's evaluation. */
 export interface Snapshot {
@@ -42,8 +42,8 @@ export class EpochSnapshots {
     const values: Float32Array[] = [];
     for (const [i, s] of trial.slices.entries()) {
       const into = spare?.[i] ?? new Float32Array(s.length);
-      for (let from = 0; from < s.length; from += GRADIENT_PIECE) {
-        into.set(s.values.subarray(from, from + GRADIENT_PIECE), from);
+      for (const [from, to] of pieces(s.length)) {
+        into.set(s.values.subarray(from, to), from);
         yield;
       }
       values.push(into);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { RefusedInputError } from './refusal';
 import { firstNonFinite, type SliceRange } from './slice-assembler';
-import { GRADIENT_PIECE, type Gradient } from './trial-shard';
+import { GRADIENT_PIECE, pieces, type Gradient } from './trial-shard';
 
 /** One scratch piece for every segment gradient: they are read synchronously, one at a time. */
 const scratch = new Float32Array(GRADIENT_PIECE);
@@ -45,8 +45,7 @@ export class SegmentGradient implements Gradient {
    */
   *check(what: string): Generator<void> {
     for (const [i, s] of this.slices.entries()) {
-      for (let from = 0; from < s.length; from += GRADIENT_PIECE) {
-        const to = Math.min(s.length, from + GRADIENT_PIECE);
+      for (const [from, to] of pieces(s.length)) {
         const values = this.piece(i, from, to);
         const k = firstNonFinite(values, 0, to - from);
         if (k >= 0)

@@ -52,6 +52,10 @@ export type { ShardOptions } from './shard-options';
 
 type Waiter = () => void;
 
+/** A pushed gradient as refusals name it. */
+const gradientName = ({ trial, epoch, batch }: PushHeader__Output): string =>
+  `gradient of trial ${trial} (epoch ${epoch}, batch ${batch})`;
+
 /** Trials up to this size stream pulls from a copy; larger ones from their live arrays. */
 const COPIED_PULL_MAX_BYTES = 64 << 20;
 
@@ -381,8 +385,7 @@ export class ParameterServerShard {
       const current: PushInProgress = (slot.current = { header, trial });
       if (!trial.isDuplicate(header.epoch, header.batch)) {
         const gradient = this.segments.gradient(segment, trial.slices);
-        const what = `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`;
-        await runYielding(gradient.check(what));
+        await runYielding(gradient.check(gradientName(header)));
         current.gradient = gradient;
         this.options.observer?.bytesIn(trial.elements * 4);
       }
@@ -430,13 +433,12 @@ export class ParameterServerShard {
 
   private beginPush(header: PushHeader__Output): PushInProgress {
     const trial = this.requireTrial(header.trial);
-    const duplicate = trial.isDuplicate(header.epoch, header.batch);
-    const what = `gradient of trial ${header.trial} (epoch ${header.epoch}, batch ${header.batch})`;
-    if (duplicate) return { header, trial };
+    if (trial.isDuplicate(header.epoch, header.batch)) return { header, trial };
+    const buffers = this.bufferPool(trial).take();
     return {
       header,
       trial,
-      assembler: new SliceAssembler(trial.slices, what, this.bufferPool(trial).take()),
+      assembler: new SliceAssembler(trial.slices, gradientName(header), buffers),
     };
   }
 

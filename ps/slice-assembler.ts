@@ -84,18 +84,6 @@ export class SliceAssembler {
     this.covered[index].push([at, at + written]);
   }
 
-  /**
-   * Every slice at once, from `read` (which fills the buffers, aligned with the slices, as a
-   * same-host push does from its segment), checked for finite values like chunks are.
-   */
-  addAll(read: (buffers: Float32Array[]) => void): void {
-    read(this.buffers);
-    this.slices.forEach((s, i) => {
-      this.checkFinite(s.name, this.buffers[i], 0, s.length, s.start);
-      this.covered[i].push([0, s.length]);
-    });
-  }
-
   /** The buffers, aligned with the slices, once every slice is covered exactly. */
   finish(): Float32Array[] {
     this.slices.forEach((s, i) => this.checkCoverage(s, this.covered[i]));
@@ -149,8 +137,9 @@ export class SliceAssembler {
 }
 
 /**
- * Spare buffer sets (one Float32Array per slice) for one trial's slices. Every push and pull of a
- * trial needs a model-sized scratch copy for a few milliseconds; taking it from here instead of
+ * Spare buffer sets (one Float32Array per slice) for one trial's slices. A chunk-stream push and
+ * a small trial's chunk pull need a model-sized scratch copy for a few milliseconds (same-host
+ * calls and large trials' pulls do not); taking it from here instead of
  * allocating it keeps large short-lived buffers away from the GC, which otherwise runs a full
  * collection every few dozen calls for the external memory alone.
  */

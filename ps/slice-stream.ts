@@ -1,10 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { chunkTensor } from '../core/tensor-codec';
+import { EventLoopPacer } from '../core/yielding';
 import type { ShardObserver } from './shard-observer';
 import type { SliceRange } from './slice-assembler';
-
-/** How long writing chunks may hold the event loop before it lets it go round. */
-const YIELD_MS = 10;
 
 /** What slices are streamed to: a server-streaming or a bidi call. */
 export type WritableCall<M> =
@@ -51,15 +49,14 @@ export async function writeSlices<M>(
   };
   // grpc-js serializes as it is written to, and a wide flow-control window takes many messages
   // before it pushes back: without the pauses a large trial's pull would hold the event loop.
-  let since = performance.now();
+  const pacer = new EventLoopPacer();
   for (const msg of messages()) {
     if (call.cancelled) return;
-    if (!call.write(msg)) {
+    if (call.write(msg)) {
+      await pacer.pause();
+    } else {
       await writable(call);
-      since = performance.now();
-    } else if (performance.now() - since >= YIELD_MS) {
-      await new Promise((resolve) => setImmediate(resolve));
-      since = performance.now();
+      pacer.restart();
     }
   }
   const sent = settled(call);

@@ -7,6 +7,7 @@ import { createOptimizerState, optimizerFor, type Optimizer } from './optimizers
 import { RefusedInputError, type RefusalReason } from './refusal';
 import type { SliceRange } from './slice-assembler';
 import { ReadWriteLock } from './read-write-lock';
+import { drain } from '../core/yielding';
 
 export type ConsistencyMode = 'sync' | 'async';
 
@@ -53,7 +54,7 @@ export function wholeGradient(arrays: readonly Float32Array[]): Gradient {
 }
 
 /** The [from, to) ranges of GRADIENT_PIECE values that a slice of `length` values goes in. */
-function* pieces(length: number): Generator<[number, number]> {
+export function* pieces(length: number): Generator<[number, number]> {
   for (let from = 0; from < length; from += GRADIENT_PIECE)
     yield [from, Math.min(length, from + GRADIENT_PIECE)];
 }
@@ -200,11 +201,7 @@ export class TrialShard implements CheckpointSection {
 
   /** Applies (async) or gathers (sync) one batch's gradient; `grads` aligns with `slices`. */
   push(meta: PushMeta, grads: readonly Float32Array[] | Gradient): PushOutcome {
-    const steps = this.pushInPieces(meta, grads);
-    for (;;) {
-      const next = steps.next();
-      if (next.done) return next.value;
-    }
+    return drain(this.pushInPieces(meta, grads));
   }
 
   /**

@@ -17,20 +17,16 @@ import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus'
 import { round } from './stats';
 import { follow } from '../../client/follow';
 import { REPO_ROOT } from '../helpers/repo';
+import { LEASE_LOST_LOG } from '../helpers/cluster';
+import { procStatusBytes } from '../helpers/processes';
 
 export const LARGE_MODEL = 'mlp:16000,8000';
 const LARGE_BATCH = 64;
 const LOOPBACK_JS = path.join(__dirname, 'loopback.js');
 const TORCH_PEER = path.join(REPO_ROOT, 'test', 'bench', 'peer_torch_large.py');
 
-function rssAnonMb(pid: number): number {
-  try {
-    const line = /RssAnon:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return line ? Number(line[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+/** 0 once the process is gone, so a peak is never NaN. */
+const rssAnonMb = (pid: number): number => (procStatusBytes(pid, 'RssAnon') || 0) / 2 ** 20;
 
 async function eventLoopP99(metricsUrl: string): Promise<number | undefined> {
   try {
@@ -46,7 +42,7 @@ function leaseLosses(logDir: string): number {
   let n = 0;
   for (const file of fs.readdirSync(logDir).filter((f) => f.endsWith('.log'))) {
     const log = fs.readFileSync(path.join(logDir, file), 'utf8');
-    n += (log.match(/membership lease lost|lost its membership lease/g) ?? []).length;
+    n += (log.match(new RegExp(LEASE_LOST_LOG.source, 'g')) ?? []).length;
   }
   return n;
 }

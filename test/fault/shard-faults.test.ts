@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { procStatusBytes } from '../helpers/processes';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { follow } from '../../client/follow';
 import {
@@ -157,10 +158,7 @@ test(
 );
 
 /** Resident memory of a process, in MB, from /proc. */
-function rssMb(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
-}
+const rssMb = (pid: number): number => procStatusBytes(pid, 'VmRSS') / 2 ** 20;
 
 test(
   'a shard paused (SIGSTOP) past its membership TTL: workers wait with bounded memory, then every batch is applied once',

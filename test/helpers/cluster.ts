@@ -8,6 +8,9 @@ import { testOutputDir } from './repo';
 import { follow } from '../../client/follow';
 import './reaper';
 
+/** What a role logs when it lost its membership lease (registration keeper, worker push). */
+export const LEASE_LOST_LOG = /membership lease lost|lost its membership lease/;
+
 /** A local cluster on a real etcd, with its logs under .test-output/<name>-*. */
 export async function startCluster(
   name: string,

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { sleep } from './cluster';
 
 /** Whether a process with this pid exists (it may be a zombie not yet reaped). */
@@ -25,4 +26,16 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** A size field of /proc/PID/status (VmRSS, RssAnon...) in bytes; NaN if the process is gone. */
+export function procStatusBytes(pid: number, field: 'VmRSS' | 'RssAnon'): number {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return NaN;
+  }
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1];
+  return kb === undefined ? NaN : Number(kb) * 1024;
 }

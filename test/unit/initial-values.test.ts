@@ -8,6 +8,7 @@ import {
   type ParamInfo,
 } from '../../core/model-spec';
 import { elementCount } from '../../core/placement';
+import { drain } from '../../core/yielding';
 
 const param = fc
   .record({
@@ -51,7 +52,7 @@ test("several ranges drawn in one walk (in any order, small rounds) equal the wh
         const ranges = [];
         for (let i = 0; i + 1 < points.length; i += 2)
           ranges.push({ start: points[i], out: new Float32Array(points[i + 1] - points[i]) });
-        for (const step of drawInitialValues(p, seed, [...ranges].reverse(), round)) void step;
+        drain(drawInitialValues(p, seed, [...ranges].reverse(), round));
         const whole = initialParameters([p], seed).get('w')!;
         for (const { start, out } of ranges)
           assert.deepEqual(out, whole.subarray(start, start + out.length));
