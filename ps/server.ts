@@ -14,6 +14,7 @@ import type { SessionReply } from '../proto/gen/caviar/v1/SessionReply';
 import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { ShardStats } from '../proto/gen/caviar/v1/ShardStats';
 import { MemoryAdmission } from './admission';
+import { isLargeTrial } from './trial-footprint';
 import { EpochSnapshots, type Snapshot } from './epoch-snapshots';
 import { resolveShardOptions, type ResolvedShardOptions, type ShardOptions } from './shard-options';
 import { writeSlices, type WritableCall } from './slice-stream';
@@ -55,9 +56,6 @@ type Waiter = () => void;
 /** A pushed gradient as refusals name it. */
 const gradientName = ({ trial, epoch, batch }: PushHeader__Output): string =>
   `gradient of trial ${trial} (epoch ${epoch}, batch ${batch})`;
-
-/** Trials up to this size stream pulls from a copy; larger ones from their live arrays. */
-const COPIED_PULL_MAX_BYTES = 64 << 20;
 
 const liveValues = (trial: TrialShard): Float32Array[] => trial.slices.map((s) => s.values);
 
@@ -633,7 +631,7 @@ export class ParameterServerShard {
     }
     // A large trial streams its live arrays, its updates waiting until the stream has gone out
     // (a stalled client holds them at most until keepalive cuts it): no model-sized copy.
-    if (trial.elements * 4 > COPIED_PULL_MAX_BYTES) {
+    if (isLargeTrial(trial.elements)) {
       await trial.access.read(() =>
         writeSlices(call, trial.slices, liveValues(trial), first(trial.version), observer),
       );

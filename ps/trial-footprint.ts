@@ -9,8 +9,16 @@ import type { ConsistencyMode } from './trial-shard';
 const IN_FLIGHT_COPIES = 2;
 /** Sync steps a shard may gather at once: a sync lease reaches up to 4 steps ahead. */
 const GATHERING_STEPS = 4;
-/** Up to this many bytes of slices, a trial keeps the two newest epochs' snapshots, else one. */
-const TWO_SNAPSHOTS_MAX_BYTES = 64 << 20;
+/** Over this many bytes of slices on a shard, a trial is large: memory goes before concurrency. */
+const LARGE_TRIAL_BYTES = 64 << 20;
+
+/**
+ * Whether a trial of `elements` values here is large: it keeps one epoch-end snapshot, not two,
+ * and its chunk pulls stream the live arrays (holding its updates) instead of a copy.
+ */
+export function isLargeTrial(elements: number): boolean {
+  return elements * 4 > LARGE_TRIAL_BYTES;
+}
 
 /**
  * Evaluation snapshots a shard keeps of a trial of `elements` values here: the two newest epochs'
@@ -18,7 +26,7 @@ const TWO_SNAPSHOTS_MAX_BYTES = 64 << 20;
  * a large trial keeps only the newest, and an evaluation that outlives it reads the current values.
  */
 export function snapshotsKept(elements: number): number {
-  return elements * 4 <= TWO_SNAPSHOTS_MAX_BYTES ? 2 : 1;
+  return isLargeTrial(elements) ? 1 : 2;
 }
 
 /**
