@@ -82,7 +82,11 @@ export function buildProgram(): Command {
         '--label-column <name>',
         'the label column of a CSV data set (default: the last column)',
       )
-      .option('--model <spec>', 'mlp:256[,128] | lenet5 | a JSON file', 'mlp:256')
+      .option(
+        '--model <spec>',
+        'mlp:256[,128] | lenet5 | resnet:N | vgg:small | a layer-graph JSON or YAML file',
+        'mlp:256',
+      )
       .addOption(
         new Option('--optimizer <name>', 'server-side optimizer')
           .choices(['adam', 'sgd', 'momentum', 'rmsprop'])

@@ -4,7 +4,7 @@ import { CoordinatorClient } from '../core/coordinator-client';
 import { resolveTrialSpec } from '../core/trial-spec';
 import { loadSplits } from '../core/datasets';
 import { elementCount } from '../core/placement';
-import { modelParams, parseModelSpec } from '../core/model-spec';
+import { formatModelSpec, modelParams, parseModelSpec } from '../core/model-spec';
 import { exportLayersModel } from '../core/export-model';
 import type { LocalClusterFlags } from './local-cluster';
 import { onCluster } from './on-cluster';
@@ -38,7 +38,8 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
     name: o.name ?? '',
     dataset: o.dataset,
     label_column: o.labelColumn ?? '',
-    model: o.model,
+    // A file's contents travel, not its path: the coordinator and workers may not have it.
+    model: formatModelSpec(parseModelSpec(o.model)),
     optimizer: { kind: o.optimizer, lr: o.lr, lr_decay: o.lrDecay ?? '', l2: o.l2 },
     batch: o.batch,
     epochs: o.epochs,

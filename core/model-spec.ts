@@ -3,12 +3,32 @@ import { InvalidArgumentError } from './errors';
 import { elementCount, type TensorShape } from './placement';
 import { bulkUniform, normalStream, uniformStream, type DrawStream } from './seeded-random';
 import { drain } from './yielding';
+import { fieldName } from './spec-file';
+import type { ModelGraph } from './model-graph/layer-spec';
+import { parseModelGraph } from './model-graph/parse-graph';
+import { graphParams, type ParamInfo } from './model-graph/params';
+import {
+  lenet5Graph,
+  mlpGraph,
+  PRESET_FORMS,
+  resnetGraph,
+  vggSmallGraph,
+} from './model-graph/presets';
+import { GraphProblem, resolveGraph, type ResolvedGraph } from './model-graph/resolve';
 import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 
-/** A model the cluster can train: an MLP with ReLU hidden layers, or LeNet-5 for 28x28x1 images. */
-export type ModelSpec = { type: 'mlp'; hidden: number[] } | { type: 'lenet5' };
+export type { ParamInfo } from './model-graph/params';
 
-const SPEC_HELP = 'expected mlp:UNITS[,UNITS...] (e.g. mlp:256,128), lenet5, or a JSON file';
+/**
+ * A model the cluster can train: the short forms (an MLP with ReLU hidden layers, LeNet-5) or a
+ * layer graph, from a file or a preset (`preset` is its short form, kept as the trial's text).
+ */
+export type ModelSpec =
+  | { type: 'mlp'; hidden: number[] }
+  | { type: 'lenet5' }
+  | { type: 'graph'; graph: ModelGraph; preset?: string };
+
+const SPEC_HELP = `expected ${PRESET_FORMS.join(', ')}, a JSON or YAML file, or JSON text`;
 
 function parseHidden(list: unknown, source: string): number[] {
   if (!Array.isArray(list) || list.length === 0)
@@ -24,9 +44,9 @@ function parseHidden(list: unknown, source: string): number[] {
   });
 }
 
-function fromObject(value: unknown, source: string): ModelSpec {
-  if (!value || typeof value !== 'object')
-    throw new InvalidArgumentError(`model spec "${source}": ${SPEC_HELP}`);
+/** `{"type": "mlp", ...}` and `{"type": "lenet5"}`, the JSON forms of the short forms. */
+function shortFormObject(value: unknown, source: string): ModelSpec | undefined {
+  if (!value || typeof value !== 'object' || !('type' in value)) return undefined;
   const obj = value as Record<string, unknown>;
   if (obj.type === 'lenet5') return { type: 'lenet5' };
   if (obj.type === 'mlp') return { type: 'mlp', hidden: parseHidden(obj.hidden, source) };
@@ -35,107 +55,105 @@ function fromObject(value: unknown, source: string): ModelSpec {
   );
 }
 
-/** Parses `mlp:256,128`, `lenet5`, a JSON object text, or the path of a JSON file holding one. */
-export function parseModelSpec(text: string): ModelSpec {
-  const spec = text.trim();
+function parseJsonOrGraph(text: string, source: string): ModelSpec {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined; // YAML, or bad JSON: the graph parser says where
+  }
+  return shortFormObject(value, source) ?? { type: 'graph', graph: parseModelGraph(text, source) };
+}
+
+function presetSpec(spec: string): ModelSpec | undefined {
   if (spec === 'lenet5') return { type: 'lenet5' };
   if (spec.startsWith('mlp:'))
     return { type: 'mlp', hidden: parseHidden(spec.slice(4).split(','), spec) };
-  if (spec.startsWith('{')) {
-    try {
-      return fromObject(JSON.parse(spec), spec);
-    } catch (err) {
-      if (err instanceof InvalidArgumentError) throw err;
-      throw new InvalidArgumentError(`model spec "${spec}" is not valid JSON`, { cause: err });
-    }
-  }
-  if (spec.endsWith('.json')) {
+  if (spec === 'vgg:small') return { type: 'graph', graph: vggSmallGraph(), preset: spec };
+  const resnet = /^resnet:(\S*)$/.exec(spec);
+  if (!resnet) return undefined;
+  const n = Number(resnet[1]);
+  if (!/^\d+$/.test(resnet[1]) || n < 1 || n > 50)
+    throw new InvalidArgumentError(
+      `model spec "${spec}": resnet:N takes N, the blocks per stage, in 1..50 (resnet:3 is ResNet-20)`,
+    );
+  return { type: 'graph', graph: resnetGraph(n), preset: spec };
+}
+
+/**
+ * Parses a short form (`mlp:256,128`, `lenet5`, `resnet:3`, `vgg:small`), JSON text, or the
+ * path of a JSON or YAML file holding a layer graph (or a short form's JSON object).
+ */
+export function parseModelSpec(text: string): ModelSpec {
+  const spec = text.trim();
+  const preset = presetSpec(spec);
+  if (preset) return preset;
+  if (spec.startsWith('{')) return parseJsonOrGraph(spec, 'model');
+  if (/\.(json|ya?ml)$/i.test(spec)) {
     let body: string;
     try {
       body = fs.readFileSync(spec, 'utf8');
     } catch (err) {
       throw new InvalidArgumentError(`model spec file ${spec} cannot be read`, { cause: err });
     }
-    try {
-      return fromObject(JSON.parse(body), spec);
-    } catch (err) {
-      if (err instanceof InvalidArgumentError) throw err;
-      throw new InvalidArgumentError(`model spec file ${spec} is not valid JSON`, { cause: err });
-    }
+    return parseJsonOrGraph(body, spec);
   }
   throw new InvalidArgumentError(`model spec "${spec}": ${SPEC_HELP}`);
 }
 
-/** The canonical text of a spec, as stored in a trial. */
+/**
+ * The canonical text of a spec, as stored in a trial and sent to workers: a short form, or the
+ * graph as one line of JSON (a file's contents travel, not its path).
+ */
 export function formatModelSpec(spec: ModelSpec): string {
-  return spec.type === 'mlp' ? `mlp:${spec.hidden.join(',')}` : spec.type;
+  if (spec.type === 'mlp') return `mlp:${spec.hidden.join(',')}`;
+  if (spec.type === 'lenet5') return 'lenet5';
+  return spec.preset ?? JSON.stringify(spec.graph);
 }
 
-/** A trainable tensor and how it is initialized. */
-export interface ParamInfo extends TensorShape {
-  init: 'he_normal' | 'glorot_uniform' | 'zeros';
-  fanIn: number;
-  fanOut: number;
+function graphOf(spec: ModelSpec): ModelGraph {
+  if (spec.type === 'mlp') return mlpGraph(spec.hidden);
+  if (spec.type === 'lenet5') return lenet5Graph();
+  return spec.graph;
 }
 
 /**
- * The trainable tensors of a model, in the order of the tfjs LayersModel's trainableWeights
- * (kernel then bias, layer by layer). ReLU layers get He-normal kernels; the output layer gets
- * Glorot-uniform; biases start at zero.
+ * The model for examples of `inputShape` and `numClasses` classes, every layer named and
+ * shaped. Throws InvalidArgumentError naming the layer where the spec does not fit the data.
+ */
+export function resolveModel(
+  spec: ModelSpec,
+  inputShape: readonly number[],
+  numClasses: number,
+): ResolvedGraph {
+  if (
+    spec.type === 'lenet5' &&
+    (inputShape.length !== 3 || inputShape[0] !== 28 || inputShape[1] !== 28)
+  ) {
+    throw new InvalidArgumentError(
+      `lenet5 needs 28x28xC images; this data set has features of shape [${inputShape.join(', ')}]`,
+    );
+  }
+  try {
+    return resolveGraph(graphOf(spec), inputShape, numClasses);
+  } catch (err) {
+    if (!(err instanceof GraphProblem)) throw err;
+    const where = spec.type === 'graph' ? (spec.preset ?? 'spec') : formatModelSpec(spec);
+    throw new InvalidArgumentError(`model ${where}: ${fieldName(err.path)}: ${err.message}`);
+  }
+}
+
+/**
+ * The trainable tensors (and BatchNorm's moving statistics) of a model, layer by layer, named as
+ * the tfjs LayersModel's weights (`dense0/kernel`). ReLU layers get He-normal kernels, others and
+ * the head Glorot-uniform; biases start at zero.
  */
 export function modelParams(
   spec: ModelSpec,
   inputShape: readonly number[],
   numClasses: number,
 ): ParamInfo[] {
-  const params: ParamInfo[] = [];
-  const dense = (name: string, fanIn: number, fanOut: number, output: boolean): void => {
-    params.push({
-      name: `${name}/kernel`,
-      shape: [fanIn, fanOut],
-      init: output ? 'glorot_uniform' : 'he_normal',
-      fanIn,
-      fanOut,
-    });
-    params.push({ name: `${name}/bias`, shape: [fanOut], init: 'zeros', fanIn, fanOut });
-  };
-  if (spec.type === 'mlp') {
-    let fanIn = elementCount(inputShape);
-    spec.hidden.forEach((units, i) => {
-      dense(`dense${i}`, fanIn, units, false);
-      fanIn = units;
-    });
-    dense(`dense${spec.hidden.length}`, fanIn, numClasses, true);
-    return params;
-  }
-  if (inputShape.length !== 3 || inputShape[0] !== 28 || inputShape[1] !== 28) {
-    throw new InvalidArgumentError(
-      `lenet5 needs 28x28xC images; this data set has features of shape [${inputShape.join(', ')}]`,
-    );
-  }
-  const channels = inputShape[2];
-  const conv = (name: string, k: number, cin: number, cout: number): void => {
-    params.push({
-      name: `${name}/kernel`,
-      shape: [k, k, cin, cout],
-      init: 'he_normal',
-      fanIn: k * k * cin,
-      fanOut: k * k * cout,
-    });
-    params.push({
-      name: `${name}/bias`,
-      shape: [cout],
-      init: 'zeros',
-      fanIn: k * k * cin,
-      fanOut: k * k * cout,
-    });
-  };
-  conv('conv0', 5, channels, 6);
-  conv('conv1', 5, 6, 16);
-  dense('dense0', 400, 120, false);
-  dense('dense1', 120, 84, false);
-  dense('dense2', 84, numClasses, true);
-  return params;
+  return graphParams(resolveModel(spec, inputShape, numClasses));
 }
 
 export function parameterCount(params: readonly TensorShape[]): number {
@@ -160,6 +178,7 @@ export function seededInit(params: readonly ParamInfo[], seed: number): SeededIn
       init: p.init,
       fan_in: p.fanIn,
       fan_out: p.fanOut,
+      moving_average: p.movingAverage ?? 0,
     })),
   };
 }
@@ -219,6 +238,7 @@ export function* drawInitialValues(
 
 /** The stream of `p`'s initial values in element order; undefined for zeros. */
 function initialStream(p: ParamInfo, seed: number): DrawStream | undefined {
+  if (p.init === 'ones') return { next: () => 1, skip: () => undefined };
   const uniform = bulkUniform(`init:${seed}:${p.name}`);
   if (p.init === 'he_normal') {
     const normal = normalStream(uniform);

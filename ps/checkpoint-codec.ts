@@ -33,7 +33,7 @@ interface TrialHeader {
   batchesApplied: number;
   applySeconds: number;
   applied: number[];
-  slices: Array<{ name: string; start: number; length: number }>;
+  slices: Array<{ name: string; start: number; length: number; movingAverage?: number }>;
   stateSize: number;
 }
 
@@ -54,7 +54,12 @@ function trialMeta(t: TrialMeta): TrialMeta {
 function trialHeader(t: TrialCheckpoint): TrialHeader {
   return {
     ...trialMeta(t),
-    slices: t.slices.map(({ name, start, length }) => ({ name, start, length })),
+    slices: t.slices.map(({ name, start, length, movingAverage }) => ({
+      name,
+      start,
+      length,
+      ...(movingAverage === undefined ? {} : { movingAverage }),
+    })),
     stateSize: t.slices[0]?.state.length ?? 0,
   };
 }

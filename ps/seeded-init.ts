@@ -5,7 +5,14 @@ import { runYielding, zeroedArrays } from '../core/yielding';
 import type { SeededInit__Output } from '../proto/gen/caviar/v1/SeededInit';
 import type { SliceRange } from './slice-assembler';
 
-const INITS = new Set<string>(['he_normal', 'glorot_uniform', 'zeros']);
+const INITS = new Set<string>(['he_normal', 'glorot_uniform', 'zeros', 'ones']);
+
+/** What a seeded Init gives each slice: its initial values, and its moving-average momentum if any. */
+export interface SeededSlices {
+  values: Float32Array[];
+  /** Per slice: set for BatchNorm's moving statistics (see ParamInit.moving_average). */
+  movingAverages: Array<number | undefined>;
+}
 
 /**
  * The initial values of `slices`, drawn here from the trial's seed and its tensors' shapes and
@@ -17,12 +24,16 @@ export async function seededSliceValues(
   trial: string,
   seeded: SeededInit__Output,
   slices: readonly SliceRange[],
-): Promise<Float32Array[]> {
+): Promise<SeededSlices> {
   const params = new Map<string, ParamInfo>();
   for (const p of seeded.params) {
     if (!INITS.has(p.init))
       throw new InvalidArgumentError(
         `Init of trial ${trial}: ${p.name} has initializer "${p.init}"`,
+      );
+    if (!(p.moving_average >= 0 && p.moving_average < 1))
+      throw new InvalidArgumentError(
+        `Init of trial ${trial}: ${p.name} has moving-average momentum ${p.moving_average}, not in [0, 1)`,
       );
     params.set(p.name, {
       name: p.name,
@@ -30,6 +41,7 @@ export async function seededSliceValues(
       init: p.init as ParamInfo['init'],
       fanIn: p.fan_in,
       fanOut: p.fan_out,
+      ...(p.moving_average > 0 ? { movingAverage: p.moving_average } : {}),
     });
   }
   const found = slices.map((s) => {
@@ -52,5 +64,5 @@ export async function seededSliceValues(
     // answering (keepalive pings, other trials' pushes) for seconds.
     await runYielding(drawInitialValues(found[indices[0]], seeded.seed, ranges));
   }
-  return values;
+  return { values, movingAverages: found.map((p) => p.movingAverage) };
 }

@@ -327,14 +327,19 @@ export class ParameterServerShard {
       }
     });
     if (!header) throw new InvalidArgumentError('Init stream ended without a header');
-    const values = seeded
+    const { values, movingAverages } = seeded
       ? await seededSliceValues(header.trial, seeded, header.slices)
-      : assembler!.finish();
+      : { values: assembler!.finish(), movingAverages: [] };
     const state = await createOptimizerStates(
       optimizerFor(header.optimizer.kind),
       header.slices.map((s) => s.length),
     );
-    const slices = header.slices.map((s, i) => ({ ...s, values: values[i], state: state[i] }));
+    const slices = header.slices.map((s, i) => ({
+      ...s,
+      values: values[i],
+      state: state[i],
+      movingAverage: movingAverages[i],
+    }));
     const trial = new TrialShard(header.trial, header.optimizer, header.mode, slices);
     if (this.closing)
       throw new CaviarError(grpc.status.UNAVAILABLE, `shard ${this.options.id} is closing`);

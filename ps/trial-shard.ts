@@ -19,6 +19,11 @@ export function isConsistencyMode(mode: string): mode is ConsistencyMode {
 export interface TrialSlice extends SliceRange {
   readonly values: Float32Array;
   readonly state: Float32Array[];
+  /**
+   * Set for BatchNorm's moving statistics: pushes carry the batch's statistic, folded in as
+   * value = m·value + (1-m)·statistic, once per applied batch (or sync step, on the step's mean).
+   */
+  readonly movingAverage?: number;
 }
 
 /** The header fields of a push that the shard's bookkeeping reads. */
@@ -80,7 +85,9 @@ export interface TrialCheckpoint {
   applySeconds: number;
   /** Keys (see batchKey) of the batches folded into the parameters. */
   applied: number[];
-  slices: ReadonlyArray<SliceRange & { values: Float32Array; state: Float32Array[] }>;
+  slices: ReadonlyArray<
+    SliceRange & { values: Float32Array; state: Float32Array[]; movingAverage?: number }
+  >;
 }
 
 /**
@@ -118,7 +125,9 @@ export class TrialShard implements CheckpointSection {
     readonly trial: string,
     public config: OptimizerConfig,
     readonly mode: ConsistencyMode,
-    slices: ReadonlyArray<SliceRange & { values: Float32Array; state?: Float32Array[] }>,
+    slices: ReadonlyArray<
+      SliceRange & { values: Float32Array; state?: Float32Array[]; movingAverage?: number }
+    >,
   ) {
     validateOptimizerConfig(config);
     this.optimizer = optimizerFor(config.kind);
@@ -129,6 +138,7 @@ export class TrialShard implements CheckpointSection {
       length: s.length,
       values: s.values,
       state: s.state ?? createOptimizerState(this.optimizer, s.length),
+      ...(s.movingAverage ? { movingAverage: s.movingAverage } : {}),
     }));
     for (const s of this.slices) {
       if (s.state.length !== this.optimizer.stateSize || s.state.some((a) => a.length !== s.length))
@@ -297,17 +307,25 @@ export class TrialShard implements CheckpointSection {
     for (const [i, s] of this.slices.entries()) {
       for (const [from, to] of pieces(s.length)) {
         const started = performance.now();
-        this.optimizer.apply(
-          s.values.subarray(from, to),
-          grad.piece(i, from, to),
-          s.state.map((st) => st.subarray(from, to)),
-          ctx,
-          this.config,
-        );
+        if (s.movingAverage !== undefined)
+          movingAverage(s.values.subarray(from, to), grad.piece(i, from, to), s.movingAverage);
+        else
+          this.optimizer.apply(
+            s.values.subarray(from, to),
+            grad.piece(i, from, to),
+            s.state.map((st) => st.subarray(from, to)),
+            ctx,
+            this.config,
+          );
         this.applySeconds += (performance.now() - started) / 1000;
         yield;
       }
     }
     this.version += 1;
   }
+}
+
+/** value = m·value + (1-m)·statistic: tfjs's BatchNormalization update of its moving averages. */
+function movingAverage(values: Float32Array, statistic: Float32Array, m: number): void {
+  for (let k = 0; k < values.length; k++) values[k] = m * values[k] + (1 - m) * statistic[k];
 }

@@ -18,8 +18,17 @@ export interface EvalResult {
 export interface TrialModel {
   /** Replaces every parameter's values; the map holds each parameter's full flat values. */
   setParameters(params: ReadonlyMap<string, Float32Array>): void;
-  /** Loss and gradients for `count` examples (features row-major, labels as class indices). */
-  gradients(features: Float32Array, labels: Int32Array, count: number): GradientResult;
+  /**
+   * Loss and gradients for `count` examples (features row-major, labels as class indices).
+   * `noiseKey` seeds the batch's dropout masks: the same key gives the same masks anywhere.
+   * BatchNorm's moving statistics get the batch's mean and variance in a gradient's place.
+   */
+  gradients(
+    features: Float32Array,
+    labels: Int32Array,
+    count: number,
+    noiseKey?: string,
+  ): GradientResult;
   evaluate(features: Float32Array, labels: Int32Array, count: number): EvalResult;
   dispose(): void;
 }

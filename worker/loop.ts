@@ -11,7 +11,7 @@ import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
 import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
-import { clipByGlobalNorm } from './clip';
+import { clipByGlobalNorm, trainedGradients } from './clip';
 import { evaluateYielding } from './evaluate-yielding';
 import type { WorkerMetrics } from './worker-metrics';
 
@@ -450,9 +450,10 @@ export class Worker {
       examples.features,
       examples.labels,
       batch.indices.length,
+      `${work.trial}:${work.spec?.seed ?? 0}:${batch.epoch}:${batch.batch}`,
     );
     const clip = work.spec?.clip_norm ?? 0;
-    if (clip > 0) clipByGlobalNorm(grads.values(), clip);
+    if (clip > 0) clipByGlobalNorm(trainedGradients(context.params, grads), clip);
     const computeMs = performance.now() - t;
     this.lastComputeMs = computeMs;
     this.options.metrics?.observeCompute(computeMs / 1000);

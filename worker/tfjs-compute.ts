@@ -2,12 +2,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { InvalidArgumentError } from '../core/errors';
-import { buildLayersModel, paramVariables, setModelParameters } from '../core/layers-model';
-import { modelParams, type ModelSpec, type ParamInfo } from '../core/model-spec';
+import { buildGraphModel, paramVariables, setModelParameters } from '../core/layers-model';
+import type { ModelSpec, ParamInfo } from '../core/model-spec';
+import { graphParams } from '../core/model-graph/params';
+import { allNodes } from '../core/model-graph/resolve';
+import { graphForward, type ForwardPass } from './graph-forward';
 import { elementCount } from '../core/placement';
 import type { ComputeBackend, EvalResult, GradientResult, TrialModel } from './compute-backend';
 import { checkBatchSize } from './batch-check';
-import { DENSE, dense } from './blas/dense-op';
+import { DENSE } from './blas/dense-op';
 import {
   crossEntropyStats,
   registerSparseSoftmaxCrossEntropy,
@@ -16,28 +19,6 @@ import {
 
 /** Evaluation runs in chunks of at most this many examples, bounding activation memory. */
 export const EVAL_CHUNK = 1_000;
-
-/** One layer's forward pass: the model's output is the layers' steps applied in turn. */
-type LayerStep = (h: tf.Tensor, training: boolean) => tf.Tensor;
-
-/**
- * The model's layers as forward steps, with each ReLU or linear Dense layer with a bias on rank-2
- * input as the one-kernel dense op (worker/dense-op.ts), an input layer as nothing, and any other
- * layer as its own apply. The variables are the model's own, so gradients land on them as usual.
- */
-function layerSteps(model: tfl.LayersModel, variables: ReadonlyMap<string, tf.Variable>) {
-  return model.layers.map((layer): LayerStep => {
-    const apply: LayerStep = (h, training) => layer.apply(h, { training }) as tf.Tensor;
-    const config = layer.getConfig();
-    const kernel = variables.get(`${layer.name}/kernel`);
-    const bias = variables.get(`${layer.name}/bias`);
-    if (layer.getClassName() === 'InputLayer') return (h) => h;
-    if (layer.getClassName() !== 'Dense' || !kernel || !bias) return apply;
-    if (config.activation !== 'relu' && config.activation !== 'linear') return apply;
-    const relu = config.activation === 'relu';
-    return (h, training) => (h.rank === 2 ? dense(h, kernel, bias, relu) : apply(h, training));
-  });
-}
 
 /**
  * Makes `backend` tfjs's active backend. tfjs has one global active backend, so a model built on
@@ -53,16 +34,15 @@ function activate(backend: string): void {
 class TfjsTrialModel implements TrialModel {
   private readonly model: tfl.LayersModel;
   private readonly params: ParamInfo[];
+  /** Every parameter's variable, in params' order; `trained` leaves out BatchNorm's moving statistics. */
   private readonly variables: tf.Variable[];
+  private readonly trained: tf.Variable[];
+  private readonly forward: ForwardPass;
+  /** Kernels with an L1 or L2 penalty, which enters the loss as Keras's kernel_regularizer. */
+  private readonly penalties: Array<{ kernel: tf.Variable; l1: number; l2: number }>;
   private readonly exampleSize: number;
   /** The backend keeps tensors as plain arrays here (cpu, blas): the one-kernel loss runs on it. */
   private readonly sparseLoss: boolean;
-  /**
-   * Where the backend has the one-kernel dense op (blas), the forward pass as layer steps.
-   * Elsewhere undefined, and the model's own apply runs: the cpu backend stays tfjs's reference
-   * that blas's results are tested against.
-   */
-  private readonly steps: LayerStep[] | undefined;
 
   constructor(
     private readonly backend: string,
@@ -71,20 +51,24 @@ class TfjsTrialModel implements TrialModel {
     private readonly numClasses: number,
   ) {
     activate(backend);
-    this.params = modelParams(spec, inputShape, numClasses);
-    this.model = buildLayersModel(spec, inputShape, numClasses);
+    const built = buildGraphModel(spec, inputShape, numClasses);
+    this.model = built.model;
+    this.params = graphParams(built.graph);
     const byName = paramVariables(this.model, this.params);
     this.variables = this.params.map((p) => byName.get(p.name) as tf.Variable);
+    this.trained = this.variables.filter((_, i) => this.params[i].movingAverage === undefined);
+    this.penalties = [...allNodes(built.graph.nodes)].flatMap((n) =>
+      (n.kind === 'dense' || n.kind === 'conv2d') && (n.l1 > 0 || n.l2 > 0)
+        ? [{ kernel: byName.get(`${n.name}/kernel`) as tf.Variable, l1: n.l1, l2: n.l2 }]
+        : [],
+    );
     this.exampleSize = elementCount(inputShape);
     this.sparseLoss = tf.backend() instanceof MathBackendCPU;
     if (this.sparseLoss) registerSparseSoftmaxCrossEntropy(backend);
-    this.steps = tf.getKernel(DENSE, backend) ? layerSteps(this.model, byName) : undefined;
-  }
-
-  /** The logits of x. */
-  private forward(x: tf.Tensor, training: boolean): tf.Tensor {
-    if (!this.steps) return this.model.apply(x, { training }) as tf.Tensor;
-    return this.steps.reduce((h, step) => step(h, training), x);
+    // Where the backend has the one-kernel dense op (blas), dense layers use it. Elsewhere the
+    // layers' own apply runs: the cpu backend stays tfjs's reference that blas is tested against.
+    const fusedDense = tf.getKernel(DENSE, backend) !== undefined;
+    this.forward = graphForward(built.graph, built.layers, byName, fusedDense);
   }
 
   setParameters(params: ReadonlyMap<string, Float32Array>): void {
@@ -114,7 +98,12 @@ class TfjsTrialModel implements TrialModel {
     return true;
   }
 
-  gradients(features: Float32Array, labels: Int32Array, count: number): GradientResult {
+  gradients(
+    features: Float32Array,
+    labels: Int32Array,
+    count: number,
+    noiseKey = '',
+  ): GradientResult {
     this.checkBatch(features, labels, count);
     activate(this.backend);
     let result: GradientResult | undefined;
@@ -123,17 +112,25 @@ class TfjsTrialModel implements TrialModel {
     tf.tidy(() => {
       const x = this.featureTensor(features, 0, count);
       const y = tf.tensor1d(labels.subarray(0, count), 'int32');
+      const stats = new Map<string, Float32Array>();
       const { value, grads } = tf.variableGrads(() => {
-        const logits = this.forward(x, true);
-        return this.sparseLoss
+        const logits = this.forward(x, { training: true, noiseKey, stats });
+        const loss = this.sparseLoss
           ? sparseSoftmaxCrossEntropy(logits, y)
           : (tf.losses.softmaxCrossEntropy(tf.oneHot(y, this.numClasses), logits) as tf.Scalar);
-      }, this.variables);
+        return this.penalties.reduce((sum, p) => tf.add(sum, penalty(p)), loss) as tf.Scalar;
+      }, this.trained);
       const out = new Map<string, Float32Array>();
       // dataSync is a copy on most backends; on cpu and blas it is the gradient tensor's own
       // array, which tidy's disposal hands over (no kernel output is ever reused), so no copy.
+      // BatchNorm's moving statistics get the batch's statistics in a gradient's place.
       this.params.forEach((p, i) => {
-        out.set(p.name, grads[this.variables[i].name].dataSync() as Float32Array);
+        const values =
+          p.movingAverage === undefined
+            ? (grads[this.variables[i].name].dataSync() as Float32Array)
+            : stats.get(p.name);
+        if (!values) throw new Error(`the forward pass gave no statistics for ${p.name}`);
+        out.set(p.name, values);
       });
       result = { loss: value.dataSync()[0], grads: out };
     });
@@ -151,7 +148,7 @@ class TfjsTrialModel implements TrialModel {
       let logits: tf.TypedArray = new Float32Array(0);
       tf.tidy(() => {
         const x = this.featureTensor(features, start, n);
-        logits = this.forward(x, false).dataSync();
+        logits = this.forward(x, { training: false }).dataSync();
       });
       const stats = crossEntropyStats(
         logits,
@@ -193,6 +190,14 @@ class TfjsTrialModel implements TrialModel {
       }
     }
   }
+}
+
+/** l1·Σ|W| + l2·ΣW². */
+function penalty({ kernel, l1, l2 }: { kernel: tf.Variable; l1: number; l2: number }): tf.Tensor {
+  const terms: tf.Tensor[] = [];
+  if (l1 > 0) terms.push(tf.mul(l1, tf.sum(tf.abs(kernel))));
+  if (l2 > 0) terms.push(tf.mul(l2, tf.sum(tf.square(kernel))));
+  return tf.addN(terms);
 }
 
 /** A ComputeBackend on one initialized tfjs backend ('cpu', 'wasm', 'tensorflow'). */

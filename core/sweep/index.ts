@@ -51,4 +51,4 @@ export {
   type Stopper,
 } from './early-stopping';
 export { biasVarianceVerdict, type Diagnosis, type SplitErrors, type Verdict } from './verdict';
-export type { SourcePosition } from './source-positions';
+export type { SourcePosition } from '../source-positions';

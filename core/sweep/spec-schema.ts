@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AT_KEY, strict } from '../spec-file';
 import { SYNTHETIC_NAMES } from '../datasets/spirals';
 import { isEpochMetric, isMetricName, METRIC_NAMES } from './metrics';
 import { parseConstraint } from './objective';
@@ -21,17 +22,6 @@ import {
  * unknown key is an error naming it); checks that span fields (search names against `train`
  * and `model`, `refine.top` against the budget) run once the shape is right.
  */
-
-/** Marks an issue that should point at a mapping's key rather than its value. */
-export const AT_KEY = { at: 'key' } as const;
-
-function strict<S extends z.ZodRawShape>(shape: S) {
-  const known = Object.keys(shape).join(', ');
-  return z.strictObject(shape, {
-    error: (iss) =>
-      iss.code === 'unrecognized_keys' ? `unknown key; expected one of ${known}` : undefined,
-  });
-}
 
 function setting(name: string) {
   return z.unknown().superRefine((value, ctx) => {
@@ -238,46 +228,3 @@ export const sweepSpecSchema = strict({
 });
 
 export type RawSweepSpec = z.infer<typeof sweepSpecSchema>;
-
-function expectedWords(expected: string): string {
-  const words: Record<string, string> = {
-    object: 'a mapping',
-    array: 'a list',
-    number: 'a number',
-    string: 'a string',
-    boolean: 'true or false',
-  };
-  return words[expected] ?? expected;
-}
-
-function describeInput(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return JSON.stringify(v);
-}
-
-/** Plain-words messages for zod's generic issues; schema-specific messages take precedence. */
-export const specErrorMap: z.core.$ZodErrorMap = (iss) => {
-  switch (iss.code) {
-    case 'invalid_type':
-      return iss.input === undefined
-        ? `required (${expectedWords(iss.expected)})`
-        : `expected ${expectedWords(iss.expected)}, got ${describeInput(iss.input)}`;
-    case 'invalid_value':
-      return `expected ${iss.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${describeInput(iss.input)}`;
-    case 'invalid_union': {
-      if (!('discriminator' in iss) || !iss.discriminator || !('options' in iss)) return undefined;
-      const given = (iss.input as Record<string, unknown> | undefined)?.[iss.discriminator];
-      const options = ((iss.options ?? []) as unknown[]).map(String).join(', ');
-      return given === undefined
-        ? `required: one of ${options}`
-        : `expected one of ${options}, got ${describeInput(given)}`;
-    }
-    case 'too_small':
-      return iss.origin === 'string' ? 'expected a non-empty string' : undefined;
-    default:
-      return undefined;
-  }
-};

@@ -1,7 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, parseDocument, type YAMLError } from 'yaml';
-import type { z } from 'zod';
 import { InvalidArgumentError } from '../errors';
 import type { ModelSpec } from '../model-spec';
 import { OPTIMIZER_DEFAULTS, type OptimizerKind } from '../optimizer-config';
@@ -10,8 +8,9 @@ import type { EarlyStoppingConfig } from './early-stopping';
 import { isEpochMetric } from './metrics';
 import { parseConstraint, type Objective } from './objective';
 import type { SearchSpace } from './search-space';
-import { positionOf, type SourcePosition } from './source-positions';
-import { specErrorMap, sweepSpecSchema, toDomain, type RawSweepSpec } from './spec-schema';
+import { parseSpecText, SpecFileError } from '../spec-file';
+export type { SpecProblem } from '../spec-file';
+import { sweepSpecSchema, toDomain, type RawSweepSpec } from './spec-schema';
 
 /** Where a trial's data comes from; `spec` is the form trials carry (`csv:PATH`). */
 export interface DatasetSettings {
@@ -96,62 +95,13 @@ export interface SweepSpec {
   humanError: number | null;
 }
 
-/** One thing wrong with a spec, located in its file. */
-export interface SpecProblem extends SourcePosition {
-  /** The field's path, e.g. `search.lr.log_uniform` or `objective.subject_to[1]`. */
-  field: string;
-  message: string;
-}
-
-/** A spec that cannot be used; `message` is the first problem as `FILE:LINE:COL: FIELD: WHAT`. */
-export class SweepSpecError extends InvalidArgumentError {
-  constructor(
-    readonly source: string,
-    readonly problems: readonly SpecProblem[],
-  ) {
-    super(formatProblem(source, problems[0]));
-  }
-}
-
-function formatProblem(source: string, p: SpecProblem): string {
-  return `${source}:${p.line}:${p.col}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
-}
-
-function fieldName(segments: readonly PropertyKey[]): string {
-  return segments
-    .map((s, i) => (typeof s === 'number' ? `[${s}]` : `${i === 0 ? '' : '.'}${String(s)}`))
-    .join('');
-}
+/** A sweep spec that cannot be used; `message` is the first problem as `FILE:LINE:COL: FIELD: WHAT`. */
+export class SweepSpecError extends SpecFileError {}
 
 export interface ParseSweepSpecOptions {
   /** A relative csv path is taken relative to this folder. Defaults to leaving it as written. */
   baseDir?: string;
 }
-
-function syntaxProblem(err: YAMLError, lines: LineCounter): SpecProblem {
-  // yaml appends " at line L, column C:" and a source excerpt; the position goes in front.
-  const message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-  return { ...lines.linePos(err.pos[0]), field: '', message: `invalid YAML: ${message}` };
-}
-
-function issueProblems(issue: z.core.$ZodIssue, locate: Locate): SpecProblem[] {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => {
-      const at = [...issue.path, key];
-      return { ...locate(at, 'key'), field: fieldName(at), message: issue.message };
-    });
-  }
-  const atKey = issue.code === 'custom' && issue.params?.at === 'key';
-  return [
-    {
-      ...locate(issue.path, atKey ? 'key' : 'value'),
-      field: fieldName(issue.path),
-      message: issue.message,
-    },
-  ];
-}
-
-type Locate = (at: readonly PropertyKey[], kind: 'key' | 'value') => SourcePosition;
 
 /**
  * Parses and validates a sweep spec written in YAML or JSON (JSON is YAML). Throws a
@@ -163,28 +113,14 @@ export function parseSweepSpec(
   source: string,
   options: ParseSweepSpecOptions = {},
 ): SweepSpec {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    throw new SweepSpecError(
-      source,
-      doc.errors.map((e) => syntaxProblem(e, lines)),
-    );
-  }
-  if (doc.contents === null) {
-    const message = 'the spec is empty; expected a mapping with at least dataset and budget';
-    throw new SweepSpecError(source, [{ line: 1, col: 1, field: '', message }]);
-  }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
-  const result = sweepSpecSchema.safeParse(data, { error: specErrorMap });
-  if (!result.success) {
-    const locate: Locate = (at, kind) => positionOf(doc, lines, at, kind);
-    const problems = result.error.issues
-      .flatMap((issue) => issueProblems(issue, locate))
-      .sort((a, b) => a.line - b.line || a.col - b.col);
-    throw new SweepSpecError(source, problems);
-  }
-  return buildSpec(result.data, source, options);
+  const { data } = parseSpecText(
+    text,
+    source,
+    sweepSpecSchema,
+    'the spec is empty; expected a mapping with at least dataset and budget',
+    (src, problems) => new SweepSpecError(src, problems),
+  );
+  return buildSpec(data as RawSweepSpec, source, options);
 }
 
 /** Reads and parses a spec file; a relative csv path is taken relative to the file. */
