@@ -28,6 +28,29 @@ const meta = (batch: number, step = 0, step_size = 1, epoch = 0) => ({
 });
 
 describe('TrialShard', () => {
+  it('folds BatchNorm statistics into moving averages once per batch, the sync step on their mean', () => {
+    const slices = () => [
+      { name: 'w', start: 0, length: 1, values: Float32Array.of(0) },
+      {
+        name: 'bn/moving_mean',
+        start: 0,
+        length: 2,
+        values: Float32Array.of(0, 0),
+        movingAverage: 0.5,
+      },
+    ];
+    const a = new TrialShard('t', SGD, 'async', slices());
+    a.push(meta(0), [Float32Array.of(1), Float32Array.of(4, 8)]);
+    assert.equal(a.push(meta(0), [Float32Array.of(1), Float32Array.of(4, 8)]).duplicate, true);
+    // θ = 0 - 1·1; m = 0.5·0 + 0.5·(4, 8), and the duplicate changes nothing.
+    assert.deepEqual(a.slices[0].values, Float32Array.of(-1));
+    assert.deepEqual(a.slices[1].values, Float32Array.of(2, 4));
+    const s = new TrialShard('t', SGD, 'sync', slices());
+    s.push(meta(0, 0, 2), [Float32Array.of(1), Float32Array.of(2, 0)]);
+    s.push(meta(1, 0, 2), [Float32Array.of(1), Float32Array.of(6, 4)]);
+    assert.deepEqual(s.slices[1].values, Float32Array.of(2, 1), 'half of the mean (4, 2)');
+  });
+
   it('async: applies each push on arrival with the epoch scheduled lr', () => {
     const t = trial('async', 'inverse:1');
     // epoch 0: lr = 1/(1+0) = 1, θ = 0 - 1·1 = -1; epoch 1: lr = 1/2, θ = -1 - 0.5·1 = -1.5.

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { loadBlasAddon } from '../../core/native/addon';
 import { lightKernels } from './light-kernels';
+import { layerGraphKernels } from './layer-graph-kernels';
 import { blasKernels } from './kernels';
 import { registerDenseOp } from './dense-op';
 
@@ -28,7 +29,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
   if (!tf.findBackendFactory(BLAS_BACKEND)) {
     // Priority 0, below cpu's 1: a process only computes on blas when it asks for it.
     tf.registerBackend(BLAS_BACKEND, () => new MathBackendCPU(), 0);
-    const own = { ...lightKernels(addon), ...blasKernels(addon) };
+    const own = { ...lightKernels(addon), ...layerGraphKernels(), ...blasKernels(addon) };
     for (const kernel of tf.getKernelsForBackend('cpu')) {
       if (!(kernel.kernelName in own)) tf.registerKernel({ ...kernel, backendName: BLAS_BACKEND });
     }

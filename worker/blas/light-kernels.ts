@@ -3,6 +3,7 @@ import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
+import { broadcastBinary, poolInfo } from './layer-graph-kernels';
 
 /**
  * The blas backend's own versions of the light kernels a training step is full of once its
@@ -82,13 +83,21 @@ function layoutOf(a: tf.TensorInfo, b: tf.TensorInfo): Layout | undefined {
 const BINARY_OPS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 type BinaryOp = keyof typeof BINARY_OPS;
 
+/** The same ops in JS, for broadcasts the addon's row-and-column walks do not cover. */
+const JS_OPS: Record<BinaryOp, (x: number, y: number) => number> = {
+  add: (x, y) => x + y,
+  sub: (x, y) => x - y,
+  mul: (x, y) => x * y,
+  div: (x, y) => x / y,
+};
+
 function binary(addon: BlasFunctions, kernelName: string, op: BinaryOp): tf.KernelFunc {
   const fallback = cpuKernel(kernelName);
   const code = BINARY_OPS[op];
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const l = layoutOf(a, b);
-    if (!l) return fallback(args);
+    if (!l) return broadcastBinary(args, JS_OPS[op]) ?? fallback(args);
     const backend = args.backend as Cpu;
     const out = new Float32Array(l.rows * l.cols);
     const [av, bv] = [floatsOf(backend, a), floatsOf(backend, b)];
@@ -147,19 +156,6 @@ const sum =
       : x.shape.filter((_, i) => !axes.includes(i));
     return backend.makeTensorInfo(shape, 'float32', out);
   };
-
-/** NHWC average-pool geometry where these kernels apply (no dilation), else undefined. */
-function poolInfo(x: tf.TensorInfo, attrs: tf.AvgPoolAttrs): backend_util.Conv2DInfo | undefined {
-  if (x.dtype !== 'float32' || x.shape.length !== 4) return undefined;
-  return backend_util.computePool2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterSize,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
-}
 
 /** Calls visit(outputPixel, inputPixel) for each in-bounds input pixel of each output window. */
 function forEachWindowPixel(

@@ -1,0 +1,275 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { backend_util, util } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { cpuKernel, floatsOf } from '../cpu-arrays';
+
+/**
+ * The blas backend's kernels for what the layer-graph models add to a training step: means over
+ * a middle run of axes (global average pooling, BatchNorm's moments), Tile and broadcasts over
+ * middle axes (their gradients), and NHWC max pooling with its gradient. tfjs's cpu backend runs
+ * these through a transpose or a per-element index walk, which made BatchNorm, max pooling and
+ * global average pooling each cost ten times the convolution before them. Float32 only; any
+ * other case goes to cpu's kernel.
+ */
+
+type Cpu = MathBackendCPU;
+
+/** A reduction over a contiguous run of axes, as [outer, reduced, inner]; undefined otherwise. */
+function reductionOf(
+  shape: readonly number[],
+  axis: number | number[],
+): { outer: number; reduced: number; inner: number; axes: number[] } | undefined {
+  const axes = util.parseAxisParam(axis, [...shape]).sort((p, q) => p - q);
+  if (axes.length === 0 || !axes.every((a, i) => i === 0 || a === axes[i - 1] + 1))
+    return undefined;
+  const size = (from: number, to: number) => util.sizeFromShape(shape.slice(from, to));
+  const first = axes[0];
+  const end = axes[axes.length - 1] + 1;
+  return {
+    outer: size(0, first),
+    reduced: size(first, end),
+    inner: size(end, shape.length),
+    axes,
+  };
+}
+
+const mean: tf.KernelFunc = (args) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { axis, keepDims } = args.attrs as unknown as tf.MeanAttrs;
+  const r = x.dtype === 'float32' ? reductionOf(x.shape, axis) : undefined;
+  if (!r) return cpuKernel(tf.Mean)(args);
+  const backend = args.backend as Cpu;
+  const v = floatsOf(backend, x);
+  const { outer, reduced, inner } = r;
+  // Sums in double precision, as a long float32 running sum would drift from cpu's result.
+  const acc = new Float64Array(inner);
+  const out = new Float32Array(outer * inner);
+  for (let o = 0; o < outer; o++) {
+    acc.fill(0);
+    for (let m = 0, at = o * reduced * inner; m < reduced; m++, at += inner)
+      for (let i = 0; i < inner; i++) acc[i] += v[at + i];
+    for (let i = 0; i < inner; i++) out[o * inner + i] = acc[i] / reduced;
+  }
+  const shape = keepDims
+    ? x.shape.map((d, i) => (r.axes.includes(i) ? 1 : d))
+    : x.shape.filter((_, i) => !r.axes.includes(i));
+  return backend.makeTensorInfo(shape, 'float32', out);
+};
+
+/** Tile by whole-block copies, one axis at a time from the last. */
+const tile: tf.KernelFunc = (args) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { reps } = args.attrs as unknown as tf.TileAttrs;
+  if (x.dtype !== 'float32') return cpuKernel(tf.Tile)(args);
+  const backend = args.backend as Cpu;
+  const source = floatsOf(backend, x);
+  let values = source;
+  const shape = [...x.shape];
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (reps[d] === 1) continue;
+    const block = util.sizeFromShape(shape.slice(d));
+    const outer = values.length / block;
+    const next = new Float32Array(values.length * reps[d]);
+    for (let o = 0; o < outer; o++) {
+      const src = values.subarray(o * block, (o + 1) * block);
+      for (let k = 0; k < reps[d]; k++) next.set(src, (o * reps[d] + k) * block);
+    }
+    values = next;
+    shape[d] *= reps[d];
+  }
+  return backend.makeTensorInfo(shape, 'float32', values === source ? source.slice() : values);
+};
+
+/**
+ * How a broadcast binary op walks its operands: the output's dims merged into runs where each
+ * operand is either read along (stride) or broadcast (stride 0).
+ */
+interface BroadcastWalk {
+  dims: number[];
+  aStrides: number[];
+  bStrides: number[];
+  shape: number[];
+}
+
+function broadcastWalk(a: readonly number[], b: readonly number[]): BroadcastWalk | undefined {
+  let shape: number[];
+  try {
+    shape = backend_util.assertAndGetBroadcastShape([...a], [...b]);
+  } catch {
+    return undefined;
+  }
+  const pad = (s: readonly number[]) => [...Array<number>(shape.length - s.length).fill(1), ...s];
+  const [pa, pb] = [pad(a), pad(b)];
+  // Merge adjacent dims whose operands broadcast alike, so the inner loop is as long as it can be.
+  const dims: number[] = [];
+  const kinds: Array<[boolean, boolean]> = [];
+  shape.forEach((d, i) => {
+    if (d === 1) return;
+    const kind: [boolean, boolean] = [pa[i] === d, pb[i] === d];
+    const last = kinds[kinds.length - 1];
+    if (last && last[0] === kind[0] && last[1] === kind[1]) dims[dims.length - 1] *= d;
+    else {
+      dims.push(d);
+      kinds.push(kind);
+    }
+  });
+  const strides = (reads: boolean[]) => {
+    const out = new Array<number>(dims.length).fill(0);
+    for (let i = dims.length - 1, s = 1; i >= 0; i--) {
+      if (reads[i]) {
+        out[i] = s;
+        s *= dims[i];
+      }
+    }
+    return out;
+  };
+  return {
+    dims,
+    aStrides: strides(kinds.map((k) => k[0])),
+    bStrides: strides(kinds.map((k) => k[1])),
+    shape,
+  };
+}
+
+type Op = (x: number, y: number) => number;
+
+/** A broadcast binary op of any float32 shapes; the light kernels' faster loops come first. */
+export function broadcastBinary(
+  args: Parameters<tf.KernelFunc>[0],
+  op: Op,
+): tf.TensorInfo | undefined {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const walk = broadcastWalk(a.shape, b.shape);
+  if (!walk) return undefined;
+  const backend = args.backend as Cpu;
+  const [av, bv] = [floatsOf(backend, a), floatsOf(backend, b)];
+  const out = new Float32Array(util.sizeFromShape(walk.shape));
+  const { dims, aStrides, bStrides } = walk;
+  let at = 0;
+  const visit = (d: number, ai: number, bi: number): void => {
+    const n = dims[d];
+    if (d === dims.length - 1) {
+      const [sa, sb] = [aStrides[d], bStrides[d]];
+      for (let k = 0; k < n; k++) out[at++] = op(av[ai + k * sa], bv[bi + k * sb]);
+      return;
+    }
+    for (let k = 0; k < n; k++) visit(d + 1, ai + k * aStrides[d], bi + k * bStrides[d]);
+  };
+  if (dims.length === 0) out[0] = op(av[0], bv[0]);
+  else visit(0, 0, 0);
+  return backend.makeTensorInfo(walk.shape, 'float32', out);
+}
+
+/** NHWC pooling geometry where these kernels apply (no dilation), else undefined. */
+export function poolInfo(
+  x: tf.TensorInfo,
+  attrs: Pick<tf.MaxPoolAttrs, 'filterSize' | 'strides' | 'pad' | 'dimRoundingMode'>,
+): backend_util.Conv2DInfo | undefined {
+  if (x.dtype !== 'float32' || x.shape.length !== 4) return undefined;
+  return backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+}
+
+/**
+ * For each output pixel and channel, the input element holding its window's maximum, the first
+ * of equal ones in row-major order, as cpu's maxPoolPositions picks it.
+ */
+function maxPositions(info: backend_util.Conv2DInfo, v: Float32Array): Int32Array {
+  const { batchSize, inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const C = info.inChannels;
+  const positions = new Int32Array(batchSize * outHeight * outWidth * C);
+  const best = new Float32Array(C);
+  for (let n = 0, o = 0; n < batchSize; n++) {
+    for (let oh = 0; oh < outHeight; oh++) {
+      const h0 = oh * strideHeight - info.padInfo.top;
+      const [hMin, hMax] = [Math.max(0, h0), Math.min(inHeight, h0 + info.filterHeight)];
+      for (let ow = 0; ow < outWidth; ow++, o++) {
+        const w0 = ow * strideWidth - info.padInfo.left;
+        const [wMin, wMax] = [Math.max(0, w0), Math.min(inWidth, w0 + info.filterWidth)];
+        best.fill(-Infinity);
+        const at = o * C;
+        const first = ((n * inHeight + hMin) * inWidth + wMin) * C;
+        for (let c = 0; c < C; c++) positions[at + c] = first + c;
+        for (let h = hMin; h < hMax; h++) {
+          for (let w = wMin; w < wMax; w++) {
+            const base = ((n * inHeight + h) * inWidth + w) * C;
+            for (let c = 0; c < C; c++) {
+              if (v[base + c] > best[c]) {
+                best[c] = v[base + c];
+                positions[at + c] = base + c;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return positions;
+}
+
+const maxPool: tf.KernelFunc = (args) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const info = poolInfo(x, args.attrs as unknown as tf.MaxPoolAttrs);
+  if (!info) return cpuKernel(tf.MaxPool)(args);
+  const backend = args.backend as Cpu;
+  const v = floatsOf(backend, x);
+  const positions = maxPositions(info, v);
+  const out = new Float32Array(positions.length);
+  for (let k = 0; k < out.length; k++) out[k] = v[positions[k]];
+  return backend.makeTensorInfo(info.outShape, 'float32', out);
+};
+
+const maxPoolGrad: tf.KernelFunc = (args) => {
+  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const info = poolInfo(input, args.attrs as unknown as tf.MaxPoolGradAttrs);
+  if (!info || dy.dtype !== 'float32' || !util.arraysEqual(info.outShape, dy.shape))
+    return cpuKernel(tf.MaxPoolGrad)(args);
+  const backend = args.backend as Cpu;
+  const positions = maxPositions(info, floatsOf(backend, input));
+  const g = floatsOf(backend, dy);
+  const dx = new Float32Array(util.sizeFromShape(input.shape));
+  for (let k = 0; k < positions.length; k++) dx[positions[k]] += g[k];
+  return backend.makeTensorInfo(input.shape, 'float32', dx);
+};
+
+/** BatchNorm over the last axis with per-channel mean, variance, offset and scale. */
+const fusedBatchNorm: tf.KernelFunc = (args) => {
+  const { x, mean, variance, offset, scale } = args.inputs as Record<string, tf.TensorInfo>;
+  const { varianceEpsilon } = args.attrs as unknown as tf.FusedBatchNormAttrs;
+  const C = x.shape[x.shape.length - 1];
+  const perChannel = [mean, variance, offset, scale].every(
+    (t) => t && t.dtype === 'float32' && util.sizeFromShape(t.shape) === C,
+  );
+  if (x.dtype !== 'float32' || !perChannel) return cpuKernel(tf.FusedBatchNorm)(args);
+  const backend = args.backend as Cpu;
+  const v = floatsOf(backend, x);
+  const [m, va, o, sc] = [mean, variance, offset, scale].map((t) => floatsOf(backend, t));
+  const factor = new Float32Array(C);
+  const shift = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    factor[c] = sc[c] / Math.sqrt(va[c] + varianceEpsilon);
+    shift[c] = o[c] - m[c] * factor[c];
+  }
+  const out = new Float32Array(v.length);
+  for (let at = 0; at < v.length; at += C)
+    for (let c = 0; c < C; c++) out[at + c] = v[at + c] * factor[c] + shift[c];
+  return backend.makeTensorInfo(x.shape, 'float32', out);
+};
+
+/** The kernels blas replaces for layer-graph models, by tfjs kernel name. */
+export function layerGraphKernels(): Record<string, tf.KernelFunc> {
+  return {
+    [tf.Mean]: mean,
+    [tf.Tile]: tile,
+    [tf.MaxPool]: maxPool,
+    [tf.MaxPoolGrad]: maxPoolGrad,
+    [tf.FusedBatchNorm]: fusedBatchNorm,
+  };
+}
