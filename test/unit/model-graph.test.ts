@@ -129,7 +129,7 @@ describe('layer-graph model spec', () => {
       ],
       [
         'layers:\n  - { type: dense, units: 4, size: 2 }\n',
-        /^model\.yaml:2:31: layers\[0\]\.size: unknown key/,
+        /^model\.yaml:2:30: layers\[0\]\.size: unknown key/,
       ],
     ];
     for (const [text, expected] of cases) assert.match(problem(text).message, expected);
