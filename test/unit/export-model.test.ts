@@ -11,9 +11,11 @@ import { InvalidArgumentError } from '../../core/errors';
 import { exportLayersModel, loadExportedModel } from '../../core/export-model';
 import { buildLayersModel, setModelParameters } from '../../core/layers-model';
 import {
+  formatModelSpec,
   initialParameters,
   modelParams,
   parameterCount,
+  parseModelSpec,
   type ModelSpec,
 } from '../../core/model-spec';
 
@@ -29,6 +31,8 @@ function someParams(
   const params = initialParameters(modelParams(spec, inputShape, classes), 11);
   for (const [name, values] of params)
     if (name.endsWith('/bias')) values.forEach((_, i) => (values[i] = 0.01 * (i + 1)));
+    else if (name.endsWith('/moving_mean')) values.fill(0.1);
+    else if (name.endsWith('/moving_variance')) values.fill(2);
   return params;
 }
 
@@ -36,9 +40,10 @@ describe('exportLayersModel', () => {
   for (const [spec, inputShape] of [
     [{ type: 'mlp', hidden: [8, 6] }, [5]],
     [{ type: 'lenet5' }, [28, 28, 1]],
+    [parseModelSpec('resnet:1'), [28, 28, 1]],
   ] as Array<[ModelSpec, number[]]>) {
-    it(`round-trips ${spec.type} weights and predictions`, async () => {
-      const dir = path.join(tmp, spec.type);
+    it(`round-trips ${formatModelSpec(spec)} weights (BatchNorm's moving statistics too) and predictions`, async () => {
+      const dir = path.join(tmp, formatModelSpec(spec).replace(/\W/g, '_'));
       const params = someParams(spec, inputShape, 3);
       await exportLayersModel(dir, spec, inputShape, 3, params);
 
@@ -50,7 +55,8 @@ describe('exportLayersModel', () => {
       assert.equal(fs.statSync(path.join(dir, 'weights.bin')).size, count * 4);
 
       const loaded = await loadExportedModel(dir);
-      for (const w of loaded.trainableWeights) {
+      assert.equal(loaded.weights.length, params.size);
+      for (const w of loaded.weights) {
         assert.deepEqual(w.read().dataSync(), params.get(w.originalName), w.originalName);
       }
       const reference = buildLayersModel(spec, inputShape, 3);
