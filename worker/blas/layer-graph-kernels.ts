@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
+import { forEachWindowPixel, poolInfo } from './pool-windows';
 
 /**
  * The blas backend's kernels for what the layer-graph models add to a training step: means over
@@ -33,6 +34,17 @@ function reductionOf(
   };
 }
 
+/** The shape a reduction over `axes` leaves: those dims as 1 with keepDims, else gone. */
+export function reducedShape(
+  shape: readonly number[],
+  axes: readonly number[],
+  keepDims: boolean,
+): number[] {
+  return keepDims
+    ? shape.map((d, i) => (axes.includes(i) ? 1 : d))
+    : shape.filter((_, i) => !axes.includes(i));
+}
+
 const mean: tf.KernelFunc = (args) => {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { axis, keepDims } = args.attrs as unknown as tf.MeanAttrs;
@@ -50,10 +62,7 @@ const mean: tf.KernelFunc = (args) => {
       for (let i = 0; i < inner; i++) acc[i] += v[at + i];
     for (let i = 0; i < inner; i++) out[o * inner + i] = acc[i] / reduced;
   }
-  const shape = keepDims
-    ? x.shape.map((d, i) => (r.axes.includes(i) ? 1 : d))
-    : x.shape.filter((_, i) => !r.axes.includes(i));
-  return backend.makeTensorInfo(shape, 'float32', out);
+  return backend.makeTensorInfo(reducedShape(x.shape, r.axes, keepDims), 'float32', out);
 };
 
 /** Tile by whole-block copies, one axis at a time from the last. */
@@ -161,56 +170,18 @@ export function broadcastBinary(
   return backend.makeTensorInfo(walk.shape, 'float32', out);
 }
 
-/** NHWC pooling geometry where these kernels apply (no dilation), else undefined. */
-export function poolInfo(
-  x: tf.TensorInfo,
-  attrs: Pick<tf.MaxPoolAttrs, 'filterSize' | 'strides' | 'pad' | 'dimRoundingMode'>,
-): backend_util.Conv2DInfo | undefined {
-  if (x.dtype !== 'float32' || x.shape.length !== 4) return undefined;
-  return backend_util.computePool2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterSize,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
-}
-
 /**
  * For each output pixel and channel, the input element holding its window's maximum, the first
  * of equal ones in row-major order, as cpu's maxPoolPositions picks it.
  */
 function maxPositions(info: backend_util.Conv2DInfo, v: Float32Array): Int32Array {
-  const { batchSize, inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth } = info;
   const C = info.inChannels;
-  const positions = new Int32Array(batchSize * outHeight * outWidth * C);
-  const best = new Float32Array(C);
-  for (let n = 0, o = 0; n < batchSize; n++) {
-    for (let oh = 0; oh < outHeight; oh++) {
-      const h0 = oh * strideHeight - info.padInfo.top;
-      const [hMin, hMax] = [Math.max(0, h0), Math.min(inHeight, h0 + info.filterHeight)];
-      for (let ow = 0; ow < outWidth; ow++, o++) {
-        const w0 = ow * strideWidth - info.padInfo.left;
-        const [wMin, wMax] = [Math.max(0, w0), Math.min(inWidth, w0 + info.filterWidth)];
-        best.fill(-Infinity);
-        const at = o * C;
-        const first = ((n * inHeight + hMin) * inWidth + wMin) * C;
-        for (let c = 0; c < C; c++) positions[at + c] = first + c;
-        for (let h = hMin; h < hMax; h++) {
-          for (let w = wMin; w < wMax; w++) {
-            const base = ((n * inHeight + h) * inWidth + w) * C;
-            for (let c = 0; c < C; c++) {
-              if (v[base + c] > best[c]) {
-                best[c] = v[base + c];
-                positions[at + c] = base + c;
-              }
-            }
-          }
-        }
-      }
+  const positions = new Int32Array(util.sizeFromShape(info.outShape)).fill(-1);
+  forEachWindowPixel(info, (o, i) => {
+    for (let c = 0, po = o * C, pi = i * C; c < C; c++) {
+      if (positions[po + c] < 0 || v[pi + c] > v[positions[po + c]]) positions[po + c] = pi + c;
     }
-  }
+  });
   return positions;
 }
 

@@ -3,7 +3,8 @@ import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
-import { broadcastBinary, poolInfo } from './layer-graph-kernels';
+import { broadcastBinary, reducedShape } from './layer-graph-kernels';
+import { forEachWindowPixel, poolInfo } from './pool-windows';
 
 /**
  * The blas backend's own versions of the light kernels a training step is full of once its
@@ -151,37 +152,8 @@ const sum =
     const kept = v.length / reduced;
     const out = new Float32Array(kept);
     addon.sum(v, reduced, kept, leading, out);
-    const shape = keepDims
-      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
-      : x.shape.filter((_, i) => !axes.includes(i));
-    return backend.makeTensorInfo(shape, 'float32', out);
+    return backend.makeTensorInfo(reducedShape(x.shape, axes, keepDims), 'float32', out);
   };
-
-/** Calls visit(outputPixel, inputPixel) for each in-bounds input pixel of each output window. */
-function forEachWindowPixel(
-  info: backend_util.Conv2DInfo,
-  visit: (o: number, i: number, count: number) => void,
-) {
-  const { batchSize, inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth } = info;
-  const { filterHeight, filterWidth } = info;
-  for (let n = 0; n < batchSize; n++) {
-    for (let oh = 0; oh < outHeight; oh++) {
-      const h0 = oh * strideHeight - info.padInfo.top;
-      const hMin = Math.max(0, h0);
-      const hMax = Math.min(inHeight, h0 + filterHeight);
-      for (let ow = 0; ow < outWidth; ow++) {
-        const w0 = ow * strideWidth - info.padInfo.left;
-        const wMin = Math.max(0, w0);
-        const wMax = Math.min(inWidth, w0 + filterWidth);
-        const o = (n * outHeight + oh) * outWidth + ow;
-        const count = (hMax - hMin) * (wMax - wMin);
-        for (let h = hMin; h < hMax; h++) {
-          for (let w = wMin; w < wMax; w++) visit(o, (n * inHeight + h) * inWidth + w, count);
-        }
-      }
-    }
-  }
-}
 
 const avgPool: tf.KernelFunc = (args) => {
   const { x } = args.inputs as { x: tf.TensorInfo };
