@@ -80,7 +80,8 @@ export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus 
     error: record.error,
     batches_scheduled: run.scheduled,
     batches_applied: record.batchesApplied,
-    params: parameterCount(record.params),
+    // Trainable, as Keras's summary counts them: BatchNorm's moving statistics are state.
+    params: parameterCount(record.params.filter((p) => p.movingAverage === undefined)),
     backends: [...record.backends].sort(),
     last_loss: Number.isFinite(run.lastLoss) ? run.lastLoss : 0,
     batches_requeued: run.requeued,

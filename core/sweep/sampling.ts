@@ -13,6 +13,8 @@ import {
   type SearchSpace,
 } from './search-space';
 import type { SweepSpec, TrainSettings } from './spec';
+import type { SweepModel } from './model-section';
+import { instantiateTemplate } from './model-template';
 
 function clamp(v: number, low: number, high: number): number {
   return Math.min(high, Math.max(low, v));
@@ -74,7 +76,8 @@ export interface TrialSettings {
   trialSpec: TrialSpec;
 }
 
-function applyModel(model: ModelSpec, hyper: Hyper): ModelSpec {
+function applyModel(model: SweepModel, hyper: Hyper): ModelSpec {
+  if (model.type === 'template') return instantiateTemplate(model, hyper);
   if (model.type !== 'mlp') return model;
   if (hyper.hidden !== undefined) return { type: 'mlp', hidden: [...(hyper.hidden as number[])] };
   if (hyper.layers === undefined && hyper.hidden_units === undefined) return model;
@@ -87,17 +90,21 @@ function applyModel(model: ModelSpec, hyper: Hyper): ModelSpec {
 /**
  * The trial a sweep runs for `hyper`: each sampled value overrides the fixed setting of the
  * same name; `hidden`, or `layers` and `hidden_units` (hidden = units repeated layers times),
- * override the model. `name` becomes the trial's name (its id; "" lets the coordinator choose).
+ * override an MLP; a graph template's placeholders take their values from `hyper`. `name` becomes the trial's name (its id; "" lets the coordinator choose).
  * Throws InvalidArgumentError for a name a sweep cannot set or a value out of its range.
  */
 export function applyHyper(spec: SweepSpec, hyper: Hyper, name = ''): TrialSettings {
   const train: TrainSettings = { ...spec.train };
+  const placeholders = spec.model.type === 'template' ? spec.model.placeholders : [];
   for (const [key, value] of Object.entries(hyper)) {
+    // A placeholder's value is checked where it lands, by the model it makes.
+    if (placeholders.includes(key)) continue;
     const problem = paramValueProblem(key, value);
     if (problem) throw new InvalidArgumentError(`trial hyper-parameters: ${problem}`);
     if (PARAM_RULES[key].section === 'train') Object.assign(train, { [key]: value });
   }
   if (
+    spec.model.type === 'mlp' &&
     hyper.hidden !== undefined &&
     (hyper.layers !== undefined || hyper.hidden_units !== undefined)
   )

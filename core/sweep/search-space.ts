@@ -230,3 +230,11 @@ export function describeDomain(domain: SearchDomain): string {
   if (domain.kind === 'choice') return `choice ${JSON.stringify(domain.values)}`;
   return `${domain.kind} [${domain.low}, ${domain.high}]`;
 }
+
+/** The values at a domain's edges: every choice, or both ends of a range. */
+export function domainExtremes(domain: SearchDomain): JsonValue[] {
+  if (domain.kind === 'choice') return domain.values;
+  if (domain.kind !== 'pow2') return [domain.low, domain.high];
+  const { first, last } = pow2Exponents(domain.low, domain.high);
+  return [2 ** first, 2 ** last];
+}

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AT_KEY, strict } from '../spec-file';
 import { SYNTHETIC_NAMES } from '../datasets/spirals';
 import { isEpochMetric, isMetricName, METRIC_NAMES } from './metrics';
+import { templateLayersSchema } from './model-template';
 import { parseConstraint } from './objective';
 import {
   DOMAIN_KINDS,
@@ -110,6 +111,34 @@ const modelSchema = z.discriminatedUnion('type', [
     hidden_units: setting('hidden_units').optional(),
   }),
   strict({ type: z.literal('lenet5') }),
+  strict({
+    type: z.literal('graph'),
+    preset: z.string().min(1).optional(),
+    file: z.string().min(1).optional(),
+    input: z.unknown().optional(),
+    layers: templateLayersSchema.optional(),
+    defaults: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a placeholder name'),
+        z.unknown(),
+      )
+      .optional(),
+  }).superRefine((m, ctx) => {
+    if (ctx.issues.length > 0) return;
+    const given = (['preset', 'file', 'layers'] as const).filter((k) => m[k] !== undefined);
+    if (given.length !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give exactly one of preset: NAME, file: PATH, layers: [...]',
+      });
+    else if (m.input !== undefined && given[0] !== 'layers')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['input'],
+        message: 'input goes with layers: a preset or file names its own',
+        params: AT_KEY,
+      });
+  }),
 ]);
 
 const trainSchema = strict(
@@ -190,9 +219,12 @@ export const sweepSpecSchema = strict({
   // Unknown keys do not abort zod's parse; checks across fields wait for a well-formed spec.
   if (ctx.issues.length > 0) return;
   const search = spec.search ?? {};
+  // A graph model's placeholders are known once its file is read: buildSweepModel checks them.
+  const graph = spec.model?.type === 'graph';
   const issue = (path: PropertyKey[], message: string, atKey = false) =>
     ctx.addIssue({ code: 'custom', path, message, ...(atKey ? { params: AT_KEY } : {}) });
   for (const [name, raw] of Object.entries(search)) {
+    if (graph && !TRAIN_KEYS.includes(name)) continue;
     if (!isSearchable(name)) {
       issue(
         ['search', name],
@@ -213,7 +245,7 @@ export const sweepSpecSchema = strict({
     }
   }
   const modelNames = ['hidden', 'layers', 'hidden_units'];
-  const searchedModel = modelNames.filter((n) => n in search);
+  const searchedModel = graph ? [] : modelNames.filter((n) => n in search);
   if (spec.model?.type === 'lenet5' && searchedModel.length > 0)
     issue(['search', searchedModel[0]], 'model lenet5 has no hidden layers to search', true);
   if ('hidden' in search && searchedModel.length > 1)

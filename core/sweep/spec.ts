@@ -1,14 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors';
-import type { ModelSpec } from '../model-spec';
 import { OPTIMIZER_DEFAULTS, type OptimizerKind } from '../optimizer-config';
 import type { Mode } from '../trial-spec';
 import type { EarlyStoppingConfig } from './early-stopping';
 import { isEpochMetric } from './metrics';
 import { parseConstraint, type Objective } from './objective';
 import type { SearchSpace } from './search-space';
-import { parseSpecText, SpecFileError } from '../spec-file';
+import { parseSpecText, SpecFileError, type Locate } from '../spec-file';
+import { buildSweepModel, type SweepModel } from './model-section';
 export type { SpecProblem } from '../spec-file';
 import { sweepSpecSchema, toDomain, type RawSweepSpec } from './spec-schema';
 
@@ -84,8 +84,11 @@ export interface SweepSpec {
   /** The file it came from, for messages. */
   source: string;
   dataset: DatasetSettings;
-  /** The fixed model; searched `hidden`, `layers`, `hidden_units` override it per trial. */
-  model: ModelSpec;
+  /**
+   * The fixed model, where searched `hidden`, `layers`, `hidden_units` override an MLP's per
+   * trial; or a layer-graph template whose placeholders each trial fills in.
+   */
+  model: SweepModel;
   train: TrainSettings;
   search: SearchSpace;
   budget: SweepBudget;
@@ -113,14 +116,14 @@ export function parseSweepSpec(
   source: string,
   options: ParseSweepSpecOptions = {},
 ): SweepSpec {
-  const { data } = parseSpecText(
+  const { data, locate } = parseSpecText(
     text,
     source,
     sweepSpecSchema,
     'the spec is empty; expected a mapping with at least dataset and budget',
     (src, problems) => new SweepSpecError(src, problems),
   );
-  return buildSpec(data as RawSweepSpec, source, options);
+  return buildSpec(data as RawSweepSpec, source, options, locate);
 }
 
 /** Reads and parses a spec file; a relative csv path is taken relative to the file. */
@@ -145,15 +148,6 @@ function buildDataset(raw: RawSweepSpec['dataset'], baseDir?: string): DatasetSe
     case 'synthetic':
       return { source: 'synthetic', spec: `synthetic:${raw.name ?? 'spirals'}`, labelColumn: '' };
   }
-}
-
-function buildModel(raw: RawSweepSpec['model']): ModelSpec {
-  if (!raw) return { type: 'mlp', hidden: [256] };
-  if (raw.type === 'lenet5') return { type: 'lenet5' };
-  if (raw.hidden !== undefined) return { type: 'mlp', hidden: [...(raw.hidden as number[])] };
-  const layers = (raw.layers as number | undefined) ?? 1;
-  const units = (raw.hidden_units as number | undefined) ?? 256;
-  return { type: 'mlp', hidden: Array.from({ length: layers }, () => units) };
 }
 
 function buildObjective(raw: RawSweepSpec['objective']): Objective {
@@ -183,7 +177,12 @@ function buildEarlyStopping(
   return { kind: 'patience', metric, patience: raw.patience as number };
 }
 
-function buildSpec(raw: RawSweepSpec, source: string, options: ParseSweepSpecOptions): SweepSpec {
+function buildSpec(
+  raw: RawSweepSpec,
+  source: string,
+  options: ParseSweepSpecOptions,
+  locate: Locate,
+): SweepSpec {
   const objective = buildObjective(raw.objective);
   const search: Record<string, ReturnType<typeof toDomain>> = {};
   for (const [name, domain] of Object.entries(raw.search ?? {})) search[name] = toDomain(domain);
@@ -191,7 +190,11 @@ function buildSpec(raw: RawSweepSpec, source: string, options: ParseSweepSpecOpt
     name: raw.name ?? path.basename(source).replace(/\.(ya?ml|json)$/i, ''),
     source,
     dataset: buildDataset(raw.dataset, options.baseDir),
-    model: buildModel(raw.model),
+    model: buildSweepModel(raw.model, search, {
+      sweep: (problems) => new SweepSpecError(source, problems),
+      locate,
+      baseDir: options.baseDir,
+    }),
     train: { ...TRAIN_DEFAULTS, ...(raw.train as Partial<TrainSettings> | undefined) },
     search,
     budget: {

@@ -139,3 +139,53 @@ test(
     }
   },
 );
+
+test(
+  "a sweep over a layer graph's structure: each trial trains the graph its placeholders make, and params constraints read it",
+  { timeout: 240_000 },
+  async () => {
+    const dir = tempDir('structure-sweep');
+    const file = path.join(dir, 'structure.yaml');
+    fs.writeFileSync(
+      file,
+      [
+        'name: structure',
+        'dataset: { source: synthetic, name: spirals }',
+        'model:',
+        '  type: graph',
+        '  layers:',
+        '    - { type: dense, units: $width, activation: linear }',
+        '    - { type: batch_norm }',
+        '    - { type: activation, activation: tanh }',
+        '    - { type: dropout, rate: $dropout }',
+        '  defaults: { dropout: 0.1 }',
+        'train: { optimizer: adam, lr: 0.01, batch: 32, epochs: 3, mode: async }',
+        'search:',
+        '  width: { choice: [4, 64] }',
+        'budget: { trials: 3, parallel: 3, seed: 3 }',
+        'objective: { maximize: val_accuracy, subject_to: ["params < 100"] }',
+      ].join('\n'),
+    );
+    const result = await runCaviar(
+      ['sweep', file, '--workers', '2', '--shards', '2', '--etcd', 'none', '--json'],
+      { timeoutMs: 230_000 },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const summary = lastJsonLine<SweepSummary>(result.stdout);
+    assert.equal(summary.status, 'completed');
+    assert.equal(summary.trials.length, 3);
+    // Trainable parameters only: dense (2 features), BatchNorm's gamma and beta, the appended
+    // linear head over the 3 spiral arms.
+    const count = (w: number) => 2 * w + w + 2 * w + w * 3 + 3;
+    for (const t of summary.trials) {
+      assert.equal(t.status, 'completed', `${t.trial}: ${JSON.stringify(t)}`);
+      assert.equal(t.params, count(t.hyper.width as number), `${t.trial} trained its own width`);
+    }
+    assert.ok(
+      summary.trials.some((t) => t.hyper.width === 64),
+      'the seed draws the wide model at least once',
+    );
+    assert.ok(summary.best, 'a winner');
+    assert.equal(summary.best.hyper.width, 4, 'only the narrow model meets params < 100');
+  },
+);
