@@ -3,6 +3,7 @@ import type { GraphLayers } from '../core/layers-model';
 import type { GraphNode, ResolvedGraph } from '../core/model-graph/resolve';
 import { bulkUniform } from '../core/seeded-random';
 import { dense } from './blas/dense-op';
+import { conv2d } from './blas/conv-op';
 
 /** How one forward pass runs. */
 export interface ForwardMode {
@@ -21,14 +22,14 @@ export type ForwardPass = (x: tf.Tensor, mode: ForwardMode) => tf.Tensor;
  * LayersModel.apply, for what a parameter server needs of training that tfjs's layers do their
  * own way: dropout masks seeded per batch (tfjs draws them from a global generator), BatchNorm
  * statistics handed out to be pushed (tfjs updates its moving averages in place, on one
- * worker), and, where the backend has it (blas), the one-kernel dense op. Every weight is the
- * tfjs layer's own variable, so gradients land on them as usual.
+ * worker), and, where the backend has them (blas), the one-kernel dense and conv ops. Every
+ * weight is the tfjs layer's own variable, so gradients land on them as usual.
  */
 export function graphForward(
   graph: ResolvedGraph,
   layers: GraphLayers,
   variables: ReadonlyMap<string, tf.Variable>,
-  fusedDense: boolean,
+  fusedOps: boolean,
 ): ForwardPass {
   const variable = (name: string): tf.Variable => {
     const v = variables.get(name);
@@ -45,9 +46,18 @@ export function graphForward(
     switch (node.kind) {
       case 'dense': {
         const linear = node.activation === 'linear';
-        if (!fusedDense || h.rank !== 2 || !(linear || node.activation === 'relu'))
+        if (!fusedOps || h.rank !== 2 || !(linear || node.activation === 'relu'))
           return apply(node.name, h);
         return dense(h, variable(`${node.name}/kernel`), variable(`${node.name}/bias`), !linear);
+      }
+      case 'conv2d': {
+        const linear = node.activation === 'linear';
+        if (!fusedOps || !(linear || node.activation === 'relu')) return apply(node.name, h);
+        return conv2d(h, variable(`${node.name}/kernel`), variable(`${node.name}/bias`), {
+          strides: node.stride,
+          pad: node.padding,
+          relu: !linear,
+        });
       }
       case 'dropout':
         return mode.training && node.rate > 0 ? dropout(h, node.rate, mode, node.name) : h;

@@ -65,10 +65,11 @@ class TfjsTrialModel implements TrialModel {
     this.exampleSize = elementCount(inputShape);
     this.sparseLoss = tf.backend() instanceof MathBackendCPU;
     if (this.sparseLoss) registerSparseSoftmaxCrossEntropy(backend);
-    // Where the backend has the one-kernel dense op (blas), dense layers use it. Elsewhere the
-    // layers' own apply runs: the cpu backend stays tfjs's reference that blas is tested against.
-    const fusedDense = tf.getKernel(DENSE, backend) !== undefined;
-    this.forward = graphForward(built.graph, built.layers, byName, fusedDense);
+    // Where the backend has the one-kernel dense and conv ops (blas), those layers use them.
+    // Elsewhere the layers' own apply runs: the cpu backend stays tfjs's reference that blas is
+    // tested against.
+    const fusedOps = tf.getKernel(DENSE, backend) !== undefined;
+    this.forward = graphForward(built.graph, built.layers, byName, fusedOps);
   }
 
   setParameters(params: ReadonlyMap<string, Float32Array>): void {

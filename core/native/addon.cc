@@ -6,6 +6,7 @@
 #include "blas.h"
 #include "elementwise.h"
 #include "optimizer.h"
+#include "pool.h"
 
 namespace {
 
@@ -13,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   caviar::RegisterBlas(env, exports);
   caviar::RegisterElementwise(env, exports);
   caviar::RegisterOptimizer(env, exports);
+  caviar::RegisterPool(env, exports);
   return exports;
 }
 

@@ -70,6 +70,11 @@ export interface BlasFunctions {
   step(x: Float32Array, alpha: number, out: Float32Array): void;
   /** Sums x (reduced × kept when leading, kept × reduced otherwise) into out's kept values. */
   sum(x: Float32Array, reduced: number, kept: number, leading: boolean, out: Float32Array): void;
+  /** NHWC pooling (core/native/pool.cc), dims as convDims() lays them out; outputs overwritten. */
+  avgPool(x: Float32Array, y: Float32Array, dims: Int32Array): void;
+  avgPoolGrad(dy: Float32Array, dx: Float32Array, dims: Int32Array): void;
+  maxPool(x: Float32Array, y: Float32Array, dims: Int32Array): void;
+  maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, dims: Int32Array): void;
 }
 
 /** The functions of core/native/optimizer.cc, for the shards: bit-identical to the JS loops. */

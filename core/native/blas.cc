@@ -10,6 +10,8 @@
 #include <cblas.h>
 
 #include "napi-args.h"
+#include "conv-direct.h"
+#include "window-geometry.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -27,14 +29,12 @@ char* openblas_get_corename(void);
 
 namespace {
 
+using caviar::Conv;
+using caviar::conv;
 using caviar::Floats;
 using caviar::floats;
 using caviar::integer;
 using caviar::need;
-
-// im2col scratch is cut into chunks of whole images of at most this many floats (16 MiB), so a
-// large batch does not allocate a huge matrix and each chunk stays near the caches.
-constexpr size_t kChunkFloats = size_t{1} << 22;
 
 void relu(float* c, size_t n) {
   for (size_t i = 0; i < n; i++) c[i] = c[i] > 0.0f ? c[i] : 0.0f;
@@ -81,41 +81,6 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** A 2-D NHWC convolution's geometry, as tfjs's computeConv2DInfo resolves it. */
-struct Conv {
-  int64_t batch, inH, inW, inC, outH, outW, outC, fH, fW, strideH, strideW, dilH, dilW, padTop,
-      padLeft;
-
-  int64_t patch() const { return fH * fW * inC; }        // K: one row of the im2col matrix
-  int64_t pixels() const { return outH * outW; }         // im2col rows per image
-  int64_t inSize() const { return inH * inW * inC; }     // floats per input image
-  int64_t outSize() const { return pixels() * outC; }    // floats per output image
-  bool direct() const {                                  // the input already is the im2col matrix
-    return fH == 1 && fW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 &&
-           outH == inH && outW == inW;
-  }
-  /** Images per im2col chunk: at least one, at most kChunkFloats floats of scratch. */
-  int64_t chunk() const {
-    const int64_t per = std::max<int64_t>(1, pixels() * patch());
-    return std::max<int64_t>(1, std::min<int64_t>(batch, kChunkFloats / per));
-  }
-};
-
-Conv conv(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-      info[i].As<Napi::Int32Array>().ElementLength() != 15) {
-    throw Napi::TypeError::New(info.Env(), "conv dims must be an Int32Array of 15");
-  }
-  const int32_t* d = info[i].As<Napi::Int32Array>().Data();
-  for (int j = 0; j < 13; j++) {
-    if (d[j] < 0 || (j >= 7 && d[j] == 0))
-      throw Napi::RangeError::New(info.Env(), "bad conv dims");
-  }
-  return {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13],
-          d[14]};
-}
-
 /** Rows of images [n0, n0 + count) into cols[pixel][fh][fw][c]; zeros where the patch is pad. */
 void im2col(const Conv& g, const float* x, int64_t n0, int64_t count, float* cols) {
   const int64_t K = g.patch();
@@ -131,8 +96,16 @@ void im2col(const Conv& g, const float* x, int64_t n0, int64_t count, float* col
             std::fill(dst, dst + g.fW * g.inC, 0.0f);
             continue;
           }
+          const int64_t w0 = ow * g.strideW - g.padLeft;
+          const int64_t wLast = w0 + (g.fW - 1) * g.dilW;
+          if (g.dilW == 1 && w0 >= 0 && wLast < g.inW) {
+            // The row's taps are neighbours in the input: one copy, not one per tap (with few
+            // channels, a tap is a float or two and the calls cost more than the copying).
+            std::memcpy(dst, img + (h * g.inW + w0) * g.inC, g.fW * g.inC * sizeof(float));
+            continue;
+          }
           for (int64_t j = 0; j < g.fW; j++) {
-            const int64_t w = ow * g.strideW - g.padLeft + j * g.dilW;
+            const int64_t w = w0 + j * g.dilW;
             if (w < 0 || w >= g.inW)
               std::fill(dst + j * g.inC, dst + (j + 1) * g.inC, 0.0f);
             else
@@ -155,8 +128,16 @@ void col2im(const Conv& g, const float* cols, int64_t n0, int64_t count, float* 
         for (int64_t i = 0; i < g.fH; i++) {
           const int64_t h = oh * g.strideH - g.padTop + i * g.dilH;
           if (h < 0 || h >= g.inH) continue;
+          const int64_t w0 = ow * g.strideW - g.padLeft;
+          if (g.dilW == 1 && w0 >= 0 && w0 + g.fW <= g.inW) {
+            // As in im2col: the row's taps are neighbours, so one loop adds them all.
+            const float* src = row + i * g.fW * g.inC;
+            float* dst = img + (h * g.inW + w0) * g.inC;
+            for (int64_t k = 0; k < g.fW * g.inC; k++) dst[k] += src[k];
+            continue;
+          }
           for (int64_t j = 0; j < g.fW; j++) {
-            const int64_t w = ow * g.strideW - g.padLeft + j * g.dilW;
+            const int64_t w = w0 + j * g.dilW;
             if (w < 0 || w >= g.inW) continue;
             const float* src = row + (i * g.fW + j) * g.inC;
             float* dst = img + (h * g.inW + w) * g.inC;
@@ -187,6 +168,10 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   need(info, f, K * O, "filter");
   need(info, y, g.batch * g.outSize(), "y");
   if (hasBias) need(info, bias, O, "bias");
+  if (caviar::convDirectApplies(g)) {
+    caviar::convDirectForward(g, x.data, f.data, hasBias ? bias.data : nullptr, withRelu, y.data);
+    return info.Env().Undefined();
+  }
   const int64_t chunk = g.chunk();
   float* cols = g.direct() ? nullptr : scratch(chunk * g.pixels() * K).data();
   for (int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
@@ -241,6 +226,10 @@ Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info) {
   need(info, dw, K * O, "dw");
   if (g.batch == 0) {
     std::fill(dw.data, dw.data + K * O, 0.0f);
+    return info.Env().Undefined();
+  }
+  if (caviar::convDirectApplies(g)) {
+    caviar::convDirectFilterGrad(g, x.data, dy.data, dw.data);
     return info.Env().Undefined();
   }
   const int64_t chunk = g.chunk();

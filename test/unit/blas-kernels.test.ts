@@ -8,6 +8,7 @@ import { nativeAddonAvailable } from '../../core/native/addon';
 import { BLAS_BACKEND, registerBlasBackend } from '../../worker/blas/backend';
 import { relativeError } from '../helpers/numeric';
 import { dense } from '../../worker/blas/dense-op';
+import { conv2d } from '../../worker/blas/conv-op';
 
 const skip = nativeAddonAvailable()
   ? false
@@ -159,7 +160,8 @@ describe('blas kernels agree with tfjs cpu (1e-4 relative)', { skip }, () => {
       batch: fc.integer({ min: 1, max: 3 }),
       h: fc.integer({ min: 1, max: 12 }),
       w: fc.integer({ min: 1, max: 12 }),
-      inC: fc.integer({ min: 1, max: 4 }),
+      // 1-4 channels in take the direct convolution at stride 1; more take im2col and sgemm.
+      inC: fc.integer({ min: 1, max: 7 }),
       outC: fc.integer({ min: 1, max: 5 }),
       fh: fc.integer({ min: 1, max: 4 }),
       fw: fc.integer({ min: 1, max: 4 }),
@@ -276,6 +278,55 @@ describe('blas kernels agree with tfjs cpu (1e-4 relative)', { skip }, () => {
     );
   });
 
+  it('the conv-layer op and its gradients: random geometry, ReLU or linear (cpu: Conv2D, Add, Relu)', () => {
+    fc.assert(
+      fc.property(
+        convCase.filter((c) => c.dilation === 1 && c.pad !== 1),
+        fc.boolean(),
+        (c, relu) => {
+          assertAgree(
+            () => {
+              const pad = c.pad as 'same' | 'valid';
+              const layer = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+                if (tf.getBackend() === BLAS_BACKEND)
+                  return conv2d(x, w, b, { strides: [c.stride, c.stride], pad, relu });
+                const z = tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, pad), b);
+                return relu ? tf.relu(z) : z;
+              };
+              const { x, f } = tensors(c);
+              const b = tf.tensor1d(data(c.outC, 3));
+              const y = layer(x, f, b);
+              const weighting = tf.tensor(data(y.size, 4), y.shape);
+              const grads = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+                tf.sum(tf.mul(layer(xi, wi, bi), weighting)),
+              )([x, f, b]);
+              return [y, ...grads];
+            },
+            `${label(c)}, ${relu ? 'relu' : 'linear'}`,
+          );
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('first-layer convolutions: MNIST-sized, and images so wide the direct path cuts them in bands', () => {
+    for (const [h, w, c, out] of [
+      [28, 28, 1, 32],
+      [64, 64, 3, 32],
+    ]) {
+      assertAgree(() => {
+        const x = tf.tensor4d(data(2 * h * w * c, 11), [2, h, w, c]);
+        const f = tf.tensor4d(data(5 * 5 * c * out, 12), [5, 5, c, out]);
+        const g = tf.grads((xi: tf.Tensor, fi: tf.Tensor) => {
+          const y = tf.conv2d(xi as tf.Tensor4D, fi as tf.Tensor4D, 1, 'same');
+          return tf.sum(tf.mul(y, tf.tensor(data(y.size, 13), y.shape)));
+        });
+        return [tf.conv2d(x, f, 1, 'same'), ...g([x, f])];
+      }, `${h}x${w}x${c} * 5x5x${out}`);
+    }
+  });
+
   it('falls back to cpu for NCHW convolutions', () => {
     assertAgree(() => {
       const x = tf.tensor4d(data(2 * 3 * 6 * 5, 1), [2, 3, 6, 5]);
@@ -340,7 +391,7 @@ describe('blas kernels agree with tfjs cpu (1e-4 relative)', { skip }, () => {
     );
   });
 
-  it('AvgPool and its gradient: random windows, strides and paddings', () => {
+  it('AvgPool, MaxPool and their gradients: random windows, strides and paddings', () => {
     fc.assert(
       fc.property(
         fc.record({
@@ -353,21 +404,27 @@ describe('blas kernels agree with tfjs cpu (1e-4 relative)', { skip }, () => {
           size: fc.integer({ min: 1, max: 3 }),
           stride: fc.integer({ min: 1, max: 3 }),
           pad: fc.constantFrom<'same' | 'valid'>('same', 'valid'),
+          op: fc.constantFrom('avg', 'max'),
+          // Ties: the maximum's gradient goes to the first of equal values, as on cpu.
+          ties: fc.boolean(),
         }),
-        ({ shape, size: window, stride, pad }) => {
-          assertAgree(() => {
-            const x = tf.tensor4d(data(size(shape), 6), shape);
-            const y = tf.avgPool(x, window, stride, pad);
-            const dx = tf.grad((xi: tf.Tensor) =>
-              tf.sum(
-                tf.mul(
-                  tf.avgPool(xi as tf.Tensor4D, window, stride, pad),
-                  tf.tensor(data(y.size, 8), y.shape),
-                ),
-              ),
-            )(x);
-            return [y, dx];
-          }, `[${shape}] window ${window} stride ${stride} ${pad}`);
+        ({ shape, size: window, stride, pad, op, ties }) => {
+          assertAgree(
+            () => {
+              const values = data(size(shape), 6).map((v) => (ties ? Math.round(v * 2) : v));
+              const x = tf.tensor4d(values, shape);
+              const pool = (xi: tf.Tensor4D) =>
+                op === 'avg'
+                  ? tf.avgPool(xi, window, stride, pad)
+                  : tf.maxPool(xi, window, stride, pad);
+              const y = pool(x);
+              const dx = tf.grad((xi: tf.Tensor) =>
+                tf.sum(tf.mul(pool(xi as tf.Tensor4D), tf.tensor(data(y.size, 8), y.shape))),
+              )(x);
+              return [y, dx];
+            },
+            `${op} [${shape}] window ${window} stride ${stride} ${pad}${ties ? ' ties' : ''}`,
+          );
         },
       ),
       RUNS,

@@ -4,7 +4,9 @@ import { loadBlasAddon } from '../../core/native/addon';
 import { lightKernels } from './light-kernels';
 import { layerGraphKernels } from './layer-graph-kernels';
 import { blasKernels } from './kernels';
+import { poolKernels } from './pool-kernels';
 import { registerDenseOp } from './dense-op';
+import { registerConvOp } from './conv-op';
 
 /** The tfjs backend name of caviar's blas backend. */
 export const BLAS_BACKEND = 'blas';
@@ -18,7 +20,7 @@ export interface BlasBackendInfo {
 /**
  * Registers tfjs backend `blas`: a MathBackendCPU whose heavy kernels (worker/blas/kernels.ts)
  * run on OpenBLAS, whose hottest light ones are native loops (worker/blas/light-kernels.ts),
- * which has a one-kernel dense layer op (worker/blas/dense-op.ts), and every other kernel of
+ * which has one-kernel dense and conv layer ops (dense-op.ts, conv-op.ts), and every other kernel of
  * tfjs's cpu backend. Throws, registering
  * nothing, when the addon does not load. Again later, it only sets the thread count.
  *
@@ -29,7 +31,12 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
   if (!tf.findBackendFactory(BLAS_BACKEND)) {
     // Priority 0, below cpu's 1: a process only computes on blas when it asks for it.
     tf.registerBackend(BLAS_BACKEND, () => new MathBackendCPU(), 0);
-    const own = { ...lightKernels(addon), ...layerGraphKernels(), ...blasKernels(addon) };
+    const own = {
+      ...lightKernels(addon),
+      ...layerGraphKernels(),
+      ...poolKernels(addon),
+      ...blasKernels(addon),
+    };
     for (const kernel of tf.getKernelsForBackend('cpu')) {
       if (!(kernel.kernelName in own)) tf.registerKernel({ ...kernel, backendName: BLAS_BACKEND });
     }
@@ -37,6 +44,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
       tf.registerKernel({ kernelName, backendName: BLAS_BACKEND, kernelFunc });
     }
     registerDenseOp(BLAS_BACKEND, addon);
+    registerConvOp(BLAS_BACKEND, addon);
   }
   const { core } = addon.config();
   return { core, threads: addon.threads() };

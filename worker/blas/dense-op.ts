@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
-import { floatsOf } from '../cpu-arrays';
+import { registerReluMask, throughRelu } from './relu-mask';
 
 /**
  * A dense layer, y = act(x · W + b) with act ReLU or linear, as one kernel forward and, backward,
@@ -10,29 +9,12 @@ import { floatsOf } from '../cpu-arrays';
  * Multiply, Sum and two MatMuls back, with reshapes to rank 3 around every MatMul, and saves a
  * clone of each input of each of them. On the blas backend, where the products are fast, that
  * bookkeeping was most of what a step spent outside OpenBLAS. The forward kernel is the backend's
- * own _FusedMatMul, the mask runs in the addon: as a JS loop its data-dependent branch alone cost
- * 4% of a worker's time.
+ * own _FusedMatMul; the ReLU mask is relu-mask.ts's.
  */
 export const DENSE = 'CaviarDense';
-const RELU_MASK = 'CaviarReluMask';
-
-type Cpu = MathBackendCPU;
 
 interface DenseAttrs {
   relu: boolean;
-}
-
-/** dy where the ReLU's output y is positive, else 0: the gradient through y = relu(z). */
-function reluMask(addon: BlasFunctions): tf.KernelFunc {
-  return ({ inputs, backend }) => {
-    const cpu = backend as Cpu;
-    const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
-    const g = floatsOf(cpu, dy);
-    const masked = new Float32Array(g.length);
-    addon.step(floatsOf(cpu, y), 0, masked);
-    addon.binary(2, 1, g.length, g, 0, 1, masked, 0, 1, masked);
-    return cpu.makeTensorInfo(dy.shape, 'float32', masked);
-  };
 }
 
 function forwardOn(backendName: string): tf.KernelFunc {
@@ -64,7 +46,7 @@ const matMul = (a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boo
 export function registerDenseOp(backendName: string, addon: BlasFunctions): void {
   if (!tf.getKernel(DENSE, backendName)) {
     tf.registerKernel({ kernelName: DENSE, backendName, kernelFunc: forwardOn(backendName) });
-    tf.registerKernel({ kernelName: RELU_MASK, backendName, kernelFunc: reluMask(addon) });
+    registerReluMask(backendName, addon);
   }
   if (tf.getGradient(DENSE)) return;
   tf.registerGradient({
@@ -74,9 +56,7 @@ export function registerDenseOp(backendName: string, addon: BlasFunctions): void
     gradFunc: (dy, saved, attrs) => {
       const [x, kernel, y] = saved;
       // The mask is shared by all three gradients, so it is made once, here, not in a thunk.
-      const g = (attrs as unknown as DenseAttrs).relu
-        ? (tf.engine().runKernel(RELU_MASK, { dy: dy as tf.Tensor, y }) as tf.Tensor)
-        : (dy as tf.Tensor);
+      const g = throughRelu(dy as tf.Tensor, y, (attrs as unknown as DenseAttrs).relu);
       return {
         x: () => matMul(g, kernel, false, true),
         kernel: () => matMul(x, g, true, false),

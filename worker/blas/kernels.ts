@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, broadcast_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
+import { convDims } from './conv-dims';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
 
 /**
@@ -224,27 +225,6 @@ function fusedMatMul(addon: BlasFunctions): tf.KernelFunc {
     );
     return finishFused(backend, y, fuseBias, bias, attrs, preluActivationWeights);
   };
-}
-
-/** The 15 numbers core/native/blas.cc's convolutions take, from tfjs's own geometry. */
-function convDims(info: backend_util.Conv2DInfo): Int32Array {
-  return Int32Array.from([
-    info.batchSize,
-    info.inHeight,
-    info.inWidth,
-    info.inChannels,
-    info.outHeight,
-    info.outWidth,
-    info.outChannels,
-    info.filterHeight,
-    info.filterWidth,
-    info.strideHeight,
-    info.strideWidth,
-    info.dilationHeight,
-    info.dilationWidth,
-    info.padInfo.top,
-    info.padInfo.left,
-  ]);
 }
 
 /** Conv2D's geometry where blas computes it (NHWC), else undefined. */

@@ -2,14 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
-import { forEachWindowPixel, poolInfo } from './pool-windows';
 
 /**
  * The blas backend's kernels for what the layer-graph models add to a training step: means over
  * a middle run of axes (global average pooling, BatchNorm's moments), Tile and broadcasts over
- * middle axes (their gradients), and NHWC max pooling with its gradient. tfjs's cpu backend runs
- * these through a transpose or a per-element index walk, which made BatchNorm, max pooling and
- * global average pooling each cost ten times the convolution before them. Float32 only; any
+ * middle axes (their gradients), and BatchNorm's normalization. tfjs's cpu backend runs these
+ * through a transpose or a per-element index walk, which made BatchNorm and global average
+ * pooling each cost ten times the convolution before them (max pooling is in pool-kernels.ts). Float32 only; any
  * other case goes to cpu's kernel.
  */
 
@@ -170,46 +169,6 @@ export function broadcastBinary(
   return backend.makeTensorInfo(walk.shape, 'float32', out);
 }
 
-/**
- * For each output pixel and channel, the input element holding its window's maximum, the first
- * of equal ones in row-major order, as cpu's maxPoolPositions picks it.
- */
-function maxPositions(info: backend_util.Conv2DInfo, v: Float32Array): Int32Array {
-  const C = info.inChannels;
-  const positions = new Int32Array(util.sizeFromShape(info.outShape)).fill(-1);
-  forEachWindowPixel(info, (o, i) => {
-    for (let c = 0, po = o * C, pi = i * C; c < C; c++) {
-      if (positions[po + c] < 0 || v[pi + c] > v[positions[po + c]]) positions[po + c] = pi + c;
-    }
-  });
-  return positions;
-}
-
-const maxPool: tf.KernelFunc = (args) => {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const info = poolInfo(x, args.attrs as unknown as tf.MaxPoolAttrs);
-  if (!info) return cpuKernel(tf.MaxPool)(args);
-  const backend = args.backend as Cpu;
-  const v = floatsOf(backend, x);
-  const positions = maxPositions(info, v);
-  const out = new Float32Array(positions.length);
-  for (let k = 0; k < out.length; k++) out[k] = v[positions[k]];
-  return backend.makeTensorInfo(info.outShape, 'float32', out);
-};
-
-const maxPoolGrad: tf.KernelFunc = (args) => {
-  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
-  const info = poolInfo(input, args.attrs as unknown as tf.MaxPoolGradAttrs);
-  if (!info || dy.dtype !== 'float32' || !util.arraysEqual(info.outShape, dy.shape))
-    return cpuKernel(tf.MaxPoolGrad)(args);
-  const backend = args.backend as Cpu;
-  const positions = maxPositions(info, floatsOf(backend, input));
-  const g = floatsOf(backend, dy);
-  const dx = new Float32Array(util.sizeFromShape(input.shape));
-  for (let k = 0; k < positions.length; k++) dx[positions[k]] += g[k];
-  return backend.makeTensorInfo(input.shape, 'float32', dx);
-};
-
 /** BatchNorm over the last axis with per-channel mean, variance, offset and scale. */
 const fusedBatchNorm: tf.KernelFunc = (args) => {
   const { x, mean, variance, offset, scale } = args.inputs as Record<string, tf.TensorInfo>;
@@ -239,8 +198,6 @@ export function layerGraphKernels(): Record<string, tf.KernelFunc> {
   return {
     [tf.Mean]: mean,
     [tf.Tile]: tile,
-    [tf.MaxPool]: maxPool,
-    [tf.MaxPoolGrad]: maxPoolGrad,
     [tf.FusedBatchNorm]: fusedBatchNorm,
   };
 }

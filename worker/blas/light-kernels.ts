@@ -4,18 +4,17 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
 import { broadcastBinary, reducedShape } from './layer-graph-kernels';
-import { forEachWindowPixel, poolInfo } from './pool-windows';
 
 /**
  * The blas backend's own versions of the light kernels a training step is full of once its
  * matrix products are fast: element-wise arithmetic with the broadcasts dense and conv layers
- * use, ReLU and its gradient's Step, sums over leading or trailing axes (bias gradients), and
- * NHWC average pooling. tfjs's cpu backend runs these through one generic loop per op family
+ * use, ReLU and its gradient's Step, and sums over leading or trailing axes (bias gradients).
+ * tfjs's cpu backend runs these through one generic loop per op family
  * (a callback per element, index arithmetic per element for any broadcast, a full transpose
  * before every sum over axis 0), which took 4 of the 6.4 ms of an MLP step and 95% of a LeNet-5
  * step here. Each kernel takes float32 in the layouts above and hands anything else to cpu's.
  * The loops themselves run in the native addon (core/native/elementwise.cc), vectorized: as JS
- * they were still a fifth of a worker's CPU in a cluster. Average pooling stays JS.
+ * they were still a fifth of a worker's CPU in a cluster.
  */
 
 type Cpu = MathBackendCPU;
@@ -155,41 +154,6 @@ const sum =
     return backend.makeTensorInfo(reducedShape(x.shape, axes, keepDims), 'float32', out);
   };
 
-const avgPool: tf.KernelFunc = (args) => {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const info = poolInfo(x, args.attrs as unknown as tf.AvgPoolAttrs);
-  if (!info) return cpuKernel(tf.AvgPool)(args);
-  const backend = args.backend as Cpu;
-  const v = floatsOf(backend, x);
-  const C = info.inChannels;
-  const out = new Float32Array(util.sizeFromShape(info.outShape));
-  // cpu's average divides by the window's in-bounds pixels.
-  forEachWindowPixel(info, (o, i, count) => {
-    const inv = 1 / count;
-    for (let c = 0, po = o * C, pi = i * C; c < C; c++) out[po + c] += v[pi + c] * inv;
-  });
-  return backend.makeTensorInfo(info.outShape, 'float32', out);
-};
-
-const avgPoolGrad: tf.KernelFunc = (args) => {
-  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
-  const attrs = args.attrs as unknown as tf.AvgPoolGradAttrs;
-  const info = poolInfo(input, { ...attrs, dimRoundingMode: undefined });
-  if (!info || dy.dtype !== 'float32' || !util.arraysEqual(info.outShape, dy.shape)) {
-    return cpuKernel(tf.AvgPoolGrad)(args);
-  }
-  const backend = args.backend as Cpu;
-  const g = floatsOf(backend, dy);
-  const C = info.inChannels;
-  const dx = new Float32Array(util.sizeFromShape(input.shape));
-  // cpu's gradient spreads over the whole window size, padding included (unlike the forward).
-  const scale = 1 / (info.filterHeight * info.filterWidth);
-  forEachWindowPixel(info, (o, i) => {
-    for (let c = 0, po = o * C, pi = i * C; c < C; c++) dx[pi + c] += g[po + c] * scale;
-  });
-  return backend.makeTensorInfo(input.shape, 'float32', dx);
-};
-
 /** The light kernels blas replaces, by tfjs kernel name. */
 export function lightKernels(addon: BlasFunctions): Record<string, tf.KernelFunc> {
   return {
@@ -200,7 +164,5 @@ export function lightKernels(addon: BlasFunctions): Record<string, tf.KernelFunc
     [tf.Relu]: relu(addon),
     [tf.Step]: step(addon),
     [tf.Sum]: sum(addon),
-    [tf.AvgPool]: avgPool,
-    [tf.AvgPoolGrad]: avgPoolGrad,
   };
 }

@@ -1,0 +1,138 @@
+// NHWC average and max pooling and their gradients for the blas backend, with the arithmetic of
+// tfjs's cpu kernels: an average divides by the window's in-bounds pixels, its gradient spreads
+// over the whole window (padding included), and a maximum's gradient goes to the first of equal
+// largest values in row-major window order.
+#include "pool.h"
+
+#include <napi.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "napi-args.h"
+#include "window-geometry.h"
+
+namespace {
+
+using caviar::Conv;
+using caviar::Floats;
+using caviar::need;
+
+Conv poolGeometry(const Napi::CallbackInfo& info, size_t i) {
+  const Conv g = caviar::conv(info, i);
+  if (g.outC != g.inC || g.dilH != 1 || g.dilW != 1)
+    throw Napi::RangeError::New(info.Env(), "pool dims: channels in and out differ, or dilated");
+  return g;
+}
+
+/** Calls visit(outOffset, inOffset, count) for each in-bounds pixel of each output window. */
+template <typename Visit>
+void forEachWindowPixel(const Conv& g, Visit visit) {
+  for (int64_t n = 0; n < g.batch; n++) {
+    for (int64_t oh = 0; oh < g.outH; oh++) {
+      const int64_t h0 = oh * g.strideH - g.padTop;
+      const int64_t hMin = std::max<int64_t>(0, h0), hMax = std::min(g.inH, h0 + g.fH);
+      for (int64_t ow = 0; ow < g.outW; ow++) {
+        const int64_t w0 = ow * g.strideW - g.padLeft;
+        const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
+        const int64_t o = ((n * g.outH + oh) * g.outW + ow) * g.inC;
+        const int64_t count = std::max<int64_t>(0, hMax - hMin) * std::max<int64_t>(0, wMax - wMin);
+        for (int64_t h = hMin; h < hMax; h++)
+          for (int64_t w = wMin; w < wMax; w++)
+            visit(o, ((n * g.inH + h) * g.inW + w) * g.inC, count);
+      }
+    }
+  }
+}
+
+void checkLengths(const Napi::CallbackInfo& info, const Conv& g, const Floats& in,
+                  const Floats& out, const char* inName, const char* outName) {
+  need(info, in, g.batch * g.inSize(), inName);
+  need(info, out, g.batch * g.outSize(), outName);
+}
+
+/** avgPool(x, y, dims): y is overwritten. */
+Napi::Value AvgPool(const Napi::CallbackInfo& info) {
+  Floats x = caviar::floats(info, 0, "x"), y = caviar::floats(info, 1, "y");
+  const Conv g = poolGeometry(info, 2);
+  checkLengths(info, g, x, y, "x", "y");
+  const int64_t C = g.inC;
+  std::fill(y.data, y.data + g.batch * g.outSize(), 0.0f);
+  std::vector<int64_t> counts(g.batch * g.pixels(), 0);
+  forEachWindowPixel(g, [&](int64_t o, int64_t i, int64_t count) {
+    counts[o / C] = count;
+    float* dst = y.data + o;
+    const float* src = x.data + i;
+    for (int64_t c = 0; c < C; c++) dst[c] += src[c];
+  });
+  for (int64_t p = 0; p < g.batch * g.pixels(); p++) {
+    if (counts[p] == 0) continue;
+    float* dst = y.data + p * C;
+    const float n = static_cast<float>(counts[p]);
+    for (int64_t c = 0; c < C; c++) dst[c] /= n;
+  }
+  return info.Env().Undefined();
+}
+
+/** avgPoolGrad(dy, dx, dims): dx (the input's shape) is overwritten. */
+Napi::Value AvgPoolGrad(const Napi::CallbackInfo& info) {
+  Floats dy = caviar::floats(info, 0, "dy"), dx = caviar::floats(info, 1, "dx");
+  const Conv g = poolGeometry(info, 2);
+  checkLengths(info, g, dx, dy, "dx", "dy");
+  const int64_t C = g.inC;
+  const float scale = 1.0f / static_cast<float>(g.fH * g.fW);
+  std::fill(dx.data, dx.data + g.batch * g.inSize(), 0.0f);
+  forEachWindowPixel(g, [&](int64_t o, int64_t i, int64_t) {
+    float* dst = dx.data + i;
+    const float* src = dy.data + o;
+    for (int64_t c = 0; c < C; c++) dst[c] += src[c] * scale;
+  });
+  return info.Env().Undefined();
+}
+
+/** For each output element, the input element holding its window's (first) maximum. */
+std::vector<int64_t> maxPositions(const Conv& g, const float* x) {
+  const int64_t C = g.inC;
+  std::vector<int64_t> at(g.batch * g.outSize(), -1);
+  forEachWindowPixel(g, [&](int64_t o, int64_t i, int64_t) {
+    int64_t* best = at.data() + o;
+    const float* v = x + i;
+    for (int64_t c = 0; c < C; c++)
+      if (best[c] < 0 || v[c] > x[best[c]]) best[c] = i + c;
+  });
+  return at;
+}
+
+/** maxPool(x, y, dims): y is overwritten; an empty window (all padding) gives 0. */
+Napi::Value MaxPool(const Napi::CallbackInfo& info) {
+  Floats x = caviar::floats(info, 0, "x"), y = caviar::floats(info, 1, "y");
+  const Conv g = poolGeometry(info, 2);
+  checkLengths(info, g, x, y, "x", "y");
+  const std::vector<int64_t> at = maxPositions(g, x.data);
+  for (size_t k = 0; k < at.size(); k++) y.data[k] = at[k] < 0 ? 0.0f : x.data[at[k]];
+  return info.Env().Undefined();
+}
+
+/** maxPoolGrad(dy, x, dx, dims): dx (x's shape) is overwritten. */
+Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
+  Floats dy = caviar::floats(info, 0, "dy"), x = caviar::floats(info, 1, "x"),
+         dx = caviar::floats(info, 2, "dx");
+  const Conv g = poolGeometry(info, 3);
+  checkLengths(info, g, x, dy, "x", "dy");
+  need(info, dx, g.batch * g.inSize(), "dx");
+  const std::vector<int64_t> at = maxPositions(g, x.data);
+  std::fill(dx.data, dx.data + g.batch * g.inSize(), 0.0f);
+  for (size_t k = 0; k < at.size(); k++)
+    if (at[k] >= 0) dx.data[at[k]] += dy.data[k];
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void caviar::RegisterPool(Napi::Env env, Napi::Object exports) {
+  exports.Set("avgPool", Napi::Function::New(env, AvgPool));
+  exports.Set("avgPoolGrad", Napi::Function::New(env, AvgPoolGrad));
+  exports.Set("maxPool", Napi::Function::New(env, MaxPool));
+  exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
+}
