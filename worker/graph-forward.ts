@@ -4,6 +4,7 @@ import type { GraphNode, ResolvedGraph } from '../core/model-graph/resolve';
 import { bulkUniform } from '../core/seeded-random';
 import { dense } from './blas/dense-op';
 import { conv2d } from './blas/conv-op';
+import { batchNormTrain } from './blas/batch-norm-op';
 
 /** How one forward pass runs. */
 export interface ForwardMode {
@@ -62,7 +63,7 @@ export function graphForward(
       case 'dropout':
         return mode.training && node.rate > 0 ? dropout(h, node.rate, mode, node.name) : h;
       case 'batch_norm':
-        return batchNorm(h, node, mode, variable);
+        return batchNorm(h, node, mode, variable, fusedOps);
       case 'residual': {
         const body = node.body.reduce((t, n) => step(n, t, mode), h);
         const shortcut = node.projection ? step(node.projection, h, mode) : h;
@@ -94,6 +95,7 @@ function batchNorm(
   node: Extract<GraphNode, { kind: 'batch_norm' }>,
   mode: ForwardMode,
   variable: (name: string) => tf.Variable,
+  fused: boolean,
 ): tf.Tensor {
   const v = (w: string) => variable(`${node.name}/${w}`);
   if (!mode.training)
@@ -105,9 +107,19 @@ function batchNorm(
       v('gamma'),
       node.epsilon,
     );
-  const axes = Array.from({ length: h.rank - 1 }, (_, i) => i);
-  const { mean, variance } = tf.moments(h, axes);
-  mode.stats?.set(`${node.name}/moving_mean`, (mean.dataSync() as Float32Array).slice());
-  mode.stats?.set(`${node.name}/moving_variance`, (variance.dataSync() as Float32Array).slice());
+  const handOut = (mean: tf.Tensor, variance: tf.Tensor) => {
+    mode.stats?.set(`${node.name}/moving_mean`, (mean.dataSync() as Float32Array).slice());
+    mode.stats?.set(`${node.name}/moving_variance`, (variance.dataSync() as Float32Array).slice());
+  };
+  if (fused) {
+    const [y, mean, variance] = batchNormTrain(h, v('gamma'), v('beta'), node.epsilon);
+    handOut(mean, variance);
+    return y;
+  }
+  const { mean, variance } = tf.moments(
+    h,
+    Array.from({ length: h.rank - 1 }, (_, i) => i),
+  );
+  handOut(mean, variance);
   return tf.batchNorm(h, mean, variance, v('beta'), v('gamma'), node.epsilon);
 }

@@ -3,6 +3,7 @@
 // caller keeps a JS path for machines where it does not build.
 #include <napi.h>
 
+#include "batch-norm.h"
 #include "blas.h"
 #include "elementwise.h"
 #include "optimizer.h"
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   caviar::RegisterElementwise(env, exports);
   caviar::RegisterOptimizer(env, exports);
   caviar::RegisterPool(env, exports);
+  caviar::RegisterBatchNorm(env, exports);
   return exports;
 }
 

@@ -4,7 +4,7 @@
   'targets': [
     {
       'target_name': 'caviar_native',
-      'sources': ['addon.cc', 'blas.cc', 'elementwise.cc', 'optimizer.cc', 'pool.cc', 'conv-direct.cc'],
+      'sources': ['addon.cc', 'blas.cc', 'elementwise.cc', 'optimizer.cc', 'pool.cc', 'conv-direct.cc', 'batch-norm.cc'],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NAPI_VERSION=8'],
       # -ffp-contract=off: no fused multiply-add, so optimizer.cc rounds exactly as the JS path

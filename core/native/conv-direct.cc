@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "vector-clones.h"
+
 namespace caviar {
 
 namespace {
@@ -51,7 +53,7 @@ bool convDirectApplies(const Conv& g) {
          g.dilW == 1 && g.padTop >= 0 && g.padLeft >= 0;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void convDirectForward(
+CAVIAR_VECTOR_CLONES void convDirectForward(
     const Conv& g, const float* x, const float* filter, const float* bias, bool relu, float* y) {
   const int64_t C = g.inC, O = g.outC, W = g.outW;
   const PaddedGrid grid(g);
@@ -86,7 +88,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void convDirectForw
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void convDirectFilterGrad(
+CAVIAR_VECTOR_CLONES void convDirectFilterGrad(
     const Conv& g, const float* x, const float* dy, float* dw) {
   const int64_t C = g.inC, O = g.outC, W = g.outW;
   const PaddedGrid grid(g);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "napi-args.h"
+#include "vector-clones.h"
 #include "window-geometry.h"
 
 namespace {
@@ -91,17 +92,55 @@ Napi::Value AvgPoolGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** For each output element, the input element holding its window's (first) maximum. */
-std::vector<int64_t> maxPositions(const Conv& g, const float* x) {
+/**
+ * For each output element its window's maximum and, where `at` is given, the input element
+ * holding it: the first of equal ones in row-major window order (a later pixel replaces the best
+ * only when strictly greater, as cpu's maxPoolPositions). Channels are the inner, vectorized loop.
+ */
+CAVIAR_VECTOR_CLONES void windowMaxima(const Conv& g, const float* x, float* best, int64_t* at) {
   const int64_t C = g.inC;
-  std::vector<int64_t> at(g.batch * g.outSize(), -1);
-  forEachWindowPixel(g, [&](int64_t o, int64_t i, int64_t) {
-    int64_t* best = at.data() + o;
-    const float* v = x + i;
-    for (int64_t c = 0; c < C; c++)
-      if (best[c] < 0 || v[c] > x[best[c]]) best[c] = i + c;
-  });
-  return at;
+  for (int64_t n = 0; n < g.batch; n++) {
+    for (int64_t oh = 0; oh < g.outH; oh++) {
+      const int64_t h0 = oh * g.strideH - g.padTop;
+      const int64_t hMin = std::max<int64_t>(0, h0), hMax = std::min(g.inH, h0 + g.fH);
+      for (int64_t ow = 0; ow < g.outW; ow++) {
+        const int64_t w0 = ow * g.strideW - g.padLeft;
+        const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
+        const int64_t o = ((n * g.outH + oh) * g.outW + ow) * C;
+        float* b = best + o;
+        int64_t* p = at ? at + o : nullptr;
+        if (hMin >= hMax || wMin >= wMax) {
+          // A window of padding only: no input, value 0, no gradient.
+          for (int64_t c = 0; c < C; c++) b[c] = 0.0f;
+          if (p)
+            for (int64_t c = 0; c < C; c++) p[c] = -1;
+          continue;
+        }
+        bool first = true;
+        for (int64_t h = hMin; h < hMax; h++)
+          for (int64_t w = wMin; w < wMax; w++) {
+            const int64_t i = ((n * g.inH + h) * g.inW + w) * C;
+            const float* v = x + i;
+            if (first) {
+              for (int64_t c = 0; c < C; c++) b[c] = v[c];
+              if (p)
+                for (int64_t c = 0; c < C; c++) p[c] = i + c;
+              first = false;
+              continue;
+            }
+            if (p) {
+              for (int64_t c = 0; c < C; c++) {
+                const bool greater = v[c] > b[c];
+                b[c] = greater ? v[c] : b[c];
+                p[c] = greater ? i + c : p[c];
+              }
+            } else {
+              for (int64_t c = 0; c < C; c++) b[c] = v[c] > b[c] ? v[c] : b[c];
+            }
+          }
+      }
+    }
+  }
 }
 
 /** maxPool(x, y, dims): y is overwritten; an empty window (all padding) gives 0. */
@@ -109,8 +148,7 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   Floats x = caviar::floats(info, 0, "x"), y = caviar::floats(info, 1, "y");
   const Conv g = poolGeometry(info, 2);
   checkLengths(info, g, x, y, "x", "y");
-  const std::vector<int64_t> at = maxPositions(g, x.data);
-  for (size_t k = 0; k < at.size(); k++) y.data[k] = at[k] < 0 ? 0.0f : x.data[at[k]];
+  windowMaxima(g, x.data, y.data, nullptr);
   return info.Env().Undefined();
 }
 
@@ -121,7 +159,9 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   const Conv g = poolGeometry(info, 3);
   checkLengths(info, g, x, dy, "x", "dy");
   need(info, dx, g.batch * g.inSize(), "dx");
-  const std::vector<int64_t> at = maxPositions(g, x.data);
+  std::vector<float> best(g.batch * g.outSize());
+  std::vector<int64_t> at(g.batch * g.outSize());
+  windowMaxima(g, x.data, best.data(), at.data());
   std::fill(dx.data, dx.data + g.batch * g.inSize(), 0.0f);
   for (size_t k = 0; k < at.size(); k++)
     if (at[k] >= 0) dx.data[at[k]] += dy.data[k];

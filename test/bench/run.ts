@@ -13,13 +13,15 @@
  *                  then 2 workers for 10 epochs, where start-up weighs less
  *   warm           the 2-worker, 1-shard cluster figure on a cluster already running (caviar
  *                  up, one untimed trial first), as a sweep's later trials see it
+ *   convnets       LeNet-5 and a small BatchNorm ResNet, caviar (1 and 2 workers) against torch on
+ *                  the same layer graph (single, DDP), run by run alternately (convnets.ts)
  *   large          a 140M-parameter trial on 2 workers and 2 shards (large-model.ts); only when
  *                  asked for with --only, since it needs about 8 GB and minutes
  *
  * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
  * (workers 2 shards 2 async, single-process, synthetic, wire), --only with a comma-separated list of sections.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,6 +32,15 @@ import { REPO_ROOT, CAVIAR_BIN } from '../helpers/repo';
 import type { SingleProcessResult } from './single-process';
 import { medianIndex, round, spreadOf } from './stats';
 import { benchKernels } from './kernels';
+import { benchConvnets } from './convnets';
+import {
+  failure,
+  killChildrenOnSignal,
+  lastJsonLine,
+  mnistDigitsDir,
+  runChild,
+  torchPython,
+} from './children';
 import { largeModel } from './large-model';
 import { ROLE_NODE_FLAGS } from '../../core/role-process';
 
@@ -40,6 +51,7 @@ const SECTIONS = [
   'wire',
   'peer',
   'kernels',
+  'convnets',
   'sweep',
   'warm',
   'large',
@@ -56,6 +68,8 @@ const EPOCHS = 2;
  * each trains once running.
  */
 const LONG_EPOCHS = 10;
+/** Epochs of each convnets run: long enough that start-up and evaluation weigh little. */
+const CONVNET_EPOCHS = 4;
 /** `caviar train` flags shared by every cluster run (issue 3's configuration). */
 const TRAIN_ARGS = [
   '--dataset',
@@ -105,98 +119,6 @@ function emit(line: Record<string, unknown>): void {
 
 function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// child processes
-
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  wallS: number;
-  timedOut: boolean;
-}
-
-/** Process groups still running, killed if the bench itself is interrupted. */
-const running = new Set<number>();
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** On Ctrl-C, the children (in their own process groups) go down with the bench. */
-function killChildrenOnSignal(): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      for (const pid of running) killGroup(pid);
-      process.exit(130);
-    });
-  }
-}
-
-/**
- * Runs a command in its own process group (so a timeout takes the local cluster's processes
- * down with it) and collects its output.
- */
-function runChild(command: string, args: string[], timeoutS: number): Promise<ChildResult> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const child = spawn(command, args, {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    if (child.pid !== undefined) running.add(child.pid);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) killGroup(child.pid);
-    }, timeoutS * 1000);
-    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
-      clearTimeout(timer);
-      if (child.pid !== undefined) running.delete(child.pid);
-      const wallS = (performance.now() - started) / 1000;
-      resolve({ code, signal, stdout, stderr, wallS, timedOut });
-    };
-    child.on('error', (err) => {
-      stderr += err.message;
-      finish(null, null);
-    });
-    child.on('close', finish);
-  });
-}
-
-function lastJsonLine<T>(text: string, predicate: (v: Record<string, unknown>) => boolean): T {
-  const found = text
-    .trim()
-    .split('\n')
-    .reverse()
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return undefined;
-      }
-    })
-    .find((v) => v !== undefined && v !== null && typeof v === 'object' && predicate(v));
-  if (!found) throw new Error('no JSON result line in its output');
-  return found as T;
-}
-
-function failure(r: ChildResult, what: string): string {
-  const tail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ');
-  if (r.timedOut) return `${what} ran past its time limit; ${tail}`;
-  return `${what} exited ${r.signal ?? r.code}: ${tail}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,23 +438,6 @@ async function systemPath(mode: Mode, o: BenchOptions): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // the PyTorch peer
 
-/**
- * The first python that imports torch: `python3` on the PATH, else Debian's own interpreter
- * (python3-torch installs into /usr/bin/python3's packages, which a pyenv or venv python3 on
- * the PATH does not see).
- */
-function torchPython(): string | undefined {
-  const candidates = ['python3', '/usr/bin/python3'];
-  return candidates.find(
-    (py) =>
-      spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0,
-  );
-}
-
-function mnistDigitsDir(): string {
-  return path.dirname(require.resolve('mnist/src/digits/0.json', { paths: [REPO_ROOT] }));
-}
-
 interface PeerResult {
   examples_per_s: number;
   seconds: number;
@@ -728,6 +633,17 @@ async function main(): Promise<number> {
   // 5. Single-process gradient throughput per compute backend (issue 7), in this process.
   if (has('kernels'))
     for (const row of await benchKernels()) emit(row as unknown as Record<string, unknown>);
+
+  // 5b. ConvNets against torch on the same layer graphs.
+  if (has('convnets'))
+    await benchConvnets({
+      runs: o.runs,
+      epochs: CONVNET_EPOCHS,
+      timeoutS: o.timeoutS,
+      python: torchPython(),
+      emit,
+      log,
+    });
 
   // 6. Caviar against panda: a 16-trial sweep, 4 at a time, against the same trials one by one.
   if (has('sweep')) await sweepVersusSequential(o);

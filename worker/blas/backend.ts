@@ -7,6 +7,7 @@ import { blasKernels } from './kernels';
 import { poolKernels } from './pool-kernels';
 import { registerDenseOp } from './dense-op';
 import { registerConvOp } from './conv-op';
+import { batchNormKernels, registerBatchNormOp } from './batch-norm-op';
 
 /** The tfjs backend name of caviar's blas backend. */
 export const BLAS_BACKEND = 'blas';
@@ -20,7 +21,8 @@ export interface BlasBackendInfo {
 /**
  * Registers tfjs backend `blas`: a MathBackendCPU whose heavy kernels (worker/blas/kernels.ts)
  * run on OpenBLAS, whose hottest light ones are native loops (worker/blas/light-kernels.ts),
- * which has one-kernel dense and conv layer ops (dense-op.ts, conv-op.ts), and every other kernel of
+ * which has one-kernel dense, conv and BatchNorm layer ops (dense-op.ts, conv-op.ts,
+ * batch-norm-op.ts), and every other kernel of
  * tfjs's cpu backend. Throws, registering
  * nothing, when the addon does not load. Again later, it only sets the thread count.
  *
@@ -35,6 +37,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
       ...lightKernels(addon),
       ...layerGraphKernels(),
       ...poolKernels(addon),
+      ...batchNormKernels(addon),
       ...blasKernels(addon),
     };
     for (const kernel of tf.getKernelsForBackend('cpu')) {
@@ -45,6 +48,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
     }
     registerDenseOp(BLAS_BACKEND, addon);
     registerConvOp(BLAS_BACKEND, addon);
+    registerBatchNormOp(BLAS_BACKEND, addon);
   }
   const { core } = addon.config();
   return { core, threads: addon.threads() };

@@ -6,9 +6,9 @@ import { cpuKernel, floatsOf } from '../cpu-arrays';
 /**
  * The blas backend's kernels for what the layer-graph models add to a training step: means over
  * a middle run of axes (global average pooling, BatchNorm's moments), Tile and broadcasts over
- * middle axes (their gradients), and BatchNorm's normalization. tfjs's cpu backend runs these
- * through a transpose or a per-element index walk, which made BatchNorm and global average
- * pooling each cost ten times the convolution before them (max pooling is in pool-kernels.ts). Float32 only; any
+ * middle axes (their gradients). tfjs's cpu backend runs these through a transpose or a
+ * per-element index walk, which made global average pooling cost ten times the convolution
+ * before it (pooling is in pool-kernels.ts, BatchNorm in batch-norm-op.ts). Float32 only; any
  * other case goes to cpu's kernel.
  */
 
@@ -169,35 +169,10 @@ export function broadcastBinary(
   return backend.makeTensorInfo(walk.shape, 'float32', out);
 }
 
-/** BatchNorm over the last axis with per-channel mean, variance, offset and scale. */
-const fusedBatchNorm: tf.KernelFunc = (args) => {
-  const { x, mean, variance, offset, scale } = args.inputs as Record<string, tf.TensorInfo>;
-  const { varianceEpsilon } = args.attrs as unknown as tf.FusedBatchNormAttrs;
-  const C = x.shape[x.shape.length - 1];
-  const perChannel = [mean, variance, offset, scale].every(
-    (t) => t && t.dtype === 'float32' && util.sizeFromShape(t.shape) === C,
-  );
-  if (x.dtype !== 'float32' || !perChannel) return cpuKernel(tf.FusedBatchNorm)(args);
-  const backend = args.backend as Cpu;
-  const v = floatsOf(backend, x);
-  const [m, va, o, sc] = [mean, variance, offset, scale].map((t) => floatsOf(backend, t));
-  const factor = new Float32Array(C);
-  const shift = new Float32Array(C);
-  for (let c = 0; c < C; c++) {
-    factor[c] = sc[c] / Math.sqrt(va[c] + varianceEpsilon);
-    shift[c] = o[c] - m[c] * factor[c];
-  }
-  const out = new Float32Array(v.length);
-  for (let at = 0; at < v.length; at += C)
-    for (let c = 0; c < C; c++) out[at + c] = v[at + c] * factor[c] + shift[c];
-  return backend.makeTensorInfo(x.shape, 'float32', out);
-};
-
 /** The kernels blas replaces for layer-graph models, by tfjs kernel name. */
 export function layerGraphKernels(): Record<string, tf.KernelFunc> {
   return {
     [tf.Mean]: mean,
     [tf.Tile]: tile,
-    [tf.FusedBatchNorm]: fusedBatchNorm,
   };
 }
