@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <vector>
 
@@ -27,9 +28,12 @@ Conv poolGeometry(const Napi::CallbackInfo& info, size_t i) {
   return g;
 }
 
-/** Calls visit(outOffset, inOffset, count) for each in-bounds pixel of each output window. */
+/**
+ * Calls visit(outOffset, n, hMin, hMax, wMin, wMax) for each output window: its image and the
+ * in-bounds rows and columns it covers (empty where it lies in the padding only).
+ */
 template <typename Visit>
-void forEachWindowPixel(const Conv& g, Visit visit) {
+void forEachWindow(const Conv& g, Visit visit) {
   for (int64_t n = 0; n < g.batch; n++) {
     for (int64_t oh = 0; oh < g.outH; oh++) {
       const int64_t h0 = oh * g.strideH - g.padTop;
@@ -37,14 +41,21 @@ void forEachWindowPixel(const Conv& g, Visit visit) {
       for (int64_t ow = 0; ow < g.outW; ow++) {
         const int64_t w0 = ow * g.strideW - g.padLeft;
         const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
-        const int64_t o = ((n * g.outH + oh) * g.outW + ow) * g.inC;
-        const int64_t count = std::max<int64_t>(0, hMax - hMin) * std::max<int64_t>(0, wMax - wMin);
-        for (int64_t h = hMin; h < hMax; h++)
-          for (int64_t w = wMin; w < wMax; w++)
-            visit(o, ((n * g.inH + h) * g.inW + w) * g.inC, count);
+        visit(((n * g.outH + oh) * g.outW + ow) * g.inC, n, hMin, hMax, wMin, wMax);
       }
     }
   }
+}
+
+/** Calls visit(outOffset, inOffset, count) for each in-bounds pixel of each output window. */
+template <typename Visit>
+void forEachWindowPixel(const Conv& g, Visit visit) {
+  forEachWindow(g, [&](int64_t o, int64_t n, int64_t hMin, int64_t hMax, int64_t wMin,
+                       int64_t wMax) {
+    const int64_t count = std::max<int64_t>(0, hMax - hMin) * std::max<int64_t>(0, wMax - wMin);
+    for (int64_t h = hMin; h < hMax; h++)
+      for (int64_t w = wMin; w < wMax; w++) visit(o, ((n * g.inH + h) * g.inW + w) * g.inC, count);
+  });
 }
 
 void checkLengths(const Napi::CallbackInfo& info, const Conv& g, const Floats& in,
@@ -97,50 +108,40 @@ Napi::Value AvgPoolGrad(const Napi::CallbackInfo& info) {
  * holding it: the first of equal ones in row-major window order (a later pixel replaces the best
  * only when strictly greater, as cpu's maxPoolPositions). Channels are the inner, vectorized loop.
  */
-CAVIAR_VECTOR_CLONES void windowMaxima(const Conv& g, const float* x, float* best, int64_t* at) {
+CAVIAR_VECTOR_CLONES void windowMaxima(const Conv& g, const float* x, float* best, int32_t* at) {
   const int64_t C = g.inC;
-  for (int64_t n = 0; n < g.batch; n++) {
-    for (int64_t oh = 0; oh < g.outH; oh++) {
-      const int64_t h0 = oh * g.strideH - g.padTop;
-      const int64_t hMin = std::max<int64_t>(0, h0), hMax = std::min(g.inH, h0 + g.fH);
-      for (int64_t ow = 0; ow < g.outW; ow++) {
-        const int64_t w0 = ow * g.strideW - g.padLeft;
-        const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
-        const int64_t o = ((n * g.outH + oh) * g.outW + ow) * C;
-        float* b = best + o;
-        int64_t* p = at ? at + o : nullptr;
-        if (hMin >= hMax || wMin >= wMax) {
-          // A window of padding only: no input, value 0, no gradient.
-          for (int64_t c = 0; c < C; c++) b[c] = 0.0f;
-          if (p)
-            for (int64_t c = 0; c < C; c++) p[c] = -1;
-          continue;
-        }
-        bool first = true;
-        for (int64_t h = hMin; h < hMax; h++)
-          for (int64_t w = wMin; w < wMax; w++) {
-            const int64_t i = ((n * g.inH + h) * g.inW + w) * C;
-            const float* v = x + i;
-            if (first) {
-              for (int64_t c = 0; c < C; c++) b[c] = v[c];
-              if (p)
-                for (int64_t c = 0; c < C; c++) p[c] = i + c;
-              first = false;
-              continue;
-            }
-            if (p) {
-              for (int64_t c = 0; c < C; c++) {
-                const bool greater = v[c] > b[c];
-                b[c] = greater ? v[c] : b[c];
-                p[c] = greater ? i + c : p[c];
-              }
-            } else {
-              for (int64_t c = 0; c < C; c++) b[c] = v[c] > b[c] ? v[c] : b[c];
-            }
-          }
-      }
+  forEachWindow(g, [&](int64_t o, int64_t n, int64_t hMin, int64_t hMax, int64_t wMin,
+                       int64_t wMax) {
+    float* b = best + o;
+    int32_t* p = at ? at + o : nullptr;
+    if (hMin >= hMax || wMin >= wMax) {
+      // A window of padding only: no input, value 0, no gradient.
+      for (int64_t c = 0; c < C; c++) b[c] = 0.0f;
+      if (p)
+        for (int64_t c = 0; c < C; c++) p[c] = -1;
+      return;
     }
-  }
+    bool first = true;
+    for (int64_t h = hMin; h < hMax; h++)
+      for (int64_t w = wMin; w < wMax; w++) {
+        const int32_t i = static_cast<int32_t>(((n * g.inH + h) * g.inW + w) * C);
+        const float* v = x + i;
+        if (first) {
+          for (int64_t c = 0; c < C; c++) b[c] = v[c];
+          if (p)
+            for (int64_t c = 0; c < C; c++) p[c] = i + c;
+          first = false;
+        } else if (p) {
+          for (int64_t c = 0; c < C; c++) {
+            const bool greater = v[c] > b[c];
+            b[c] = greater ? v[c] : b[c];
+            p[c] = greater ? i + c : p[c];
+          }
+        } else {
+          for (int64_t c = 0; c < C; c++) b[c] = v[c] > b[c] ? v[c] : b[c];
+        }
+      }
+  });
 }
 
 /** maxPool(x, y, dims): y is overwritten; an empty window (all padding) gives 0. */
@@ -152,6 +153,56 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/**
+ * Windows that do not overlap (stride >= size, the usual 2x2 stride 2): each window writes its
+ * own pixels of dx in turn, the maximum's dy and zeros elsewhere, so dx is written near-linearly
+ * once instead of zeroed and then scattered into.
+ */
+CAVIAR_VECTOR_CLONES void maxPoolGradDisjoint(const Conv& g, const float* __restrict dy,
+                                              const float* __restrict x, float* __restrict dx) {
+  const int64_t C = g.inC;
+  const bool covered = g.strideH == g.fH && g.strideW == g.fW && g.padTop == 0 &&
+                       g.padLeft == 0 && g.outH * g.fH == g.inH && g.outW * g.fW == g.inW;
+  if (!covered) std::fill(dx, dx + g.batch * g.inSize(), 0.0f);
+  std::vector<float> bestValues(C);
+  std::vector<int32_t> bestAt(C);
+  float* __restrict best = bestValues.data();
+  int32_t* __restrict at = bestAt.data();
+  // Not forEachWindow: a lambda's body is not compiled for the clone's instruction set.
+  for (int64_t n = 0; n < g.batch; n++)
+    for (int64_t oh = 0; oh < g.outH; oh++) {
+      const int64_t h0 = oh * g.strideH - g.padTop;
+      const int64_t hMin = std::max<int64_t>(0, h0), hMax = std::min(g.inH, h0 + g.fH);
+      for (int64_t ow = 0; ow < g.outW; ow++) {
+        const int64_t w0 = ow * g.strideW - g.padLeft;
+        const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
+        if (hMin >= hMax || wMin >= wMax) continue;
+        const float* d = dy + ((n * g.outH + oh) * g.outW + ow) * C;
+        const float* first = x + ((n * g.inH + hMin) * g.inW + wMin) * C;
+        for (int64_t c = 0; c < C; c++) {
+          best[c] = first[c];
+          at[c] = 0;
+        }
+        int32_t k = 0;  // the window pixel, in row-major order
+        for (int64_t h = hMin; h < hMax; h++)
+          for (int64_t w = wMin; w < wMax; w++, k++) {
+            const float* v = x + ((n * g.inH + h) * g.inW + w) * C;
+            for (int64_t c = 0; c < C; c++) {
+              const bool greater = v[c] > best[c];
+              best[c] = greater ? v[c] : best[c];
+              at[c] = greater ? k : at[c];
+            }
+          }
+        k = 0;
+        for (int64_t h = hMin; h < hMax; h++)
+          for (int64_t w = wMin; w < wMax; w++, k++) {
+            float* out = dx + ((n * g.inH + h) * g.inW + w) * C;
+            for (int64_t c = 0; c < C; c++) out[c] = at[c] == k ? d[c] : 0.0f;
+          }
+      }
+    }
+}
+
 /** maxPoolGrad(dy, x, dx, dims): dx (x's shape) is overwritten. */
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   Floats dy = caviar::floats(info, 0, "dy"), x = caviar::floats(info, 1, "x"),
@@ -159,11 +210,22 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   const Conv g = poolGeometry(info, 3);
   checkLengths(info, g, x, dy, "x", "dy");
   need(info, dx, g.batch * g.inSize(), "dx");
-  std::vector<float> best(g.batch * g.outSize());
-  std::vector<int64_t> at(g.batch * g.outSize());
+  if (g.strideH >= g.fH && g.strideW >= g.fW) {
+    maxPoolGradDisjoint(g, dy.data, x.data, dx.data);
+    return info.Env().Undefined();
+  }
+  // Positions are int32, half the width of int64, so the channel loop vectorizes with the floats.
+  if (g.batch * g.inSize() > INT32_MAX)
+    throw Napi::RangeError::New(info.Env(), "maxPoolGrad: more than 2^31 input elements");
+  // Reused from call to call: fresh ones cost more in page faults than the walk itself.
+  thread_local std::vector<float> best;
+  thread_local std::vector<int32_t> at;
+  const size_t outputs = g.batch * g.outSize();
+  if (best.size() < outputs) best.resize(outputs);
+  if (at.size() < outputs) at.resize(outputs);
   windowMaxima(g, x.data, best.data(), at.data());
   std::fill(dx.data, dx.data + g.batch * g.inSize(), 0.0f);
-  for (size_t k = 0; k < at.size(); k++)
+  for (size_t k = 0; k < outputs; k++)
     if (at[k] >= 0) dx.data[at[k]] += dy.data[k];
   return info.Env().Undefined();
 }

@@ -70,10 +70,40 @@ describe('blas kernels agree with tfjs cpu (1e-4 relative)', { skip }, () => {
       const own = tf.getKernel(name, BLAS_BACKEND)?.kernelFunc;
       assert.ok(own && own !== tf.getKernel(name, 'cpu')?.kernelFunc, name);
     }
+    // The rest are cpu's, behind a wrapper that keeps their inputs out of the array pool;
+    // Reshape only shares its input's data and runs as it is.
+    assert.ok(tf.getKernel(tf.Exp, BLAS_BACKEND));
     assert.equal(
-      tf.getKernel(tf.Exp, BLAS_BACKEND)?.kernelFunc,
-      tf.getKernel(tf.Exp, 'cpu')?.kernelFunc,
+      tf.getKernel(tf.Reshape, BLAS_BACKEND)?.kernelFunc,
+      tf.getKernel(tf.Reshape, 'cpu')?.kernelFunc,
     );
+  });
+
+  it('reuses disposed outputs, but never an array read out or seen by a cpu kernel', () => {
+    void tf.setBackend(BLAS_BACKEND);
+    const n = 1 << 15;
+    const a = tf.tensor1d(data(n, 1));
+    const b = tf.tensor1d(data(n, 2));
+    const arrayOf = (t: tf.Tensor) =>
+      (tf.backend() as unknown as { data: Map<unknown, { values: unknown }> }).data.get(t.dataId)
+        ?.values;
+    const first = tf.add(a, b);
+    const firstArray = arrayOf(first);
+    first.dispose();
+    const second = tf.mul(a, b);
+    assert.equal(arrayOf(second), firstArray, 'a disposed output comes back to the next kernel');
+    const read = second.dataSync();
+    const kept = Float32Array.from(read);
+    second.dispose();
+    const third = tf.sub(a, b);
+    assert.notEqual(arrayOf(third), read, 'an array read out is the reader’s');
+    assert.deepEqual(read, kept, 'and keeps its values');
+    const sliced = tf.slice(third, [0], [n / 2]);
+    const slicedValues = Float32Array.from(sliced.dataSync());
+    third.dispose();
+    const fourth = tf.add(b, b);
+    assert.deepEqual(sliced.dataSync(), slicedValues, 'a view a cpu kernel made stays valid');
+    for (const t of [a, b, sliced, fourth]) t.dispose();
   });
 
   it('BatchMatMul: random shapes, transposes and (broadcast) batch dims', () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { loadBlasAddon } from '../../core/native/addon';
+import { PooledCpuBackend } from './array-pool';
 import { lightKernels } from './light-kernels';
 import { layerGraphKernels } from './layer-graph-kernels';
 import { blasKernels } from './kernels';
@@ -19,12 +19,12 @@ export interface BlasBackendInfo {
 }
 
 /**
- * Registers tfjs backend `blas`: a MathBackendCPU whose heavy kernels (worker/blas/kernels.ts)
- * run on OpenBLAS, whose hottest light ones are native loops (worker/blas/light-kernels.ts),
- * which has one-kernel dense, conv and BatchNorm layer ops (dense-op.ts, conv-op.ts,
- * batch-norm-op.ts), and every other kernel of
- * tfjs's cpu backend. Throws, registering
- * nothing, when the addon does not load. Again later, it only sets the thread count.
+ * Registers tfjs backend `blas`: a MathBackendCPU that reuses its own kernels' output arrays
+ * (array-pool.ts), whose heavy kernels (kernels.ts) run on OpenBLAS, whose hottest light ones
+ * are native loops (light-kernels.ts, pool-kernels.ts), which has one-kernel dense, conv and
+ * BatchNorm layer ops (dense-op.ts, conv-op.ts, batch-norm-op.ts), and every other kernel of
+ * tfjs's cpu backend. Throws, registering nothing, when the addon does not load. Again later, it
+ * only sets the thread count.
  *
  * @param threads BLAS threads of this process. Defaults to 1: workers are one process per core.
  */
@@ -32,7 +32,7 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
   const addon = loadBlasAddon(threads);
   if (!tf.findBackendFactory(BLAS_BACKEND)) {
     // Priority 0, below cpu's 1: a process only computes on blas when it asks for it.
-    tf.registerBackend(BLAS_BACKEND, () => new MathBackendCPU(), 0);
+    tf.registerBackend(BLAS_BACKEND, () => new PooledCpuBackend(), 0);
     const own = {
       ...lightKernels(addon),
       ...layerGraphKernels(),
@@ -41,7 +41,16 @@ export function registerBlasBackend(threads = 1): BlasBackendInfo {
       ...blasKernels(addon),
     };
     for (const kernel of tf.getKernelsForBackend('cpu')) {
-      if (!(kernel.kernelName in own)) tf.registerKernel({ ...kernel, backendName: BLAS_BACKEND });
+      if (kernel.kernelName in own) continue;
+      // Reshape and Identity share their input's data, counted: no array of theirs escapes.
+      const shares = kernel.kernelName === tf.Reshape || kernel.kernelName === tf.Identity;
+      const kernelFunc: tf.KernelFunc = shares
+        ? kernel.kernelFunc
+        : (args) => {
+            (args.backend as PooledCpuBackend).escapeInputs(args.inputs);
+            return kernel.kernelFunc(args);
+          };
+      tf.registerKernel({ ...kernel, backendName: BLAS_BACKEND, kernelFunc });
     }
     for (const [kernelName, kernelFunc] of Object.entries(own)) {
       tf.registerKernel({ kernelName, backendName: BLAS_BACKEND, kernelFunc });

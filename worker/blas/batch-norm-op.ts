@@ -3,6 +3,7 @@ import { util } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
+import { outputFloats } from './array-pool';
 
 /**
  * BatchNorm over the last axis on the addon (core/native/batch-norm.cc): a training op that
@@ -28,7 +29,7 @@ function train(addon: BlasFunctions): tf.KernelFunc {
     const cpu = backend as Cpu;
     const { x, gamma, beta } = inputs as Record<'x' | 'gamma' | 'beta', tf.TensorInfo>;
     const C = channelsOf(x);
-    const y = new Float32Array(util.sizeFromShape(x.shape));
+    const y = outputFloats(cpu, util.sizeFromShape(x.shape));
     const mean = new Float32Array(C);
     const variance = new Float32Array(C);
     const { epsilon } = attrs as unknown as BatchNormAttrs;
@@ -55,7 +56,7 @@ function grad(addon: BlasFunctions): tf.KernelFunc {
     const cpu = backend as Cpu;
     const { dy, x, gamma, mean, variance } = inputs as Record<string, tf.TensorInfo>;
     const C = channelsOf(x);
-    const dx = new Float32Array(util.sizeFromShape(x.shape));
+    const dx = outputFloats(cpu, util.sizeFromShape(x.shape));
     const dgamma = new Float32Array(C);
     const dbeta = new Float32Array(C);
     const [g, v, ga, m, va] = [dy, x, gamma, mean, variance].map((t) => floatsOf(cpu, t));
@@ -80,7 +81,7 @@ function infer(addon: BlasFunctions): tf.KernelFunc {
     );
     if (x.dtype !== 'float32' || !perChannel) return cpuKernel(tf.FusedBatchNorm)(args);
     const cpu = args.backend as Cpu;
-    const y = new Float32Array(util.sizeFromShape(x.shape));
+    const y = outputFloats(cpu, util.sizeFromShape(x.shape));
     const [v, m, va, sc, o] = [x, mean, variance, scale, offset].map((t) => floatsOf(cpu, t));
     addon.batchNormInfer(v, m, va, sc, o, C, varianceEpsilon, y);
     return cpu.makeTensorInfo(x.shape, 'float32', y);

@@ -4,6 +4,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { convDims } from './conv-dims';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
+import { outputFloats } from './array-pool';
 
 /**
  * tfjs kernels on the blas addon, for a backend that is tfjs's cpu backend otherwise. Each one
@@ -176,7 +177,7 @@ function runGemm(
   bias: Float32Array | null,
   relu: boolean,
 ): tf.TensorInfo {
-  const out = new Float32Array(g.batch * g.m * g.n);
+  const out = outputFloats(backend, g.batch * g.m * g.n);
   addon.gemm(
     attrs.transposeA,
     attrs.transposeB,
@@ -253,7 +254,7 @@ function runConv(
   bias: Float32Array | null,
   relu: boolean,
 ): tf.TensorInfo {
-  const y = new Float32Array(util.sizeFromShape(info.outShape));
+  const y = outputFloats(backend, util.sizeFromShape(info.outShape));
   addon.conv2d(floatsOf(backend, x), floatsOf(backend, filter), y, convDims(info), bias, relu);
   return backend.makeTensorInfo(info.outShape, 'float32', y);
 }
@@ -307,7 +308,7 @@ function conv2DBackpropInput(addon: BlasFunctions): tf.KernelFunc {
     );
     if (!util.arraysEqual(info.outShape, dy.shape)) return cpuKernel(tf.Conv2DBackpropInput)(args);
     const backend = args.backend as Cpu;
-    const dx = new Float32Array(util.sizeFromShape(info.inShape));
+    const dx = outputFloats(backend, util.sizeFromShape(info.inShape));
     addon.conv2dBackpropInput(floatsOf(backend, dy), floatsOf(backend, filter), dx, convDims(info));
     return backend.makeTensorInfo(info.inShape, 'float32', dx);
   };
@@ -332,7 +333,7 @@ function conv2DBackpropFilter(addon: BlasFunctions): tf.KernelFunc {
     );
     if (!util.arraysEqual(info.outShape, dy.shape)) return cpuKernel(tf.Conv2DBackpropFilter)(args);
     const backend = args.backend as Cpu;
-    const dw = new Float32Array(util.sizeFromShape(attrs.filterShape));
+    const dw = outputFloats(backend, util.sizeFromShape(attrs.filterShape));
     addon.conv2dBackpropFilter(floatsOf(backend, x), floatsOf(backend, dy), dw, convDims(info));
     return backend.makeTensorInfo(attrs.filterShape, 'float32', dw);
   };

@@ -4,6 +4,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
 import { broadcastBinary, reducedShape } from './layer-graph-kernels';
+import { outputFloats } from './array-pool';
 
 /**
  * The blas backend's own versions of the light kernels a training step is full of once its
@@ -99,7 +100,7 @@ function binary(addon: BlasFunctions, kernelName: string, op: BinaryOp): tf.Kern
     const l = layoutOf(a, b);
     if (!l) return broadcastBinary(args, JS_OPS[op]) ?? fallback(args);
     const backend = args.backend as Cpu;
-    const out = new Float32Array(l.rows * l.cols);
+    const out = outputFloats(backend, l.rows * l.cols);
     const [av, bv] = [floatsOf(backend, a), floatsOf(backend, b)];
     addon.binary(code, l.rows, l.cols, av, l.a.row, l.a.col, bv, l.b.row, l.b.col, out);
     return backend.makeTensorInfo(l.shape, 'float32', out);
@@ -112,7 +113,7 @@ function relu(addon: BlasFunctions): tf.KernelFunc {
     if (x.dtype !== 'float32') return cpuKernel(tf.Relu)(args);
     const backend = args.backend as Cpu;
     const v = floatsOf(backend, x);
-    const out = new Float32Array(v.length);
+    const out = outputFloats(backend, v.length);
     addon.relu(v, out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
   };
@@ -125,7 +126,7 @@ function step(addon: BlasFunctions): tf.KernelFunc {
     const alpha = (args.attrs as unknown as tf.StepAttrs).alpha;
     const backend = args.backend as Cpu;
     const v = floatsOf(backend, x);
-    const out = new Float32Array(v.length);
+    const out = outputFloats(backend, v.length);
     addon.step(v, alpha, out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
   };

@@ -4,6 +4,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { cpuKernel, floatsOf } from '../cpu-arrays';
 import { convDims } from './conv-dims';
+import { outputFloats } from './array-pool';
 
 /**
  * The blas backend's NHWC average and max pooling and their gradients, on the addon's loops
@@ -37,7 +38,7 @@ function pool(addon: BlasFunctions, name: typeof tf.AvgPool | typeof tf.MaxPool)
     const info = poolInfo(x, args.attrs as unknown as tf.MaxPoolAttrs);
     if (!info) return cpuKernel(name)(args);
     const backend = args.backend as Cpu;
-    const out = new Float32Array(util.sizeFromShape(info.outShape));
+    const out = outputFloats(backend, util.sizeFromShape(info.outShape));
     run(floatsOf(backend, x), out, convDims(info));
     return backend.makeTensorInfo(info.outShape, 'float32', out);
   };
@@ -62,7 +63,7 @@ function avgPoolGrad(addon: BlasFunctions): tf.KernelFunc {
     const info = gradInfo(dy, input, { ...attrs, dimRoundingMode: undefined });
     if (!info) return cpuKernel(tf.AvgPoolGrad)(args);
     const backend = args.backend as Cpu;
-    const dx = new Float32Array(util.sizeFromShape(input.shape));
+    const dx = outputFloats(backend, util.sizeFromShape(input.shape));
     addon.avgPoolGrad(floatsOf(backend, dy), dx, convDims(info));
     return backend.makeTensorInfo(input.shape, 'float32', dx);
   };
@@ -74,7 +75,7 @@ function maxPoolGrad(addon: BlasFunctions): tf.KernelFunc {
     const info = gradInfo(dy, input, args.attrs as unknown as tf.MaxPoolGradAttrs);
     if (!info) return cpuKernel(tf.MaxPoolGrad)(args);
     const backend = args.backend as Cpu;
-    const dx = new Float32Array(util.sizeFromShape(input.shape));
+    const dx = outputFloats(backend, util.sizeFromShape(input.shape));
     addon.maxPoolGrad(floatsOf(backend, dy), floatsOf(backend, input), dx, convDims(info));
     return backend.makeTensorInfo(input.shape, 'float32', dx);
   };

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BlasFunctions } from '../../core/native/addon';
 import { floatsOf } from '../cpu-arrays';
+import { outputFloats } from './array-pool';
 
 /**
  * dy where the ReLU's output y is positive, else 0: the gradient through y = relu(z), shared by
@@ -19,7 +20,7 @@ export function registerReluMask(backendName: string, addon: BlasFunctions): voi
       const cpu = backend as MathBackendCPU;
       const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
       const g = floatsOf(cpu, dy);
-      const masked = new Float32Array(g.length);
+      const masked = outputFloats(cpu, g.length);
       addon.step(floatsOf(cpu, y), 0, masked);
       addon.binary(2, 1, g.length, g, 0, 1, masked, 0, 1, masked);
       return cpu.makeTensorInfo(dy.shape, 'float32', masked);
