@@ -19,18 +19,28 @@ export function parseModelGraph(text: string, source: string): ModelGraph {
     (src, problems) => new ModelSpecError(src, problems),
   );
   const graph = data as ModelGraph;
-  if (graph.input) {
-    const last = graph.layers[graph.layers.length - 1];
-    // The class count only sizes the head, so any will do unless the spec names its own.
-    const classes = last.type === 'dense' && last.activation === 'softmax' ? last.units : 2;
-    try {
-      resolveGraph(graph, graph.input, classes);
-    } catch (err) {
-      if (!(err instanceof GraphProblem)) throw err;
-      throw new ModelSpecError(source, [
-        { ...locate(err.path), field: fieldName(err.path), message: err.message },
-      ]);
-    }
-  }
+  const problem = shapeProblem(graph);
+  if (problem)
+    throw new ModelSpecError(source, [
+      { ...locate(problem.path), field: fieldName(problem.path), message: problem.message },
+    ]);
   return graph;
+}
+
+/**
+ * Where a graph that names its `input` cannot work (a kernel larger than its input, a residual
+ * block that cannot be projected); undefined when it can, or names no input.
+ */
+export function shapeProblem(graph: ModelGraph): GraphProblem | undefined {
+  if (!graph.input) return undefined;
+  const last = graph.layers[graph.layers.length - 1];
+  // The class count only sizes the head, so any will do unless the spec names its own.
+  const classes = last.type === 'dense' && last.activation === 'softmax' ? last.units : 2;
+  try {
+    resolveGraph(graph, graph.input, classes);
+    return undefined;
+  } catch (err) {
+    if (err instanceof GraphProblem) return err;
+    throw err;
+  }
 }

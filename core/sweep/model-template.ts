@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors';
 import { modelGraphSchema, type ModelGraph } from '../model-graph/layer-spec';
-import { GraphProblem, resolveGraph } from '../model-graph/resolve';
+import { shapeProblem } from '../model-graph/parse-graph';
 import { parseModelSpec, type ModelSpec } from '../model-spec';
 import { fieldName, specErrorMap } from '../spec-file';
 import { domainExtremes, type Hyper, type JsonValue, type SearchSpace } from './search-space';
@@ -83,19 +83,6 @@ function templatePath(body: JsonValue, path: readonly PropertyKey[]): PropertyKe
   return kept;
 }
 
-function graphProblem(graph: ModelGraph): TemplateProblem | undefined {
-  if (!graph.input) return undefined;
-  const last = graph.layers[graph.layers.length - 1];
-  const classes = last.type === 'dense' && last.activation === 'softmax' ? last.units : 2;
-  try {
-    resolveGraph(graph, graph.input, classes);
-    return undefined;
-  } catch (err) {
-    if (err instanceof GraphProblem) return { path: [...err.path], message: err.message };
-    throw err;
-  }
-}
-
 /** The model one set of values makes, or the first problem with it. */
 function tryInstantiate(
   template: ModelTemplate,
@@ -121,8 +108,10 @@ function tryInstantiate(
     return { problem: { path: [...issue.path], message: issue.message } };
   }
   const graph = result.data as ModelGraph;
-  const problem = graphProblem(graph);
-  return problem ? { problem } : { model: { type: 'graph', graph } };
+  const problem = shapeProblem(graph);
+  return problem
+    ? { problem: { path: [...problem.path], message: problem.message } }
+    : { model: { type: 'graph', graph } };
 }
 
 function describeValues(template: ModelTemplate, values: Hyper): string {
