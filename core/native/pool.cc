@@ -168,7 +168,8 @@ CAVIAR_VECTOR_CLONES void maxPoolGradDisjoint(const Conv& g, const float* __rest
   std::vector<int32_t> bestAt(C);
   float* __restrict best = bestValues.data();
   int32_t* __restrict at = bestAt.data();
-  // Not forEachWindow: a lambda's body is not compiled for the clone's instruction set.
+  // Written out, with restrict pointers: through forEachWindow's lambda, capturing the vectors by
+  // reference, this loop ran three times slower.
   for (int64_t n = 0; n < g.batch; n++)
     for (int64_t oh = 0; oh < g.outH; oh++) {
       const int64_t h0 = oh * g.strideH - g.padTop;
