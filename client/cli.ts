@@ -2,7 +2,12 @@ import { Command, Option } from 'commander';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { BACKEND_CHOICES } from '../core/backend-choice';
 import { exitWithError, UsageError } from './exit-codes';
-import { parseIntIn, parseNonNegativeNumber, parsePositiveNumber } from './option-parsers';
+import {
+  parseImageSize,
+  parseIntIn,
+  parseNonNegativeNumber,
+  parsePositiveNumber,
+} from './option-parsers';
 import { trainCommand, type TrainOptions } from './train-command';
 import { upCommand, type UpOptions } from './up-command';
 import { trialsTable, trainSummary } from './summary';
@@ -77,10 +82,18 @@ export function buildProgram(): Command {
       .description('train one model, on an ephemeral local cluster (default) or a running one')
       .option('--local', 'start a local cluster for this run and tear it down after (the default)')
       .option('--coordinator <host:port>', 'submit to a running cluster instead')
-      .requiredOption('--dataset <spec>', 'mnist | csv:PATH | synthetic:spirals')
+      .requiredOption(
+        '--dataset <spec>',
+        'mnist | csv:PATH | images:DIR (a sub-folder per class) | idx:IMAGES,LABELS | synthetic:spirals',
+      )
       .option(
         '--label-column <name>',
         'the label column of a CSV data set (default: the last column)',
+      )
+      .option(
+        '--image-size <HxW>',
+        'resize every image of an images:DIR data set to this size (default: they must share one)',
+        parseImageSize,
       )
       .option(
         '--model <spec>',

@@ -23,3 +23,12 @@ export function parseNonNegativeNumber(value: string): number {
     throw new InvalidArgumentError(`expected a non-negative number, got "${value}"`);
   return n;
 }
+
+/** `HxW`, e.g. `64x64`, each side in 1..4096. */
+export function parseImageSize(value: string): [number, number] {
+  const m = /^\s*(\d+)x(\d+)\s*$/.exec(value);
+  const size = m ? [Number(m[1]), Number(m[2])] : [];
+  if (size.length !== 2 || size.some((n) => n < 1 || n > 4096))
+    throw new InvalidArgumentError(`expected HEIGHTxWIDTH, each in 1..4096, got "${value}"`);
+  return size as [number, number];
+}

@@ -2,6 +2,7 @@ import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
 import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { resolveTrialSpec } from '../core/trial-spec';
+import { InvalidArgumentError } from '../core/errors';
 import { loadSplits } from '../core/datasets';
 import { elementCount } from '../core/placement';
 import { formatModelSpec, modelParams, parseModelSpec } from '../core/model-spec';
@@ -17,6 +18,7 @@ export interface TrainOptions extends LocalClusterFlags {
   coordinator?: string;
   dataset: string;
   labelColumn?: string;
+  imageSize?: [number, number];
   model: string;
   optimizer: string;
   lr: number;
@@ -33,10 +35,20 @@ export interface TrainOptions extends LocalClusterFlags {
   memberTtl?: number;
 }
 
+/** The data set as trials carry it: an images:DIR's size travels in its spec (`@HxW`). */
+function withImageSize(dataset: string, size: [number, number] | undefined): string {
+  if (!size) return dataset;
+  if (!dataset.trim().startsWith('images:') || /@\d+x\d+$/.test(dataset.trim()))
+    throw new InvalidArgumentError(
+      `--image-size applies to an images:DIR data set without a size, not "${dataset}"`,
+    );
+  return `${dataset.trim()}@${size[0]}x${size[1]}`;
+}
+
 export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
   return {
     name: o.name ?? '',
-    dataset: o.dataset,
+    dataset: withImageSize(o.dataset, o.imageSize),
     label_column: o.labelColumn ?? '',
     // A file's contents travel, not its path: the coordinator and workers may not have it.
     model: formatModelSpec(parseModelSpec(o.model)),

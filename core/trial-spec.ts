@@ -51,7 +51,9 @@ function seedOf(value: number | undefined): number {
 export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
   const dataset = (spec.dataset ?? '').trim();
   if (!dataset)
-    throw new InvalidArgumentError('a trial needs a data set (mnist, csv:PATH or synthetic:NAME)');
+    throw new InvalidArgumentError(
+      'a trial needs a data set (mnist, csv:PATH, images:DIR, idx:IMAGES,LABELS or synthetic:NAME)',
+    );
   const modelText = (spec.model ?? '').trim() || 'mlp:256';
   const mode = (spec.mode ?? '').trim() || 'async';
   if (!(MODES as readonly string[]).includes(mode)) {

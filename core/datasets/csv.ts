@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { InvalidArgumentError } from '../errors';
 import type { Dataset, DatasetSource } from './dataset';
+import { readFailure } from './read-file';
 
 export interface CsvOptions {
   /** The column holding the class label. Defaults to the last column. */
@@ -14,19 +15,13 @@ interface CsvRow {
   info: { lines: number };
 }
 
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EISDIR: 'it is a directory',
-};
-
 async function readText(file: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    const why = READ_ERRORS[code] ?? (err instanceof Error ? err.message : String(err));
-    throw new InvalidArgumentError(`cannot read CSV file ${file}: ${why}`, { cause: err });
+    throw new InvalidArgumentError(`cannot read CSV file ${file}: ${readFailure(err)}`, {
+      cause: err,
+    });
   }
 }
 

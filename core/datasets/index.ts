@@ -1,5 +1,7 @@
 import { InvalidArgumentError } from '../errors';
 import { CsvSource } from './csv';
+import { IdxSource } from './idx';
+import { ImageFolderSource, parseImagesSpec } from './image-folder';
 import type { DatasetSource, DatasetSplits } from './dataset';
 import { MnistSource } from './mnist';
 import { loadSplitsOf } from './split-cache';
@@ -7,6 +9,8 @@ import { SyntheticSource } from './spirals';
 
 export type { Dataset, DatasetSource, DatasetSplits } from './dataset';
 export { CsvSource, type CsvOptions } from './csv';
+export { IdxSource } from './idx';
+export { ImageFolderSource, type ImageSize } from './image-folder';
 export { MnistSource } from './mnist';
 export { SYNTHETIC_NAMES, SyntheticSource } from './spirals';
 export { heldOutShare, splitDataset, splitSizes, type SplitSizes } from './split';
@@ -16,9 +20,12 @@ export interface DatasetOptions {
   labelColumn?: string;
 }
 
-const FORMS = 'expected mnist, csv:PATH or synthetic:NAME';
+const FORMS = 'expected mnist, csv:PATH, images:DIR[@HxW], idx:IMAGES,LABELS or synthetic:NAME';
 
-/** The source named by a `--dataset` value: `mnist`, `csv:PATH` or `synthetic:NAME`. */
+/**
+ * The source named by a `--dataset` value: `mnist`, `csv:PATH`, `images:DIR` (a folder per
+ * class; `@HxW` resizes), `idx:IMAGES,LABELS` (IDX files, gzipped or not) or `synthetic:NAME`.
+ */
 export function datasetSource(spec: string, options: DatasetOptions = {}): DatasetSource {
   const text = spec.trim();
   if (options.labelColumn !== undefined && !text.startsWith('csv:')) {
@@ -29,6 +36,18 @@ export function datasetSource(spec: string, options: DatasetOptions = {}): Datas
   if (text === 'mnist') return new MnistSource();
   if (text.startsWith('csv:') && text.length > 4) {
     return new CsvSource(text.slice(4), { labelColumn: options.labelColumn });
+  }
+  if (text.startsWith('images:') && text.length > 7) {
+    const { dir, size } = parseImagesSpec(text.slice(7));
+    return new ImageFolderSource(dir, size);
+  }
+  if (text.startsWith('idx:')) {
+    const files = text.slice(4).split(',');
+    if (files.length !== 2 || files.some((f) => f.trim() === ''))
+      throw new InvalidArgumentError(
+        `data set "${spec}": idx: takes two files, IMAGES,LABELS (e.g. idx:train-images-idx3-ubyte.gz,train-labels-idx1-ubyte.gz)`,
+      );
+    return new IdxSource(files[0].trim(), files[1].trim());
   }
   if (text.startsWith('synthetic:')) return new SyntheticSource(text.slice('synthetic:'.length));
   throw new InvalidArgumentError(`unknown data set "${spec}"; ${FORMS}`);

@@ -95,6 +95,20 @@ const datasetSchema = z.discriminatedUnion('source', [
     label_column: z.string().min(1).optional(),
   }),
   strict({
+    source: z.literal('images'),
+    path: z.string().min(1, 'expected a folder with one sub-folder per class'),
+    image_size: z
+      .tuple([z.number().int().min(1).max(4096), z.number().int().min(1).max(4096)], {
+        error: 'expected [height, width]',
+      })
+      .optional(),
+  }),
+  strict({
+    source: z.literal('idx'),
+    images: z.string().min(1, 'expected an IDX file of images'),
+    labels: z.string().min(1, 'expected an IDX file of labels'),
+  }),
+  strict({
     source: z.literal('synthetic'),
     name: z
       .string()

@@ -14,8 +14,8 @@ import { sweepSpecSchema, toDomain, type RawSweepSpec } from './spec-schema';
 
 /** Where a trial's data comes from; `spec` is the form trials carry (`csv:PATH`). */
 export interface DatasetSettings {
-  source: 'mnist' | 'csv' | 'synthetic';
-  /** `mnist`, `csv:PATH` or `synthetic:NAME`. */
+  source: 'mnist' | 'csv' | 'images' | 'idx' | 'synthetic';
+  /** `mnist`, `csv:PATH`, `images:DIR[@HxW]`, `idx:IMAGES,LABELS` or `synthetic:NAME`. */
   spec: string;
   /** For csv, the label column; "" means the last column. */
   labelColumn: string;
@@ -102,7 +102,7 @@ export interface SweepSpec {
 export class SweepSpecError extends SpecFileError {}
 
 export interface ParseSweepSpecOptions {
-  /** A relative csv path is taken relative to this folder. Defaults to leaving it as written. */
+  /** Relative data paths are taken relative to this folder. Defaults to leaving them as written. */
   baseDir?: string;
 }
 
@@ -126,7 +126,7 @@ export function parseSweepSpec(
   return buildSpec(data as RawSweepSpec, source, options, locate);
 }
 
-/** Reads and parses a spec file; a relative csv path is taken relative to the file. */
+/** Reads and parses a spec file; relative data paths are taken relative to the file. */
 export function readSweepSpec(file: string): SweepSpec {
   let text: string;
   try {
@@ -138,13 +138,23 @@ export function readSweepSpec(file: string): SweepSpec {
 }
 
 function buildDataset(raw: RawSweepSpec['dataset'], baseDir?: string): DatasetSettings {
+  const near = (file: string) =>
+    baseDir && !path.isAbsolute(file) ? path.join(baseDir, file) : file;
   switch (raw.source) {
     case 'mnist':
       return { source: 'mnist', spec: 'mnist', labelColumn: '' };
-    case 'csv': {
-      const file = baseDir && !path.isAbsolute(raw.path) ? path.join(baseDir, raw.path) : raw.path;
-      return { source: 'csv', spec: `csv:${file}`, labelColumn: raw.label_column ?? '' };
+    case 'csv':
+      return { source: 'csv', spec: `csv:${near(raw.path)}`, labelColumn: raw.label_column ?? '' };
+    case 'images': {
+      const size = raw.image_size ? `@${raw.image_size[0]}x${raw.image_size[1]}` : '';
+      return { source: 'images', spec: `images:${near(raw.path)}${size}`, labelColumn: '' };
     }
+    case 'idx':
+      return {
+        source: 'idx',
+        spec: `idx:${near(raw.images)},${near(raw.labels)}`,
+        labelColumn: '',
+      };
     case 'synthetic':
       return { source: 'synthetic', spec: `synthetic:${raw.name ?? 'spirals'}`, labelColumn: '' };
   }

@@ -295,7 +295,7 @@ describe('datasetSource', () => {
         assert.ok(err instanceof InvalidArgumentError);
         assert.match(
           err.message,
-          /unknown data set "cifar"; expected mnist, csv:PATH or synthetic:NAME/,
+          /unknown data set "cifar"; expected mnist, csv:PATH, images:DIR\[@HxW\], idx:IMAGES,LABELS or synthetic:NAME/,
         );
         return true;
       },

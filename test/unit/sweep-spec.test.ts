@@ -125,7 +125,7 @@ human_error: 0.01
     );
   });
 
-  it('takes a csv path relative to the spec file', () => {
+  it('takes csv, images and idx paths relative to the spec file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-sweep-'));
     try {
       const file = path.join(dir, 's.yaml');
@@ -137,6 +137,16 @@ human_error: 0.01
       assert.equal(spec.dataset.spec, `csv:${path.join(dir, 'data.csv')}`);
       assert.equal(spec.dataset.labelColumn, 'digit');
       assert.throws(() => readSweepSpec(path.join(dir, 'missing.yaml')), InvalidArgumentError);
+      fs.writeFileSync(
+        file,
+        'dataset: { source: images, path: pics, image_size: [32, 24] }\nbudget: { trials: 1 }\n',
+      );
+      assert.equal(readSweepSpec(file).dataset.spec, `images:${path.join(dir, 'pics')}@32x24`);
+      fs.writeFileSync(
+        file,
+        'dataset: { source: idx, images: x.gz, labels: /data/y.gz }\nbudget: { trials: 1 }\n',
+      );
+      assert.equal(readSweepSpec(file).dataset.spec, `idx:${path.join(dir, 'x.gz')},/data/y.gz`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -297,7 +307,7 @@ describe('parseSweepSpec: errors name the line and the field', () => {
     );
     assert.match(
       failure('dataset: { source: imagenet }\nbudget: { trials: 1 }\n').message,
-      /^sweep\.yaml:1:20: dataset\.source: expected one of mnist, csv, synthetic, got "imagenet"/,
+      /^sweep\.yaml:1:20: dataset\.source: expected one of mnist, csv, images, idx, synthetic, got "imagenet"/,
     );
     assert.match(
       failure([...BASE, 'train: { batch: "128" }'].join('\n')).message,
