@@ -117,6 +117,10 @@ export function buildProgram(): Command {
       )
       .option('--seed <n>', 'seed of initialization and shuffling', parseIntIn(0, 2 ** 31 - 1), 1)
       .option(
+        '--augment <spec>',
+        'augment training batches: flip:h|v|hv, crop:PAD, shift:FRAC, rotate:DEG, shear:DEG, color:AMOUNT, comma-separated',
+      )
+      .option(
         '--clip-norm <norm>',
         'clip gradients to this global norm (0: off)',
         parseNonNegativeNumber,

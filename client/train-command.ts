@@ -3,6 +3,7 @@ import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { resolveTrialSpec } from '../core/trial-spec';
 import { InvalidArgumentError } from '../core/errors';
+import { checkAugmentFits, formatAugment, parseAugment } from '../core/augment-spec';
 import { loadSplits } from '../core/datasets';
 import { elementCount } from '../core/placement';
 import { formatModelSpec, modelParams, parseModelSpec } from '../core/model-spec';
@@ -29,6 +30,7 @@ export interface TrainOptions extends LocalClusterFlags {
   mode: string;
   seed: number;
   clipNorm: number;
+  augment?: string;
   name?: string;
   export?: string;
   json?: boolean;
@@ -58,6 +60,7 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
     mode: o.mode,
     seed: o.seed,
     clip_norm: o.clipNorm,
+    augment: formatAugment(parseAugment(o.augment ?? '')),
   };
 }
 
@@ -99,8 +102,12 @@ export async function trainCommand(options: TrainOptions): Promise<number> {
   const spec = trialSpecFromOptions(options);
   const resolved = resolveTrialSpec(spec);
   // Refuse bad data before starting any process: the user gets one line, not a dead cluster.
-  const validate = () =>
-    loadSplits(resolved.dataset, { labelColumn: resolved.labelColumn || undefined });
+  const validate = async () => {
+    const splits = await loadSplits(resolved.dataset, {
+      labelColumn: resolved.labelColumn || undefined,
+    });
+    checkAugmentFits(resolved.augment, splits.train.featureShape);
+  };
   return onCluster(options, validate, async (client) => {
     const status = await runTrial(client, spec, options.json ?? false);
     if (options.export && status.status === 'completed')

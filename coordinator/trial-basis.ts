@@ -1,5 +1,6 @@
 import type { ResolvedTrialSpec } from '../core/trial-spec';
 import { loadSplits } from '../core/datasets';
+import { checkAugmentFits } from '../core/augment-spec';
 import { modelParams, type ParamInfo } from '../core/model-spec';
 import { placeTensors, type Slice } from '../core/placement';
 import { parseLrDecay } from '../core/lr-schedule';
@@ -22,6 +23,7 @@ export async function trialBasis(
 ): Promise<TrialBasis> {
   const splits = await loadSplits(spec.dataset, { labelColumn: spec.labelColumn || undefined });
   const { featureShape, numClasses } = splits.train;
+  checkAugmentFits(spec.augment, featureShape);
   const params = modelParams(spec.model, featureShape, numClasses);
   return {
     params,

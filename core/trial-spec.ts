@@ -2,6 +2,7 @@ import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
 import { InvalidArgumentError } from './errors';
 import { parseModelSpec, type ModelSpec } from './model-spec';
 import { resolveWireOptimizerConfig, type OptimizerConfig } from './optimizer-config';
+import { formatAugment, parseAugment, type Augmentation } from './augment-spec';
 
 export const MODES = ['sync', 'async'] as const;
 export type Mode = (typeof MODES)[number];
@@ -19,6 +20,7 @@ export interface ResolvedTrialSpec {
   mode: Mode;
   seed: number;
   clipNorm: number;
+  augment: Augmentation;
 }
 
 function integerIn(
@@ -74,6 +76,7 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
     mode: mode as Mode,
     seed: seedOf(spec.seed),
     clipNorm,
+    augment: parseAugment(spec.augment ?? ''),
   };
 }
 
@@ -90,5 +93,6 @@ export function trialSpecMessage(spec: ResolvedTrialSpec): TrialSpec {
     mode: spec.mode,
     seed: spec.seed,
     clip_norm: spec.clipNorm,
+    augment: formatAugment(spec.augment),
   };
 }

@@ -10,7 +10,7 @@ import { withRetries } from '../core/retry';
 import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
-import { createTrialContext, gatherBatch, type TrialContext } from './trial-context';
+import { createTrialContext, trainingBatch, type TrialContext } from './trial-context';
 import { clipByGlobalNorm, trainedGradients } from './clip';
 import { evaluateYielding } from './evaluate-yielding';
 import type { WorkerMetrics } from './worker-metrics';
@@ -445,12 +445,13 @@ export class Worker {
     this.options.metrics?.observePull(pullMs / 1000);
     context.model.setParameters(context.values);
     t = performance.now();
-    const examples = gatherBatch(context, context.splits.train, batch.indices);
+    const noiseKey = `${work.trial}:${work.spec?.seed ?? 0}:${batch.epoch}:${batch.batch}`;
+    const examples = trainingBatch(context, batch.indices, noiseKey);
     const { loss, grads } = context.model.gradients(
       examples.features,
       examples.labels,
       batch.indices.length,
-      `${work.trial}:${work.spec?.seed ?? 0}:${batch.epoch}:${batch.batch}`,
+      noiseKey,
     );
     const clip = work.spec?.clip_norm ?? 0;
     if (clip > 0) clipByGlobalNorm(trainedGradients(context.params, grads), clip);

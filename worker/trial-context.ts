@@ -4,6 +4,8 @@ import { loadSplits } from '../core/datasets';
 import { modelParams, parseModelSpec, type ParamInfo } from '../core/model-spec';
 import { elementCount, placeTensors, slicesOnShard, type Slice } from '../core/placement';
 import type { ComputeBackend, TrialModel } from './compute-backend';
+import { isGeometric, parseAugment, type Augmentation } from '../core/augment-spec';
+import { augmentBatch } from './augment';
 
 /** What a worker keeps per trial between tasks: data, model, parameter buffers, placement. */
 export interface TrialContext {
@@ -19,6 +21,8 @@ export interface TrialContext {
   /** Reused buffers for one mini-batch's features and labels. */
   batchFeatures: Float32Array;
   batchLabels: Int32Array;
+  /** The trial's augmentation of training batches; validation and test are never augmented. */
+  augment: Augmentation;
   /**
    * The inference-latency measure, taken at this worker's first evaluation of the trial: it
    * depends on the model's shape and the machine, not on the weights, and takes 40 single
@@ -49,7 +53,30 @@ export async function createTrialContext(
     shards,
     batchFeatures: new Float32Array(spec.batch * featureSize),
     batchLabels: new Int32Array(spec.batch),
+    augment: parseAugment(spec.augment ?? ''),
   };
+}
+
+/**
+ * A training batch: the examples at `indices` in the context's batch buffers, augmented as the
+ * trial asks with draws keyed by `noiseKey` (the batch's identity), so a rerun matches.
+ */
+export function trainingBatch(
+  context: TrialContext,
+  indices: readonly number[],
+  noiseKey: string,
+): { features: Float32Array; labels: Int32Array } {
+  const batch = gatherBatch(context, context.splits.train, indices);
+  const { augment } = context;
+  if (augment.color > 0 || isGeometric(augment))
+    augmentBatch(
+      batch.features,
+      indices.length,
+      context.splits.train.featureShape,
+      augment,
+      noiseKey,
+    );
+  return batch;
 }
 
 /** Copies the examples at `indices` of `data` into the context's batch buffers; returns their views. */

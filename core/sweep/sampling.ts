@@ -2,6 +2,7 @@ import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import { InvalidArgumentError } from '../errors';
 import { formatModelSpec, type ModelSpec } from '../model-spec';
 import { resolveOptimizerConfig } from '../optimizer-config';
+import { formatAugment, parseAugment } from '../augment-spec';
 import { seededUniform, type Uniform } from '../seeded-random';
 import {
   paramValueProblem,
@@ -138,6 +139,7 @@ export function applyHyper(spec: SweepSpec, hyper: Hyper, name = ''): TrialSetti
       mode: train.mode,
       seed: train.seed,
       clip_norm: train.clip_norm,
+      augment: formatAugment(parseAugment(train.augment)),
     },
   };
 }

@@ -1,3 +1,4 @@
+import { parseAugment } from '../augment-spec';
 import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
 import { MODES } from '../trial-spec';
@@ -91,6 +92,15 @@ export type ParamRule =
 
 const MAX_UNITS = 65_536;
 
+function isAugment(text: string): boolean {
+  try {
+    parseAugment(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function isLrDecay(text: string): boolean {
   try {
     parseLrDecay(text, 1);
@@ -134,6 +144,13 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
   momentum: { section: 'train', type: 'real', min: 0, max: 1, maxOpen: true },
   rho: { section: 'train', type: 'real', min: 0, max: 1, maxOpen: true },
   clip_norm: { section: 'train', type: 'real', min: 0, max: Infinity },
+  augment: {
+    section: 'train',
+    type: 'text',
+    describe:
+      'none or a list of flip:h|v|hv, crop:PAD, shift:FRAC, rotate:DEG, shear:DEG, color:AMOUNT',
+    check: isAugment,
+  },
   seed: { section: 'train', type: 'int', min: 0, max: 2 ** 31 - 1 },
   hidden: { section: 'model', type: 'hidden' },
   layers: { section: 'model', type: 'int', min: 1, max: 64 },

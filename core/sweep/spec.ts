@@ -40,6 +40,8 @@ export interface TrainSettings {
   rho: number;
   seed: number;
   clip_norm: number;
+  /** Data augmentation (core/augment-spec.ts); "" for none. */
+  augment: string;
 }
 
 /**
@@ -61,6 +63,7 @@ export const TRAIN_DEFAULTS: Readonly<TrainSettings> = Object.freeze({
   rho: OPTIMIZER_DEFAULTS.rho,
   seed: 1,
   clip_norm: 0,
+  augment: '',
 });
 
 export interface SweepBudget {

@@ -15,6 +15,7 @@
  *                  up, one untimed trial first), as a sweep's later trials see it
  *   convnets       LeNet-5 and a small BatchNorm ResNet, caviar (1 and 2 workers) against torch on
  *                  the same layer graph (single, DDP), run by run alternately (convnets.ts)
+ *   augment        ms per MNIST batch of 128 of each augmentation on the worker (augment.ts)
  *   large          a 140M-parameter trial on 2 workers and 2 shards (large-model.ts); only when
  *                  asked for with --only, since it needs about 8 GB and minutes
  *
@@ -33,6 +34,7 @@ import type { SingleProcessResult } from './single-process';
 import { medianIndex, round, spreadOf } from './stats';
 import { benchKernels } from './kernels';
 import { benchConvnets } from './convnets';
+import { benchAugment } from './augment';
 import {
   failure,
   killChildrenOnSignal,
@@ -52,6 +54,7 @@ const SECTIONS = [
   'peer',
   'kernels',
   'convnets',
+  'augment',
   'sweep',
   'warm',
   'large',
@@ -634,7 +637,10 @@ async function main(): Promise<number> {
   if (has('kernels'))
     for (const row of await benchKernels()) emit(row as unknown as Record<string, unknown>);
 
-  // 5b. ConvNets against torch on the same layer graphs.
+  // 5b. Augmentation's cost per batch, against the kernels' compute per step.
+  if (has('augment')) for (const row of await benchAugment()) emit(row);
+
+  // 5c. ConvNets against torch on the same layer graphs.
   if (has('convnets'))
     await benchConvnets({
       runs: o.runs,

@@ -79,6 +79,28 @@ test(
       `${summary.val_accuracy}`,
     );
 
+    // Mirroring and small crops keep a stripe's direction: augmented, it still learns.
+    const augmented = await runCaviar(
+      [...args(`images:${dir}`), '--image-size', '12x12', '--augment', 'flip:hv,crop:1'],
+      { timeoutMs: 150_000 },
+    );
+    assert.equal(augmented.code, 0, augmented.stderr);
+    const withAugment = lastJsonLine<TrainSummary>(augmented.stdout);
+    assert.equal(withAugment.status, 'completed');
+    assert.ok(
+      withAugment.val_accuracy !== null && withAugment.val_accuracy >= 0.9,
+      `${withAugment.val_accuracy}`,
+    );
+    for (const [flags, pattern] of [
+      [[...args(`images:${dir}`), '--augment', 'blur:3'], /augment "blur:3": unknown/],
+      [[...args('synthetic:spirals'), '--augment', 'flip:h'], /moves pixels and needs images/],
+    ] as const) {
+      const bad = await runCaviar([...flags], { timeoutMs: 60_000 });
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+      assert.match(bad.stderr.trim(), pattern);
+    }
+
     fs.writeFileSync(path.join(dir, 'vertical', 'broken.png'), 'not a png at all');
     const broken = await runCaviar([...args(`images:${dir}`), '--image-size', '12x12'], {
       timeoutMs: 60_000,

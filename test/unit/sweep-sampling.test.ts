@@ -210,6 +210,7 @@ budget: { trials: 4 }
       mode: 'sync',
       seed: 5,
       clip_norm: 0,
+      augment: '',
     });
     const resolved = resolveTrialSpec(settings.trialSpec);
     assert.deepEqual(resolved.model, settings.model);
