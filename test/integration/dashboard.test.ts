@@ -118,13 +118,19 @@ test(
   },
 );
 
-/** A finished sweep trial with a log-uniform lr and a choice of batch sizes. */
-function sweepTrial(i: number, lr: number, batch: number, accuracy: number): TrialStatus {
+/** A finished sweep trial with a log-uniform lr, a choice of batch sizes and of hidden layers. */
+function sweepTrial(
+  i: number,
+  lr: number,
+  batch: number,
+  accuracy: number,
+  hidden: number[] = [64],
+): TrialStatus {
   return {
     trial: `trial-${i}`,
     status: 'completed',
     sweep: 'mnist-coarse',
-    hyper_json: JSON.stringify({ lr, batch, hidden: [64] }),
+    hyper_json: JSON.stringify({ lr, batch, hidden }),
     spec: { epochs: 2, model: 'mlp:64', dataset: 'mnist' },
     history: [
       { epoch: 0, val_accuracy: accuracy - 0.05, val_loss: 0.5 },
@@ -134,13 +140,17 @@ function sweepTrial(i: number, lr: number, batch: number, accuracy: number): Tri
 }
 
 test(
-  'the sweep scatter plots each trial at its hyper-parameter, on a log axis for lr',
+  'the sweep scatter shows every trial inside the plot for every parameter: lr on a log axis, lists as categories',
   { skip, timeout: 60_000 },
   async () => {
+    // As npm start's sweep leaves them: lrs over 1.6 decades, out of order; batch sizes out of
+    // order; hidden as lists.
     const trials = [
-      sweepTrial(1, 1e-4, 32, 0.81),
-      sweepTrial(2, 3e-3, 64, 0.93),
-      sweepTrial(3, 5e-2, 128, 0.7),
+      sweepTrial(1, 2.4e-3, 128, 0.81, [128]),
+      sweepTrial(2, 1.5e-4, 64, 0.93, [64]),
+      sweepTrial(3, 6e-3, 64, 0.7, [256]),
+      sweepTrial(4, 5e-4, 128, 0.88, [64]),
+      sweepTrial(5, 1e-3, 64, 0.9, [128]),
     ];
     await using server = new MetricsServer({
       routes: dashboardRoutes({ trialStatuses: () => trials, clusterMembers: () => [] }),
@@ -154,31 +164,65 @@ test(
     try {
       const page = context.pages()[0] ?? (await context.newPage());
       await page.goto(`${base}/`);
-      type Axis = { points: number; x: string };
-      const read = (): Promise<Axis> =>
+      type Plotted = { x: string; inside: number; outside: string[]; ticks: string[] };
+      const read = (): Promise<Plotted> =>
         page.evaluate(() => {
+          type Point = { x: number; y: number };
           const chart = (
             globalThis as unknown as {
               Chart: {
                 getChart(id: string): {
-                  data: { datasets: Array<{ data: unknown[] }> };
+                  data: { datasets: Array<{ data: Array<{ trial: string }> }> };
                   options: { scales: { x: { type: string } } };
+                  chartArea: { left: number; right: number; top: number; bottom: number };
+                  getDatasetMeta(i: number): { data: Point[] };
+                  scales: { x: { ticks: Array<{ label: string }> } };
                 };
               };
             }
           ).Chart.getChart('scatter');
-          const points = chart.data.datasets.reduce((n, d) => n + d.data.length, 0);
-          return { points, x: chart.options.scales.x.type };
+          const area = chart.chartArea;
+          const outside: string[] = [];
+          let inside = 0;
+          chart.data.datasets.forEach((d, i) =>
+            chart.getDatasetMeta(i).data.forEach((p, j) => {
+              const within =
+                p.x >= area.left - 0.5 &&
+                p.x <= area.right + 0.5 &&
+                p.y >= area.top - 0.5 &&
+                p.y <= area.bottom + 0.5;
+              if (within) inside++;
+              else outside.push(d.data[j].trial);
+            }),
+          );
+          const ticks = chart.scales.x.ticks.map((t) => String(t.label));
+          return { x: chart.options.scales.x.type, inside, outside, ticks };
         });
-      await page.locator('#trials tbody tr').nth(2).waitFor();
-      // lr's values span almost three decades: it is shown first, on a log axis.
+      await page.locator('#trials tbody tr').nth(4).waitFor();
+      // lr's values span 1.6 decades: it is shown first, on a log axis.
       assert.equal(await page.locator('#scatter-param').inputValue(), 'lr');
-      assert.deepEqual(await read(), { points: 3, x: 'logarithmic' });
-      await page.selectOption('#scatter-param', 'batch');
-      assert.deepEqual(await read(), { points: 3, x: 'linear' });
+      const options = await page.locator('#scatter-param option').allTextContents();
+      assert.deepEqual(options, ['batch', 'hidden', 'lr'], 'every searched parameter is offered');
+      for (const [param, axis] of [
+        ['lr', 'logarithmic'],
+        ['batch', 'linear'],
+        ['hidden', 'linear'],
+      ] as const) {
+        await page.selectOption('#scatter-param', param);
+        const plotted = await read();
+        assert.equal(plotted.x, axis, `${param}'s axis`);
+        assert.deepEqual(plotted.outside, [], `${param}: trials drawn outside the plot`);
+        assert.equal(plotted.inside, trials.length, `${param}: every trial is a point`);
+        if (param === 'hidden')
+          assert.deepEqual(
+            plotted.ticks.filter((t) => t !== ''),
+            ['128', '256', '64'],
+            'lists are labelled categories',
+          );
+      }
       // A choice survives the next poll.
       await page.waitForTimeout(1_500);
-      assert.equal(await page.locator('#scatter-param').inputValue(), 'batch');
+      assert.equal(await page.locator('#scatter-param').inputValue(), 'hidden');
       assert.ok((await paintedPixels(page, '#scatter')) > 1_000);
     } finally {
       await context.close();

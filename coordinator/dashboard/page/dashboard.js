@@ -99,7 +99,11 @@ const scatter = new Chart(document.getElementById('scatter'), {
     },
     plugins: {
       legend: { position: 'bottom' },
-      tooltip: { callbacks: { label: (ctx) => `${ctx.raw.trial}: ${ctx.raw.x} → ${ctx.raw.y}` } },
+      tooltip: {
+        callbacks: {
+          label: (ctx) => `${ctx.raw.trial}: ${JSON.stringify(ctx.raw.value)} → ${ctx.raw.y}`,
+        },
+      },
     },
   },
 });
@@ -121,25 +125,27 @@ function drawCurves(trials) {
 }
 
 /**
- * A log axis when the values span two decades or more and are all positive: sweeps sample
- * learning rates and weight decays log-uniformly, and nothing else tells the page so.
+ * A log axis when the values are all positive and span a decade or more: sweeps sample learning
+ * rates and weight decays log-uniformly (a coarse round's lrs may span only 1.6 decades), and
+ * nothing else tells the page so.
  */
 function axisType(values) {
-  if (values.length < 2 || values.some((v) => v <= 0)) return 'linear';
-  return Math.max(...values) / Math.min(...values) >= 100 ? 'logarithmic' : 'linear';
+  if (values.length < 2 || values.some((v) => typeof v !== 'number' || v <= 0)) return 'linear';
+  return Math.max(...values) / Math.min(...values) >= 10 ? 'logarithmic' : 'linear';
 }
+
+/** A value as the scatter's category axis labels it: lists like `hidden` as "64,32". */
+const categoryOf = (v) => (Array.isArray(v) ? v.join(',') : String(v));
 
 function drawScatter(trials) {
   const swept = trials.filter((t) => t.sweep && t.best);
-  const params = [
-    ...new Set(
-      swept.flatMap((t) => Object.keys(t.hyper).filter((k) => typeof t.hyper[k] === 'number')),
-    ),
-  ].sort();
+  const params = [...new Set(swept.flatMap((t) => Object.keys(t.hyper)))].sort();
   const select = document.getElementById('scatter-param');
-  const valuesOf = (p) => swept.map((t) => t.hyper[p]).filter((v) => typeof v === 'number');
+  const valuesOf = (p) => swept.map((t) => t.hyper[p]).filter((v) => v !== undefined);
+  const numeric = (p) => valuesOf(p).every((v) => typeof v === 'number');
   // Until someone picks one, show a log-spread parameter (a learning rate, say) if there is one.
-  const preferred = params.find((p) => axisType(valuesOf(p)) === 'logarithmic') ?? params[0];
+  const preferred =
+    params.find((p) => numeric(p) && axisType(valuesOf(p)) === 'logarithmic') ?? params[0];
   const chosen = params.includes(select.value) && select.dataset.picked ? select.value : preferred;
   if (
     select.options.length !== params.length ||
@@ -148,20 +154,43 @@ function drawScatter(trials) {
     select.replaceChildren(...params.map((p) => Object.assign(el('option', p), { value: p })));
   if (chosen) select.value = chosen;
   document.getElementById('scatter-note').hidden = params.length > 0;
+  // Lists and strings (hidden, optimizer, mode) are categories, in their sorted order.
+  const categories =
+    chosen && !numeric(chosen) ? [...new Set(valuesOf(chosen).map(categoryOf))].sort() : null;
+  const xOf = (v) => (categories ? categories.indexOf(categoryOf(v)) : v);
   const sweeps = [...new Set(swept.map((t) => t.sweep))];
   scatter.data.datasets = sweeps.map((sweep, i) => ({
     label: sweep,
     backgroundColor: color(i),
     pointRadius: 5,
+    // Sorted by x: with parsing off, Chart.js takes the first and last points for the x range.
     data: swept
-      .filter((t) => t.sweep === sweep && typeof t.hyper[chosen] === 'number')
-      .map((t) => ({ x: t.hyper[chosen], y: t.best.val_accuracy, trial: t.trial })),
+      .filter((t) => t.sweep === sweep && t.hyper[chosen] !== undefined)
+      .map((t) => ({
+        x: xOf(t.hyper[chosen]),
+        y: t.best.val_accuracy,
+        trial: t.trial,
+        value: t.hyper[chosen],
+      }))
+      .sort((a, b) => a.x - b.x),
   }));
   const xs = scatter.data.datasets.flatMap((d) => d.data.map((p) => p.x));
-  scatter.options.scales.x.type = axisType(xs);
-  scatter.options.scales.x.title.text = chosen
-    ? `${chosen} (${scatter.options.scales.x.type})`
-    : '';
+  const x = scatter.options.scales.x;
+  if (categories) {
+    // Category i at x = i on a linear axis, labelled by its value, half a step of room each side.
+    Object.assign(x, { type: 'linear', min: -0.5, max: categories.length - 0.5 });
+    x.afterBuildTicks = (scale) => {
+      scale.ticks = categories.map((_, i) => ({ value: i }));
+    };
+    x.ticks = { callback: (v) => categories[v] ?? '' };
+  } else {
+    x.type = axisType(xs);
+    delete x.min;
+    delete x.max;
+    delete x.afterBuildTicks;
+    x.ticks = {};
+  }
+  x.title.text = chosen ? `${chosen} (${categories ? 'categories' : x.type})` : '';
   scatter.update('none');
 }
 
