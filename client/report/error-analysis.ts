@@ -102,3 +102,43 @@ export function mostConfidentlyWrong(
   wrong.sort((a, b) => b.confidence - a.confidence || a.index - b.index);
   return wrong.slice(0, Math.max(0, k));
 }
+
+/** One true class's errors on the evaluated set. */
+export interface ClassError {
+  label: number;
+  examples: number;
+  errors: number;
+  /** errors / examples; NaN for a class with no examples. */
+  error: number;
+}
+
+export function classErrors(counts: ConfusionMatrix): ClassError[] {
+  return counts.map((row, label) => {
+    const examples = row.reduce((a, b) => a + b, 0);
+    const errors = examples - row[label];
+    return { label, examples, errors, error: errors / examples };
+  });
+}
+
+/** A (true, predicted) pair of classes the model confuses, and how often. */
+export interface ConfusedPair {
+  label: number;
+  predicted: number;
+  count: number;
+  /** The share of the true class's examples that went to `predicted`. */
+  share: number;
+}
+
+/** The `k` most frequent confusions, most first; ties in (true, predicted) order. */
+export function mostConfusedPairs(counts: ConfusionMatrix, k: number): ConfusedPair[] {
+  const pairs: ConfusedPair[] = [];
+  counts.forEach((row, label) => {
+    const examples = row.reduce((a, b) => a + b, 0);
+    row.forEach((count, predicted) => {
+      if (predicted !== label && count > 0)
+        pairs.push({ label, predicted, count, share: count / examples });
+    });
+  });
+  pairs.sort((a, b) => b.count - a.count || a.label - b.label || a.predicted - b.predicted);
+  return pairs.slice(0, Math.max(0, k));
+}

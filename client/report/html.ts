@@ -1,4 +1,4 @@
-import type { ConfusionMatrix, WrongExample } from './error-analysis';
+import type { ClassError, ConfusedPair, ConfusionMatrix, WrongExample } from './error-analysis';
 import type { ReportData, ReportTrial } from './report-data';
 
 /** Text and attribute values alike: nothing a trial name or a hyper-parameter holds can inject markup. */
@@ -19,6 +19,8 @@ export interface ChartFile {
 
 /** One confidently wrong validation example, with its picture when the data are images. */
 export interface WrongExampleView extends WrongExample {
+  /** Where the example came from (its file), where the data set names examples. */
+  source?: string;
   /** A PNG next to index.html, for image data. */
   image?: string;
   /** The first feature values (before normalization when known), for other data. */
@@ -32,7 +34,11 @@ export interface WinnerAnalysis {
   classNames: string[];
   confusion: ConfusionMatrix;
   confusionChart: ChartFile;
+  classErrors: ClassError[];
+  confusedPairs: ConfusedPair[];
   wrong: WrongExampleView[];
+  /** The worst examples as CSV (with their sources), next to index.html. */
+  wrongCsv: string;
 }
 
 export interface ReportPage {
@@ -123,7 +129,7 @@ function wrongExamples(w: WinnerAnalysis): string {
   if (w.wrong.length === 0) return '<p>The winner gets every validation example right.</p>';
   const name = (c: number): string => w.classNames[c] ?? String(c);
   const caption = (e: WrongExampleView): string =>
-    `#${e.index}: true ${escapeHtml(name(e.label))}, predicted ${escapeHtml(name(e.predicted))} (p = ${fmt(e.confidence, 3)}; true class p = ${fmt(e.trueProbability, 3)})`;
+    `${e.source ? `${escapeHtml(e.source)}<br>` : ''}#${e.index}: true ${escapeHtml(name(e.label))}, predicted ${escapeHtml(name(e.predicted))} (p = ${fmt(e.confidence, 3)}; true class p = ${fmt(e.trueProbability, 3)})`;
   if (w.wrong.every((e) => e.image)) {
     const cards = w.wrong.map(
       (e) =>
@@ -138,6 +144,21 @@ function wrongExamples(w: WinnerAnalysis): string {
   return `<table class="board"><tr><th>example</th><th>true</th><th>predicted</th><th>p(predicted)</th><th>p(true)</th><th>features</th></tr>${rows.join('')}</table>`;
 }
 
+function errorTables(w: WinnerAnalysis): string {
+  const name = (c: number): string => escapeHtml(w.classNames[c] ?? String(c));
+  const byError = [...w.classErrors].sort((a, b) => b.error - a.error || a.label - b.label);
+  const classes = byError.map(
+    (e) =>
+      `<tr><td>${name(e.label)}</td><td>${e.examples}</td><td>${e.errors}</td><td>${fmt(e.error, 3)}</td></tr>`,
+  );
+  const pairs = w.confusedPairs.map(
+    (p) =>
+      `<tr><td>${name(p.label)}</td><td>${name(p.predicted)}</td><td>${p.count}</td><td>${fmt(p.share, 3)}</td></tr>`,
+  );
+  return `<div class="row"><table class="board"><tr><th>class</th><th>examples</th><th>errors</th><th>error</th></tr>${classes.join('')}</table>
+<table class="board"><tr><th>true</th><th>predicted as</th><th>examples</th><th>share of true</th></tr>${pairs.join('') || '<tr><td colspan="4">none</td></tr>'}</table></div>`;
+}
+
 function winnerSection(page: ReportPage): string {
   const w = page.winner;
   if (!w) return `<section><h2>Winner</h2><p>${escapeHtml(page.winnerNote)}</p></section>`;
@@ -145,7 +166,10 @@ function winnerSection(page: ReportPage): string {
 <p>Its final parameters on the ${w.validationCount} validation examples: accuracy ${fmt(w.accuracy)}.</p>
 <h3>Confusion matrix</h3>
 <div class="row">${figure(w.confusionChart)}${confusionTable(w)}</div>
+<h3>Error per class, and the most confused pairs</h3>
+${errorTables(w)}
 <h3>Most confidently wrong validation examples</h3>
+<p>Also as <a href="${escapeHtml(w.wrongCsv)}">${escapeHtml(w.wrongCsv)}</a>, with each example's source.</p>
 ${wrongExamples(w)}
 </section>`;
 }

@@ -21,6 +21,8 @@ export interface ValidationPredictions {
    * split's order; undefined when they could not be matched to the split.
    */
   rawFeatures: Float32Array | undefined;
+  /** Where each validation example came from (a file), where the data set names them. */
+  exampleNames: string[] | undefined;
 }
 
 /** Examples per forward pass: bounds the memory of the activations, not the result. */
@@ -57,16 +59,16 @@ function predictLogits(
 }
 
 /**
- * The validation examples before normalization. The split is re-derived by splitDataset itself
+ * The validation examples before normalization, and their names where the source has them. The split is re-derived by splitDataset itself
  * on a stand-in data set whose labels are the example indices (labels are copied, never
  * normalized), so this follows split.ts's order whatever it is; the real labels must then agree
  * with the normalized split's, or the images would show the wrong examples.
  */
-async function rawValidationFeatures(
+async function rawValidation(
   dataset: string,
   labelColumn: string | undefined,
   validation: Dataset,
-): Promise<Float32Array | undefined> {
+): Promise<{ features: Float32Array; names: string[] | undefined } | undefined> {
   const raw = await datasetSource(dataset, { labelColumn }).load();
   const indices = splitDataset({
     ...raw,
@@ -81,7 +83,8 @@ async function rawValidationFeatures(
   indices.forEach((src, i) =>
     out.set(raw.features.subarray(src * size, (src + 1) * size), i * size),
   );
-  return out;
+  const names = raw.exampleNames;
+  return { features: out, names: names && Array.from(indices, (src) => names[src]) };
 }
 
 /**
@@ -102,6 +105,7 @@ export async function winnerPredictions(
     shapes.map((p) => ({ name: p.name, size: elementCount(p.shape) })),
   );
   const { validation } = await loadSplits(dataset, { labelColumn });
+  const raw = await rawValidation(dataset, labelColumn, validation);
   return {
     logits: predictLogits(status, params, validation),
     labels: validation.labels,
@@ -109,6 +113,7 @@ export async function winnerPredictions(
     classes: status.num_classes,
     classNames: validation.classNames,
     featureShape: validation.featureShape,
-    rawFeatures: await rawValidationFeatures(dataset, labelColumn, validation),
+    rawFeatures: raw?.features,
+    exampleNames: raw?.names,
   };
 }

@@ -4,7 +4,17 @@ import type { CoordinatorClient } from '../../core/coordinator-client';
 import { elementCount } from '../../core/placement';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { confusionMatrixSpec, learningCurvesSpec, renderSvg, scatterSpec } from './charts';
-import { argmaxRows, confusionMatrix, mostConfidentlyWrong, softmaxRows } from './error-analysis';
+import { stringify } from 'csv-stringify/sync';
+import {
+  argmaxRows,
+  classErrors,
+  confusionMatrix,
+  mostConfidentlyWrong,
+  mostConfusedPairs,
+  softmaxRows,
+  type ClassError,
+  type ConfusedPair,
+} from './error-analysis';
 import { reportHtml, type ChartFile, type WinnerAnalysis, type WrongExampleView } from './html';
 import { imagePng, isImageShape } from './image-png';
 import { fetchReportData, objectiveMetric, type ReportData } from './report-data';
@@ -15,6 +25,8 @@ export interface WriteReportOptions {
   wrongExamples?: number;
   /** Feature values shown per wrong example of non-image data. Defaults to 12. */
   featuresShown?: number;
+  /** How many of the most confused class pairs to list. Defaults to 10. */
+  confusedPairs?: number;
 }
 
 /** What `caviar report --out --json` prints and DIR/report.json holds. */
@@ -27,6 +39,8 @@ export interface ReportSummary {
   winner: string | null;
   validation_count: number | null;
   confusion_matrix: number[][] | null;
+  class_errors: ClassError[] | null;
+  confused_pairs: ConfusedPair[] | null;
   wrong_examples: Array<Omit<WrongExampleView, 'features'>>;
   note?: string;
 }
@@ -83,17 +97,39 @@ async function analyseWinner(
   const views: WrongExampleView[] = [];
   for (const [i, e] of wrong.entries()) {
     const values = p.rawFeatures?.subarray(e.index * size, (e.index + 1) * size);
+    const source = p.exampleNames?.[e.index];
+    const named = source === undefined ? e : { ...e, source };
     if (images && values) {
       const image = `wrong-${String(i + 1).padStart(2, '0')}.png`;
       await fs.writeFile(path.join(dir, image), imagePng(values, p.featureShape));
-      views.push({ ...e, image });
+      views.push({ ...named, image });
     } else {
       views.push({
-        ...e,
+        ...named,
         features: values ? [...values.subarray(0, options.featuresShown ?? 12)] : [],
       });
     }
   }
+  const wrongCsv = 'wrong-examples.csv';
+  const className = (c: number): string => p.classNames[c] ?? String(c);
+  await fs.writeFile(
+    path.join(dir, wrongCsv),
+    stringify(
+      views.map((e, i) => [
+        i + 1,
+        e.index,
+        e.source ?? '',
+        className(e.label),
+        className(e.predicted),
+        e.confidence,
+        e.trueProbability,
+      ]),
+      {
+        header: true,
+        columns: ['rank', 'example', 'source', 'true', 'predicted', 'p_predicted', 'p_true'],
+      },
+    ),
+  );
   const confusionChart = await writeChart(
     dir,
     'confusion-matrix.svg',
@@ -107,7 +143,10 @@ async function analyseWinner(
     classNames: p.classNames,
     confusion,
     confusionChart,
+    classErrors: classErrors(confusion),
+    confusedPairs: mostConfusedPairs(confusion, options.confusedPairs ?? 10),
     wrong: views,
+    wrongCsv,
   };
 }
 
@@ -170,11 +209,14 @@ export async function writeReport(
       'index.html',
       ...charts.map((c) => c.file),
       ...(winner?.wrong.flatMap((w) => (w.image ? [w.image] : [])) ?? []),
+      ...(winner ? [winner.wrongCsv] : []),
     ],
     trials: data.trials.map((t) => t.trial),
     winner: data.winner || null,
     validation_count: winner?.validationCount ?? null,
     confusion_matrix: winner?.confusion ?? null,
+    class_errors: winner?.classErrors ?? null,
+    confused_pairs: winner?.confusedPairs ?? null,
     wrong_examples: (winner?.wrong ?? []).map(({ features: _features, ...rest }) => rest),
     ...(winnerNote ? { note: winnerNote } : {}),
   };

@@ -100,6 +100,7 @@ function toDataset(file: string, header: string[], rows: CsvRow[], label: number
     featureShape: [width],
     numClasses: classNames.length,
     classNames,
+    exampleNames: rows.map((row) => `${file}:${row.info.lines}`),
   };
 }
 

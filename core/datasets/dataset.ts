@@ -7,6 +7,12 @@ export interface Dataset {
   numClasses: number;
   /** Class names in label order (e.g. the CSV label column's distinct values). */
   classNames: string[];
+  /**
+   * Where each example came from (an image's file, `FILE:line` of a CSV row, `FILE#i` of an IDX
+   * entry), for reports; set by sources that have such names, as loaded (splits cached between
+   * processes leave it out).
+   */
+  exampleNames?: string[];
 }
 
 /**

@@ -138,6 +138,7 @@ export class IdxSource implements DatasetSource {
       featureShape,
       numClasses,
       classNames: Array.from({ length: numClasses }, (_, c) => String(c)),
+      exampleNames: Array.from({ length: labels.length }, (_, i) => `${this.images}#${i}`),
     };
   }
 }

@@ -180,6 +180,7 @@ export class ImageFolderSource implements DatasetSource {
       featureShape: [height, width, channels],
       numClasses: classNames.length,
       classNames,
+      exampleNames: files.map((f) => path.join(this.dir, f.name)),
     };
   }
 }

@@ -94,7 +94,17 @@ function subset(data: Dataset, order: Uint32Array, start: number, count: number)
     features.set(data.features.subarray(src * size, (src + 1) * size), i * size);
     labels[i] = data.labels[src];
   }
-  return { ...data, features, labels, count, featureShape: [...data.featureShape] };
+  const names = data.exampleNames;
+  return {
+    ...data,
+    features,
+    labels,
+    count,
+    featureShape: [...data.featureShape],
+    ...(names
+      ? { exampleNames: Array.from(order.subarray(start, start + count), (i) => names[i]) }
+      : {}),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PNG } from 'pngjs';
 import { LocalCluster } from '../../client/local-cluster';
 import type { SweepSummary } from '../../client/sweep-summary';
 import type { ReportSummary } from '../../client/report/write-report';
@@ -85,5 +86,91 @@ test(
     }
     const first = written.wrong_examples[0];
     assert.notEqual(first.label, first.predicted, 'a wrong example is wrong');
+  },
+);
+
+/** A noisy 10x10 gray PNG: stripes one way or the other, or none, with noise that blurs them. */
+function noisyStripes(kind: number, seed: number): Buffer {
+  const size = 10;
+  const png = new PNG({ width: size, height: size });
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      const stripe = kind === 0 ? y % 2 : kind === 1 ? x % 2 : 0;
+      const noise = Math.sin(seed * 12.9898 + x * 78.233 + y * 37.719) * 43758.5453;
+      const v = Math.max(
+        0,
+        Math.min(255, 60 + 120 * stripe + ((noise - Math.floor(noise)) * 160 - 80)),
+      );
+      png.data.set([v, v, v, 255], (y * size + x) * 4);
+    }
+  return PNG.sync.write(png);
+}
+
+test(
+  'caviar report on an image-folder sweep shows its confused images, per-class error and pairs, and the worst as CSV with their files',
+  { timeout: 300_000 },
+  async () => {
+    const out = testOutputDir('report-images');
+    const data = path.join(out, 'stripes');
+    const classes = ['horizontal', 'vertical', 'plain'];
+    classes.forEach((c, kind) => {
+      fs.mkdirSync(path.join(data, c), { recursive: true });
+      for (let i = 0; i < 40; i++)
+        fs.writeFileSync(path.join(data, c, `${i}.png`), noisyStripes(kind, kind * 100 + i));
+    });
+    await using cluster = await new LocalCluster({
+      workers: 1,
+      shards: 1,
+      backend: 'cpu',
+      etcd: 'none',
+      logDir: path.join(out, 'logs'),
+    }).start();
+    const spec = path.join(out, 'images-sweep.yaml');
+    fs.writeFileSync(
+      spec,
+      [
+        'name: report-images',
+        `dataset: { source: images, path: ${JSON.stringify(data)} }`,
+        'model: { type: mlp, hidden: [4] }',
+        'train: { optimizer: adam, lr: 1.0e-3, batch: 16, epochs: 1, mode: async, seed: 1 }',
+        'budget: { trials: 1 }',
+      ].join('\n') + '\n',
+    );
+    const sweep = await runCaviar(['sweep', spec, '--coordinator', cluster.coordinator, '--json'], {
+      timeoutMs: 200_000,
+    });
+    assert.equal(sweep.code, 0, sweep.stderr);
+    const summary = lastJsonLine<SweepSummary>(sweep.stdout);
+    const dir = path.join(out, 'html');
+    const report = await runCaviar(
+      ['report', summary.sweep, '--coordinator', cluster.coordinator, '--out', dir, '--json'],
+      { timeoutMs: 120_000 },
+    );
+    assert.equal(report.code, 0, report.stderr);
+    const written = lastJsonLine<ReportSummary>(report.stdout);
+    assert.equal(written.note, undefined, written.note);
+    assert.equal(written.class_errors?.length, 3);
+    const errors = written.class_errors!.reduce((n, e) => n + e.errors, 0);
+    assert.ok(errors > 0, 'one epoch of a 4-unit MLP on noisy stripes makes mistakes');
+    assert.equal(
+      written.confused_pairs!.reduce((n, p) => n + p.count, 0) <= errors,
+      true,
+      'pairs count only errors',
+    );
+    const html = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
+    const images = written.files.filter((f) => f.endsWith('.png'));
+    assert.ok(images.length >= 1, 'confused examples are shown as images');
+    for (const image of images) assert.ok(html.includes(`src="${image}"`), image);
+    // Each worst example names its file, whose folder is its true class.
+    const rows = fs.readFileSync(path.join(dir, 'wrong-examples.csv'), 'utf8').trim().split('\n');
+    assert.equal(rows[0], 'rank,example,source,true,predicted,p_predicted,p_true');
+    assert.equal(rows.length - 1, written.wrong_examples.length);
+    for (const e of written.wrong_examples) {
+      const source = (e as { source?: string }).source ?? '';
+      assert.ok(fs.existsSync(source), `${source} is the example's file`);
+      // Classes are the folders in name order.
+      assert.equal(path.basename(path.dirname(source)), [...classes].sort()[e.label]);
+      assert.ok(html.includes(source), 'the page names the file');
+    }
   },
 );

@@ -5,6 +5,8 @@ import {
   classRecall,
   confusionMatrix,
   mostConfidentlyWrong,
+  classErrors,
+  mostConfusedPairs,
   softmaxRows,
 } from '../../client/report/error-analysis';
 
@@ -100,5 +102,37 @@ describe('mostConfidentlyWrong', () => {
 
   it('refuses probabilities that do not match the labels', () => {
     assert.throws(() => mostConfidentlyWrong([0.5, 0.5, 1], [0], 2, 1), RangeError);
+  });
+});
+
+describe('classErrors and mostConfusedPairs', () => {
+  // Rows are true classes: class 0 is always right, class 1 goes to 2 three times and to 0
+  // once, class 2 to 1 once; class 3 has no examples.
+  const counts = [
+    [5, 0, 0, 0],
+    [1, 4, 3, 0],
+    [0, 1, 9, 0],
+    [0, 0, 0, 0],
+  ];
+
+  it('counts each class’s examples and errors', () => {
+    const errors = classErrors(counts);
+    assert.deepEqual(
+      errors.slice(0, 3).map((e) => [e.label, e.examples, e.errors, e.error]),
+      [
+        [0, 5, 0, 0],
+        [1, 8, 4, 0.5],
+        [2, 10, 1, 0.1],
+      ],
+    );
+    assert.ok(Number.isNaN(errors[3].error), 'a class with no examples has no error rate');
+  });
+
+  it('lists the most frequent confusions first, with the share of the true class', () => {
+    assert.deepEqual(mostConfusedPairs(counts, 2), [
+      { label: 1, predicted: 2, count: 3, share: 3 / 8 },
+      { label: 1, predicted: 0, count: 1, share: 1 / 8 },
+    ]);
+    assert.equal(mostConfusedPairs(counts, 10).length, 3);
   });
 });
