@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { PNG } from 'pngjs';
 import type { TrainSummary } from '../../client/summary';
 import { loadSplits } from '../../core/datasets';
 import { lastJsonLine, runCaviar, tempDir } from '../helpers/repo';
+import { idxFile, pngFile } from '../helpers/image-files';
 
 /**
  * Image data as users have it, through the CLI: a folder of PNGs per class (of two sizes, so
@@ -14,23 +14,12 @@ import { lastJsonLine, runCaviar, tempDir } from '../helpers/repo';
  */
 
 function stripes(size: number, vertical: boolean, seed: number): Buffer {
-  const image = new PNG({ width: size, height: size });
-  for (let y = 0; y < size; y++)
-    for (let x = 0; x < size; x++) {
-      const on = ((vertical ? x : y) + seed) % 4 < 2;
-      const noise = (Math.sin(seed * 31.7 + x * 7.1 + y * 3.3) + 1) * 30;
-      const v = Math.min(255, (on ? 180 : 20) + noise);
-      image.data.set([v, v, v, 255], (y * size + x) * 4);
-    }
-  return PNG.sync.write(image);
-}
-
-function idx(dims: number[], values: ArrayLike<number>): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header[2] = 0x08;
-  header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(Array.from(values))]);
+  return pngFile(size, size, (x, y) => {
+    const on = ((vertical ? x : y) + seed) % 4 < 2;
+    const noise = (Math.sin(seed * 31.7 + x * 7.1 + y * 3.3) + 1) * 30;
+    const v = Math.min(255, (on ? 180 : 20) + noise);
+    return [v, v, v];
+  });
 }
 
 test(
@@ -125,8 +114,8 @@ test(
     for (let i = 0; i < pixels.length; i++) pixels[i] = train.features[i] > 0 ? 255 : 0;
     const images = path.join(dir, 'train-images-idx3-ubyte.gz');
     const labels = path.join(dir, 'train-labels-idx1-ubyte.gz');
-    fs.writeFileSync(images, gzipSync(idx([count, 28, 28], pixels)));
-    fs.writeFileSync(labels, gzipSync(idx([count], train.labels.subarray(0, count))));
+    fs.writeFileSync(images, gzipSync(idxFile([count, 28, 28], pixels)));
+    fs.writeFileSync(labels, gzipSync(idxFile([count], train.labels.subarray(0, count))));
     const result = await runCaviar(
       [
         'train',

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PNG } from 'pngjs';
 import { LocalCluster } from '../../client/local-cluster';
 import type { SweepSummary } from '../../client/sweep-summary';
 import type { ReportSummary } from '../../client/report/write-report';
 import { lastJsonLine, runCaviar, testOutputDir } from '../helpers/repo';
+import { pngFile } from '../helpers/image-files';
 import '../helpers/reaper';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -91,19 +91,15 @@ test(
 
 /** A noisy 10x10 gray PNG: stripes one way or the other, or none, with noise that blurs them. */
 function noisyStripes(kind: number, seed: number): Buffer {
-  const size = 10;
-  const png = new PNG({ width: size, height: size });
-  for (let y = 0; y < size; y++)
-    for (let x = 0; x < size; x++) {
-      const stripe = kind === 0 ? y % 2 : kind === 1 ? x % 2 : 0;
-      const noise = Math.sin(seed * 12.9898 + x * 78.233 + y * 37.719) * 43758.5453;
-      const v = Math.max(
-        0,
-        Math.min(255, 60 + 120 * stripe + ((noise - Math.floor(noise)) * 160 - 80)),
-      );
-      png.data.set([v, v, v, 255], (y * size + x) * 4);
-    }
-  return PNG.sync.write(png);
+  return pngFile(10, 10, (x, y) => {
+    const stripe = kind === 0 ? y % 2 : kind === 1 ? x % 2 : 0;
+    const noise = Math.sin(seed * 12.9898 + x * 78.233 + y * 37.719) * 43758.5453;
+    const v = Math.max(
+      0,
+      Math.min(255, 60 + 120 * stripe + ((noise - Math.floor(noise)) * 160 - 80)),
+    );
+    return [v, v, v];
+  });
 }
 
 test(

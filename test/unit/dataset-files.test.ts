@@ -4,30 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { encode as encodeJpeg } from 'jpeg-js';
-import { PNG } from 'pngjs';
 import { InvalidArgumentError } from '../../core/errors';
 import { datasetSource, loadSplits } from '../../core/datasets';
 import { tempDir } from '../helpers/repo';
-
-/** An IDX file: the two zero bytes, type 0x08 (unsigned bytes), the rank, sizes, then values. */
-function idx(dims: number[], values: number[]): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header[2] = 0x08;
-  header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(values)]);
-}
-
-/** A PNG of `width`×`height` RGB(A) pixels from `pixel(x, y) = [r, g, b]`. */
-function png(width: number, height: number, pixel: (x: number, y: number) => number[]): Buffer {
-  const image = new PNG({ width, height });
-  for (let y = 0; y < height; y++)
-    for (let x = 0; x < width; x++) {
-      const [r, g, b] = pixel(x, y);
-      image.data.set([r, g, b, 255], (y * width + x) * 4);
-    }
-  return PNG.sync.write(image);
-}
+import { idxFile, pngFile as png } from '../helpers/image-files';
 
 function jpeg(width: number, height: number, value: number): Buffer {
   const data = Buffer.alloc(width * height * 4, value);
@@ -38,10 +18,10 @@ describe('idx:IMAGES,LABELS', () => {
   const dir = tempDir('idx');
   // 3 images of 2x3, values chosen so each pixel is recognisable: image i pixel p = 10i + p.
   const pixels = Array.from({ length: 18 }, (_, k) => 10 * Math.floor(k / 6) + (k % 6));
-  fs.writeFileSync(path.join(dir, 'images'), idx([3, 2, 3], pixels));
-  fs.writeFileSync(path.join(dir, 'labels'), idx([3], [2, 0, 1]));
-  fs.writeFileSync(path.join(dir, 'images.gz'), gzipSync(idx([3, 2, 3], pixels)));
-  fs.writeFileSync(path.join(dir, 'labels.gz'), gzipSync(idx([3], [2, 0, 1])));
+  fs.writeFileSync(path.join(dir, 'images'), idxFile([3, 2, 3], pixels));
+  fs.writeFileSync(path.join(dir, 'labels'), idxFile([3], [2, 0, 1]));
+  fs.writeFileSync(path.join(dir, 'images.gz'), gzipSync(idxFile([3, 2, 3], pixels)));
+  fs.writeFileSync(path.join(dir, 'labels.gz'), gzipSync(idxFile([3], [2, 0, 1])));
 
   it('reads images and labels, plain and gzipped alike, scaled to [0, 1]', async () => {
     for (const [images, labels] of [
@@ -61,8 +41,8 @@ describe('idx:IMAGES,LABELS', () => {
 
   it('names the file and the problem: bad magic, truncation, count mismatch, bad gzip', async () => {
     fs.writeFileSync(path.join(dir, 'text'), 'hello world');
-    fs.writeFileSync(path.join(dir, 'short'), idx([3, 2, 3], pixels).subarray(0, 20));
-    fs.writeFileSync(path.join(dir, 'two-labels'), idx([2], [0, 1]));
+    fs.writeFileSync(path.join(dir, 'short'), idxFile([3, 2, 3], pixels).subarray(0, 20));
+    fs.writeFileSync(path.join(dir, 'two-labels'), idxFile([2], [0, 1]));
     fs.writeFileSync(path.join(dir, 'bad.gz'), Buffer.from([0x1f, 0x8b, 1, 2, 3]));
     const cases: Array<[string, RegExp]> = [
       [`${dir}/text,${dir}/labels`, /IDX file .*text: not an IDX file/],
