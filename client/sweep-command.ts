@@ -9,6 +9,7 @@ import { onCluster, type ClusterChoice } from './on-cluster';
 import { follow } from './follow';
 import { SweepProgress } from './sweep-progress';
 import { sweepReport, sweepSummary } from './sweep-summary';
+import { checkAugmentFits, parseAugment } from '../core/augment-spec';
 
 export type SweepOptions = ClusterChoice;
 
@@ -50,8 +51,15 @@ export async function sweepCommand(file: string, options: SweepOptions): Promise
   const spec = parseSweepSpec(text, path.basename(file), {
     baseDir: path.dirname(path.resolve(file)),
   });
-  const validate = () =>
-    loadSplits(spec.dataset.spec, { labelColumn: spec.dataset.labelColumn || undefined });
+  const validate = async () => {
+    const splits = await loadSplits(spec.dataset.spec, {
+      labelColumn: spec.dataset.labelColumn || undefined,
+    });
+    // The fixed augmentation and every searched one must suit the data, or no trial can start.
+    const searched = spec.search.augment;
+    const augments = searched?.kind === 'choice' ? searched.values : [spec.train.augment];
+    for (const a of augments) checkAugmentFits(parseAugment(String(a)), splits.train.featureShape);
+  };
   return onCluster(options, validate, async (client) => {
     const status = await followSweep(client, text, file, options.json ?? false);
     if (options.json) process.stdout.write(JSON.stringify(sweepSummary(status)) + '\n');

@@ -61,3 +61,20 @@ test('bad number', () =>
 
 test('bad learning-rate decay', () =>
   expectUsageError(['train', '--dataset', 'mnist', '--lr-decay', 'cosine:3'], /cosine/));
+
+test('a sweep whose searched augmentation cannot apply to its data', () => {
+  const spec = path.join(dir, 'augment-sweep.yaml');
+  fs.writeFileSync(
+    spec,
+    [
+      'name: a',
+      'dataset: { source: synthetic, name: spirals }',
+      'model: { type: mlp, hidden: [8] }',
+      'train: { epochs: 1 }',
+      'search:',
+      "  augment: { choice: ['', 'flip:h'] }",
+      'budget: { trials: 2 }',
+    ].join('\n'),
+  );
+  return expectUsageError(['sweep', spec, '--etcd', 'none'], /augment flip:h moves pixels/);
+});
