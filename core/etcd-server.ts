@@ -67,11 +67,42 @@ export class EtcdServer {
     return this.child?.pid;
   }
 
+  private get logFile(): string {
+    return this.options.logFile ?? `${this.options.dataDir}.log`;
+  }
+
+  /**
+   * Starts etcd and waits until it is healthy; returns its client URL. Ports it picks itself
+   * (the first start, without a client port given) are picked again when etcd finds one taken
+   * between freePort's check and its own bind, as another process's connection can.
+   */
   async start(timeoutMs = 20_000): Promise<string> {
+    const picking = !this.clientPort && !this.peerPort;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce(timeoutMs);
+      } catch (err) {
+        if (!picking || attempt >= 3 || !this.lostPortRace()) throw err;
+        this.clientPort = 0;
+        this.peerPort = 0;
+      }
+    }
+  }
+
+  private lostPortRace(): boolean {
+    try {
+      const text = fs.readFileSync(this.logFile, 'utf8');
+      return /bind: address already in use/.test(text.slice(-2_000));
+    } catch {
+      return false;
+    }
+  }
+
+  private async startOnce(timeoutMs: number): Promise<string> {
     if (!this.clientPort) this.clientPort = this.options.clientPort || (await freePort());
     if (!this.peerPort) this.peerPort = await freePort();
     fs.mkdirSync(this.options.dataDir, { recursive: true });
-    const log = fs.openSync(this.options.logFile ?? `${this.options.dataDir}.log`, 'a');
+    const log = fs.openSync(this.logFile, 'a');
     const peer = `http://127.0.0.1:${this.peerPort}`;
     const [command, args] = diesWithParent(this.options.binary ?? 'etcd', [
       '--name',
