@@ -8,10 +8,12 @@ import { sleep, startCluster, submit } from '../helpers/cluster';
 import { PROMETHEUS_BIN, TestPrometheus } from '../helpers/prometheus';
 import { testOutputDir } from '../helpers/repo';
 
-// Epochs of a second or two each on the wasm backend: several 1 s scrapes land in every epoch.
+// Epochs of a second or two each on tfjs's plain cpu backend: several 1 s scrapes land in every
+// epoch (on wasm an epoch of this MLP had become a fifth of a second, and a run could end
+// between two scrapes).
 const TRIAL: TrialSpec = {
   dataset: 'mnist',
-  model: 'mlp:64',
+  model: 'mlp:128',
   batch: 64,
   epochs: 4,
   mode: 'async',
@@ -29,7 +31,7 @@ test(
   'a real Prometheus scraping a local cluster sees the trial validation accuracy rise',
   { skip, timeout: 180_000 },
   async (t) => {
-    await using cluster = await startCluster('prometheus', { etcd: 'none' });
+    await using cluster = await startCluster('prometheus', { etcd: 'none', backend: 'cpu' });
     await using prometheus = new TestPrometheus(testOutputDir('prometheus-server'));
     await prometheus.start(fileSdTargets(cluster.processes));
     await prometheus.waitForTargets(cluster.processes.length);
