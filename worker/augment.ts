@@ -127,10 +127,11 @@ export function augmentBatch(
   aug: Augmentation,
   noiseKey: string,
 ): void {
+  const geometric = isGeometric(aug);
+  if (!geometric && aug.color === 0) return;
   const uniform = bulkUniform(`augment:${noiseKey}`);
   const size = features.length / Math.max(1, count);
   const [h, w, channels] = shape.length === 3 ? shape : [1, size, 1];
-  const geometric = isGeometric(aug);
   for (let e = 0; e < count; e++) {
     const image = features.subarray(e * size, (e + 1) * size);
     const map = inverseMap(aug, uniform, h, w);

@@ -4,7 +4,7 @@ import { loadSplits } from '../core/datasets';
 import { modelParams, parseModelSpec, type ParamInfo } from '../core/model-spec';
 import { elementCount, placeTensors, slicesOnShard, type Slice } from '../core/placement';
 import type { ComputeBackend, TrialModel } from './compute-backend';
-import { isGeometric, parseAugment, type Augmentation } from '../core/augment-spec';
+import { parseAugment, type Augmentation } from '../core/augment-spec';
 import { augmentBatch } from './augment';
 
 /** What a worker keeps per trial between tasks: data, model, parameter buffers, placement. */
@@ -67,20 +67,13 @@ export function trainingBatch(
   noiseKey: string,
 ): { features: Float32Array; labels: Int32Array } {
   const batch = gatherBatch(context, context.splits.train, indices);
-  const { augment } = context;
-  if (augment.color > 0 || isGeometric(augment))
-    augmentBatch(
-      batch.features,
-      indices.length,
-      context.splits.train.featureShape,
-      augment,
-      noiseKey,
-    );
+  const { featureShape } = context.splits.train;
+  augmentBatch(batch.features, indices.length, featureShape, context.augment, noiseKey);
   return batch;
 }
 
 /** Copies the examples at `indices` of `data` into the context's batch buffers; returns their views. */
-export function gatherBatch(
+function gatherBatch(
   context: TrialContext,
   data: Dataset,
   indices: readonly number[],

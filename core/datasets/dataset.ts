@@ -9,8 +9,8 @@ export interface Dataset {
   classNames: string[];
   /**
    * Where each example came from (an image's file, `FILE:line` of a CSV row, `FILE#i` of an IDX
-   * entry), for reports; set by sources that have such names, as loaded (splits cached between
-   * processes leave it out).
+   * entry), for reports; set by sources that have such names, on the data set as loaded (its
+   * splits leave it out).
    */
   exampleNames?: string[];
 }

@@ -132,7 +132,9 @@ export class IdxSource implements DatasetSource {
       );
     const featureShape = [images.dims[1], images.dims[2], images.dims[3] ?? 1];
     return {
-      features: Float32Array.from(images.values),
+      // Unsigned bytes come scaled into a Float32Array already; other types are read as doubles.
+      features:
+        images.values instanceof Float32Array ? images.values : Float32Array.from(images.values),
       labels,
       count: labels.length,
       featureShape,

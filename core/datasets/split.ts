@@ -94,17 +94,9 @@ function subset(data: Dataset, order: Uint32Array, start: number, count: number)
     features.set(data.features.subarray(src * size, (src + 1) * size), i * size);
     labels[i] = data.labels[src];
   }
-  const names = data.exampleNames;
-  return {
-    ...data,
-    features,
-    labels,
-    count,
-    featureShape: [...data.featureShape],
-    ...(names
-      ? { exampleNames: Array.from(order.subarray(start, start + count), (i) => names[i]) }
-      : {}),
-  };
+  // Example names stay with the data set as loaded (reports look them up by index there).
+  const { numClasses, classNames } = data;
+  return { features, labels, count, featureShape: [...data.featureShape], numClasses, classNames };
 }
 
 /**

@@ -28,6 +28,20 @@ Conv poolGeometry(const Napi::CallbackInfo& info, size_t i) {
   return g;
 }
 
+/** The in-bounds rows [hMin, hMax) and columns [wMin, wMax) of output pixel (oh, ow)'s window. */
+struct Window {
+  int64_t hMin, hMax, wMin, wMax;
+
+  Window(const Conv& g, int64_t oh, int64_t ow)
+      : hMin(std::max<int64_t>(0, oh * g.strideH - g.padTop)),
+        hMax(std::min(g.inH, oh * g.strideH - g.padTop + g.fH)),
+        wMin(std::max<int64_t>(0, ow * g.strideW - g.padLeft)),
+        wMax(std::min(g.inW, ow * g.strideW - g.padLeft + g.fW)) {}
+
+  /** A window of padding only. */
+  bool empty() const { return hMin >= hMax || wMin >= wMax; }
+};
+
 /**
  * Calls visit(outOffset, n, hMin, hMax, wMin, wMax) for each output window: its image and the
  * in-bounds rows and columns it covers (empty where it lies in the padding only).
@@ -36,12 +50,10 @@ template <typename Visit>
 void forEachWindow(const Conv& g, Visit visit) {
   for (int64_t n = 0; n < g.batch; n++) {
     for (int64_t oh = 0; oh < g.outH; oh++) {
-      const int64_t h0 = oh * g.strideH - g.padTop;
-      const int64_t hMin = std::max<int64_t>(0, h0), hMax = std::min(g.inH, h0 + g.fH);
       for (int64_t ow = 0; ow < g.outW; ow++) {
-        const int64_t w0 = ow * g.strideW - g.padLeft;
-        const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
-        visit(((n * g.outH + oh) * g.outW + ow) * g.inC, n, hMin, hMax, wMin, wMax);
+        const Window win(g, oh, ow);
+        visit(((n * g.outH + oh) * g.outW + ow) * g.inC, n, win.hMin, win.hMax, win.wMin,
+              win.wMax);
       }
     }
   }
@@ -172,12 +184,10 @@ CAVIAR_VECTOR_CLONES void maxPoolGradDisjoint(const Conv& g, const float* __rest
   // reference, this loop ran three times slower.
   for (int64_t n = 0; n < g.batch; n++)
     for (int64_t oh = 0; oh < g.outH; oh++) {
-      const int64_t h0 = oh * g.strideH - g.padTop;
-      const int64_t hMin = std::max<int64_t>(0, h0), hMax = std::min(g.inH, h0 + g.fH);
       for (int64_t ow = 0; ow < g.outW; ow++) {
-        const int64_t w0 = ow * g.strideW - g.padLeft;
-        const int64_t wMin = std::max<int64_t>(0, w0), wMax = std::min(g.inW, w0 + g.fW);
-        if (hMin >= hMax || wMin >= wMax) continue;
+        const Window win(g, oh, ow);
+        if (win.empty()) continue;
+        const int64_t hMin = win.hMin, hMax = win.hMax, wMin = win.wMin, wMax = win.wMax;
         const float* d = dy + ((n * g.outH + oh) * g.outW + ow) * C;
         const float* first = x + ((n * g.inH + hMin) * g.inW + wMin) * C;
         for (int64_t c = 0; c < C; c++) {

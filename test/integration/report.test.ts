@@ -11,6 +11,29 @@ import '../helpers/reaper';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
+/** Runs the sweep `specLines` on the cluster at `coordinator`, then `caviar report` on it into OUT/html. */
+async function sweepAndReport(
+  coordinator: string,
+  out: string,
+  specLines: string[],
+): Promise<{ summary: SweepSummary; written: ReportSummary; dir: string; html: string }> {
+  const spec = path.join(out, 'sweep.yaml');
+  fs.writeFileSync(spec, specLines.join('\n') + '\n');
+  const sweep = await runCaviar(['sweep', spec, '--coordinator', coordinator, '--json'], {
+    timeoutMs: 200_000,
+  });
+  assert.equal(sweep.code, 0, sweep.stderr);
+  const summary = lastJsonLine<SweepSummary>(sweep.stdout);
+  const dir = path.join(out, 'html');
+  const report = await runCaviar(
+    ['report', summary.sweep, '--coordinator', coordinator, '--out', dir, '--json'],
+    { timeoutMs: 120_000 },
+  );
+  assert.equal(report.code, 0, report.stderr);
+  const written = lastJsonLine<ReportSummary>(report.stdout);
+  return { summary, written, dir, html: fs.readFileSync(path.join(dir, 'index.html'), 'utf8') };
+}
+
 test(
   'caviar report SWEEP --out DIR writes the HTML report, its charts and the winner error analysis',
   { timeout: 300_000 },
@@ -23,38 +46,19 @@ test(
       etcd: 'none',
       logDir: path.join(out, 'logs'),
     }).start();
-    const spec = path.join(out, 'tiny-sweep.yaml');
-    fs.writeFileSync(
-      spec,
-      [
-        'name: report-tiny',
-        'dataset: { source: mnist }',
-        'model: { type: mlp, hidden: [32] }',
-        'train: { optimizer: adam, batch: 128, epochs: 1, mode: async, seed: 1 }',
-        'search:',
-        '  lr: { log_uniform: [1.0e-4, 1.0e-2] }',
-        'budget: { trials: 2, parallel: 2, seed: 5 }',
-        'objective: { maximize: val_accuracy }',
-      ].join('\n') + '\n',
-    );
-    const sweep = await runCaviar(['sweep', spec, '--coordinator', cluster.coordinator, '--json'], {
-      timeoutMs: 200_000,
-    });
-    assert.equal(sweep.code, 0, sweep.stderr);
-    const summary = lastJsonLine<SweepSummary>(sweep.stdout);
+    const { summary, written, dir, html } = await sweepAndReport(cluster.coordinator, out, [
+      'name: report-tiny',
+      'dataset: { source: mnist }',
+      'model: { type: mlp, hidden: [32] }',
+      'train: { optimizer: adam, batch: 128, epochs: 1, mode: async, seed: 1 }',
+      'search:',
+      '  lr: { log_uniform: [1.0e-4, 1.0e-2] }',
+      'budget: { trials: 2, parallel: 2, seed: 5 }',
+      'objective: { maximize: val_accuracy }',
+    ]);
     assert.equal(summary.trials.length, 2);
     assert.ok(summary.best, 'the sweep has a winner');
-
-    const dir = path.join(out, 'html');
-    const report = await runCaviar(
-      ['report', summary.sweep, '--coordinator', cluster.coordinator, '--out', dir, '--json'],
-      { timeoutMs: 120_000 },
-    );
-    assert.equal(report.code, 0, report.stderr);
-    const written = lastJsonLine<ReportSummary>(report.stdout);
     assert.equal(written.note, undefined, 'the winner was analysed');
-
-    const html = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
     for (const t of summary.trials)
       assert.ok(html.includes(t.trial), `index.html names ${t.trial}`);
     assert.ok(html.includes(`${summary.best.trial} (winner)`), 'the winner is marked');
@@ -121,29 +125,13 @@ test(
       etcd: 'none',
       logDir: path.join(out, 'logs'),
     }).start();
-    const spec = path.join(out, 'images-sweep.yaml');
-    fs.writeFileSync(
-      spec,
-      [
-        'name: report-images',
-        `dataset: { source: images, path: ${JSON.stringify(data)} }`,
-        'model: { type: mlp, hidden: [4] }',
-        'train: { optimizer: adam, lr: 1.0e-3, batch: 16, epochs: 1, mode: async, seed: 1 }',
-        'budget: { trials: 1 }',
-      ].join('\n') + '\n',
-    );
-    const sweep = await runCaviar(['sweep', spec, '--coordinator', cluster.coordinator, '--json'], {
-      timeoutMs: 200_000,
-    });
-    assert.equal(sweep.code, 0, sweep.stderr);
-    const summary = lastJsonLine<SweepSummary>(sweep.stdout);
-    const dir = path.join(out, 'html');
-    const report = await runCaviar(
-      ['report', summary.sweep, '--coordinator', cluster.coordinator, '--out', dir, '--json'],
-      { timeoutMs: 120_000 },
-    );
-    assert.equal(report.code, 0, report.stderr);
-    const written = lastJsonLine<ReportSummary>(report.stdout);
+    const { written, dir, html } = await sweepAndReport(cluster.coordinator, out, [
+      'name: report-images',
+      `dataset: { source: images, path: ${JSON.stringify(data)} }`,
+      'model: { type: mlp, hidden: [4] }',
+      'train: { optimizer: adam, lr: 1.0e-3, batch: 16, epochs: 1, mode: async, seed: 1 }',
+      'budget: { trials: 1 }',
+    ]);
     assert.equal(written.note, undefined, written.note);
     assert.equal(written.class_errors?.length, 3);
     const errors = written.class_errors!.reduce((n, e) => n + e.errors, 0);
@@ -153,7 +141,6 @@ test(
       true,
       'pairs count only errors',
     );
-    const html = fs.readFileSync(path.join(dir, 'index.html'), 'utf8');
     const images = written.files.filter((f) => f.endsWith('.png'));
     assert.ok(images.length >= 1, 'confused examples are shown as images');
     for (const image of images) assert.ok(html.includes(`src="${image}"`), image);
