@@ -13,6 +13,9 @@ import { upCommand, type UpOptions } from './up-command';
 import { trialsTable, trainSummary } from './summary';
 import { sweepCommand, type SweepOptions } from './sweep-command';
 import { reportCommand, type ReportOptions } from './report-command';
+import { certsCommand, type CertsOptions } from './certs-command';
+import { tlsOption } from '../core/security/tls-options';
+import type { TlsIdentity } from '../core/security/tls-identity';
 
 const DEFAULT_COORDINATOR = process.env.CAVIAR_COORDINATOR ?? '127.0.0.1:7070';
 
@@ -29,11 +32,32 @@ function action<A extends unknown[]>(
   };
 }
 
+/** The flags that name a running cluster. */
+interface RunningCluster {
+  coordinator: string;
+  tls?: TlsIdentity;
+}
+
+/** The commands that talk to a running cluster take --coordinator and --tls. */
+const RUNNING_CLUSTER_COMMANDS = ['status', 'trials', 'report', 'tune', 'pause', 'resume', 'stop'];
+
+function addRunningClusterOptions(program: Command): void {
+  for (const command of program.commands) {
+    if (!RUNNING_CLUSTER_COMMANDS.includes(command.name())) continue;
+    command
+      .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
+      .addOption(tlsOption('client'));
+  }
+}
+
 function withCoordinator<T>(
-  address: string,
+  cluster: RunningCluster,
   fn: (client: CoordinatorClient) => Promise<T>,
 ): Promise<T> {
-  const client = new CoordinatorClient(address, { deadlineMs: 10_000 });
+  const client = new CoordinatorClient(cluster.coordinator, {
+    deadlineMs: 10_000,
+    tls: cluster.tls,
+  });
   return fn(client).finally(() => client.close());
 }
 
@@ -57,6 +81,7 @@ function clusterOptions(command: Command): Command {
       'auto',
     )
     .option('--member-ttl <seconds>', 'membership lease TTL', parseIntIn(1, 3_600))
+    .addOption(tlsOption('client'))
     .option(
       '--threads <n>',
       'compute threads per worker (blas backend); workers x threads <= cores',
@@ -148,11 +173,10 @@ export function buildProgram(): Command {
   program
     .command('status')
     .description('the members of a running cluster')
-    .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .option('--json', 'JSON output')
     .action(
-      action((opts: { coordinator: string; json?: boolean }) =>
-        withCoordinator(opts.coordinator, async (client) => {
+      action((opts: RunningCluster & { json?: boolean }) =>
+        withCoordinator(opts, async (client) => {
           const state = await client.clusterInfo();
           if (opts.json) process.stdout.write(JSON.stringify(state) + '\n');
           else
@@ -168,11 +192,10 @@ export function buildProgram(): Command {
   program
     .command('trials')
     .description('the trials of a running cluster')
-    .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .option('--json', 'JSON output')
     .action(
-      action((opts: { coordinator: string; json?: boolean }) =>
-        withCoordinator(opts.coordinator, async (client) => {
+      action((opts: RunningCluster & { json?: boolean }) =>
+        withCoordinator(opts, async (client) => {
           const trials = await client.listTrials();
           process.stdout.write(
             (opts.json ? JSON.stringify(trials.map(trainSummary)) : trialsTable(trials)) + '\n',
@@ -186,15 +209,14 @@ export function buildProgram(): Command {
     .command('report')
     .argument('<name>', 'a sweep or a trial')
     .description("a sweep's leaderboard and verdicts, or a trial's learning curve")
-    .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .option('--json', 'JSON output')
     .option(
       '--out <dir>',
       "write an HTML report into DIR: leaderboard, verdicts, curves, scatters, the winner's errors",
     )
     .action(
-      action((name: string, opts: { coordinator: string } & ReportOptions) =>
-        withCoordinator(opts.coordinator, (client) => reportCommand(client, name, opts)),
+      action((name: string, opts: RunningCluster & ReportOptions) =>
+        withCoordinator(opts, (client) => reportCommand(client, name, opts)),
       ),
     );
 
@@ -222,10 +244,9 @@ export function buildProgram(): Command {
     .argument('<trial>', 'trial id')
     .description("change a running trial's learning rate (panda mode)")
     .requiredOption('--lr <rate>', 'the new base learning rate', parsePositiveNumber)
-    .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .action(
-      action((trial: string, opts: { coordinator: string; lr: number }) =>
-        withCoordinator(opts.coordinator, async (client) => {
+      action((trial: string, opts: RunningCluster & { lr: number }) =>
+        withCoordinator(opts, async (client) => {
           const status = await client.tuneTrial(trial, opts.lr);
           process.stdout.write(`${status.trial}: learning rate ${status.spec?.optimizer?.lr}\n`);
           return 0;
@@ -241,10 +262,9 @@ export function buildProgram(): Command {
       .command(verb)
       .argument('<trial>', 'trial id')
       .description(what)
-      .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
       .action(
-        action((trial: string, opts: { coordinator: string }) =>
-          withCoordinator(opts.coordinator, async (client) => {
+        action((trial: string, opts: RunningCluster) =>
+          withCoordinator(opts, async (client) => {
             const status =
               verb === 'pause' ? await client.pauseTrial(trial) : await client.resumeTrial(trial);
             process.stdout.write(`${status.trial}: ${status.status}\n`);
@@ -258,10 +278,9 @@ export function buildProgram(): Command {
     .command('stop')
     .argument('<trial>', 'trial id')
     .description('stop a running trial')
-    .option('--coordinator <host:port>', 'the cluster', DEFAULT_COORDINATOR)
     .action(
-      action((trial: string, opts: { coordinator: string }) =>
-        withCoordinator(opts.coordinator, async (client) => {
+      action((trial: string, opts: RunningCluster) =>
+        withCoordinator(opts, async (client) => {
           const status = await client.stopTrial(trial);
           process.stdout.write(`${status.trial}: ${status.status}\n`);
           return 0;
@@ -269,6 +288,20 @@ export function buildProgram(): Command {
       ),
     );
 
+  program
+    .command('certs')
+    .argument('<dir>', "the folder to write ca.pem and each role's certificate and key into")
+    .description('mint a development CA and a certificate per role, for --tls DIR')
+    .option(
+      '--hosts <names>',
+      'host names and addresses the servers are reached at, comma-separated (besides localhost and this host)',
+      '',
+    )
+    .option('--days <n>', 'how long the certificates stay valid', parseIntIn(1, 3_650), 365)
+    .option('--force', 'replace a set already in the folder')
+    .action(action((dir: string, opts: CertsOptions) => certsCommand(dir, opts)));
+
+  addRunningClusterOptions(program);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { ROLE_NODE_FLAGS, type ReadyLine } from '../core/role-process';
 import { EtcdServer, etcdAvailable, freePort } from '../core/etcd-server';
 import { diesWithParent } from '../core/child-guard';
 import { availableMemory } from '../core/memory-size';
+import { loadTlsIdentity, TLS_ROLES, type TlsIdentity } from '../core/security/tls-identity';
 
 export interface LocalClusterOptions {
   workers: number;
@@ -45,6 +46,11 @@ export interface LocalClusterOptions {
    * address it listens on: a proxy in front of it, say. Defaults to the shard's own address.
    */
   shardRoute?: (address: string, index: number) => Promise<string>;
+  /**
+   * Mutual TLS between every role: each process reads its own certificate from this identity's
+   * folder (so the folder must hold all four roles'). Defaults to plaintext.
+   */
+  tls?: TlsIdentity;
 }
 
 export interface ClusterProcess extends ReadyLine {
@@ -62,11 +68,12 @@ export interface LocalClusterFlags {
   etcd?: string;
   memberTtl?: number;
   threads?: number;
+  tls?: TlsIdentity;
 }
 
 export function localClusterOptions(flags: LocalClusterFlags): LocalClusterOptions {
-  const { workers, shards, backend, leaseMs, etcd, memberTtl, threads } = flags;
-  return { workers, shards, backend, leaseMs, etcd, memberTtl, threads };
+  const { workers, shards, backend, leaseMs, etcd, memberTtl, threads, tls } = flags;
+  return { workers, shards, backend, leaseMs, etcd, memberTtl, threads, tls };
 }
 
 /** Clusters started in this process and not closed yet, for a reaper that outlives its callers. */
@@ -143,6 +150,9 @@ export class LocalCluster {
   }
 
   async start(): Promise<this> {
+    // Every role's files are checked here, so a folder missing one fails before any process starts.
+    const tlsDir = this.options.tls?.dir;
+    if (tlsDir !== undefined) for (const role of TLS_ROLES) loadTlsIdentity(tlsDir, role);
     process.once('exit', this.onExit);
     live.add(this);
     try {
@@ -227,7 +237,8 @@ export class LocalCluster {
     roleArgs: string[],
     env: NodeJS.ProcessEnv = {},
   ): Promise<ClusterProcess> {
-    const args = [role, ...roleArgs, ...this.membershipArgs()];
+    const tls = this.options.tls ? ['--tls', this.options.tls.dir] : [];
+    const args = [role, ...roleArgs, ...this.membershipArgs(), ...tls];
     const logFile = path.join(this.logDir, `${id}.log`);
     const log = fs.openSync(logFile, 'a');
     const [command, argv] = diesWithParent(process.execPath, [

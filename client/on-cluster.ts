@@ -30,7 +30,7 @@ export async function onCluster(
     process.stderr.write(cluster.membershipLine() + '\n');
     address = cluster.coordinator;
   }
-  const client = new CoordinatorClient(address);
+  const client = new CoordinatorClient(address, { tls: choice.tls });
   try {
     return await work(client);
   } finally {

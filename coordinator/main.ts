@@ -21,8 +21,9 @@ import { registerTrialMetrics } from './trial-metrics';
 import { registerClusterMetrics } from './cluster-metrics';
 import { dashboardRoutes } from './dashboard/server';
 import { DEFAULT_BATCHES_PER_LEASE } from './work-dispatch';
+import { tlsOption, type TlsFlags } from '../core/security/tls-options';
 
-interface CoordinatorFlags extends MembershipFlags, MetricsFlags {
+interface CoordinatorFlags extends MembershipFlags, MetricsFlags, TlsFlags {
   ps: string;
   host: string;
   port: number;
@@ -44,6 +45,7 @@ function positiveInt(value: string): number {
 }
 
 const program = addMetricsOptions(addMembershipOptions(new Command('caviar coordinator')))
+  .addOption(tlsOption('coordinator'))
   .description('run the coordinator of a caviar cluster')
   .requiredOption('--ps <addresses>', 'parameter-server shard addresses, comma-separated host:port')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -91,6 +93,7 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
       batchesPerLease: flags.batchesPerLease,
       membership,
       store,
+      tls: flags.tls,
     });
     // The dashboard shares the metrics HTTP server: one port per process to open or forward.
     const metrics = metricsServerFrom(flags, dashboardRoutes(server));

@@ -23,6 +23,8 @@ import { recordTaskResult, type TaskResultEffects } from './task-results';
 import { takeOverTrials } from './trial-takeover';
 import { coordinatorHandlers, type CoordinatorRpcTargets } from './rpc-handlers';
 import { sweepEvent, sweepHandlers } from './sweep-rpc';
+import { serverCredentials, type TlsIdentity } from '../core/security/tls-identity';
+import { COORDINATOR_ACCESS, guardedServerOptions } from '../core/security/rpc-access';
 
 export { agreedCount } from './trial-shards';
 
@@ -52,11 +54,13 @@ export interface CoordinatorOptions {
   membership?: Membership;
   /** Where trials and sweeps are saved so a restarted or standby coordinator takes them over (etcd). */
   store?: { trials: RecordStore<PersistedTrial>; sweeps: RecordStore<PersistedSweep> };
+  /** Mutual TLS: serve with this identity, check callers' roles, and reach shards with it. */
+  tls?: TlsIdentity;
 }
 
 /** The coordinator: registers trials, hands their tasks to workers on leases, and records progress. */
 export class CoordinatorServer {
-  private readonly server = new grpc.Server(SERVER_OPTIONS);
+  private readonly server: grpc.Server;
   private readonly trials = new TrialTable();
   /** Emits a trial's id, or sweepEvent(its id), whenever it changes. */
   private readonly changes = new EventEmitter();
@@ -72,7 +76,10 @@ export class CoordinatorServer {
     if (options.shards.length === 0)
       throw new Error('the coordinator needs at least one parameter-server shard');
     const { log } = options;
-    this.shards = new TrialShards(options.shards, log);
+    this.server = new grpc.Server(
+      guardedServerOptions(SERVER_OPTIONS, options.tls, COORDINATOR_ACCESS),
+    );
+    this.shards = new TrialShards(options.shards, log, options.tls);
     this.roster = new ClusterRoster(
       {
         shards: options.shards,
@@ -159,6 +166,7 @@ export class CoordinatorServer {
       this.server,
       this.options.host ?? '127.0.0.1',
       this.options.port ?? 0,
+      serverCredentials(this.options.tls),
     );
     return this.address;
   }

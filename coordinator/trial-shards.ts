@@ -9,6 +9,7 @@ import { batchKey } from '../core/batches';
 import { ParameterServerClient, type InitTrialHeader } from '../core/ps-client';
 import type { TrialRecord } from './trial-record';
 import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
+import type { TlsIdentity } from '../core/security/tls-identity';
 
 /**
  * One number for "batches applied" from every shard's count: their common value when they agree,
@@ -32,8 +33,9 @@ export class TrialShards {
   constructor(
     addresses: readonly string[],
     private readonly log: Logger,
+    tls?: TlsIdentity,
   ) {
-    this.clients = addresses.map((a) => new ParameterServerClient(a));
+    this.clients = addresses.map((a) => new ParameterServerClient(a, { tls }));
   }
 
   get count(): number {

@@ -10,10 +10,14 @@ import type { SweepRequest } from '../proto/gen/caviar/v1/SweepRequest';
 import type { SweepStatus__Output } from '../proto/gen/caviar/v1/SweepStatus';
 import { CHANNEL_OPTIONS, coordinatorServiceProto, deadlineIn } from './rpc';
 import { writeChunk } from './tensor-codec';
+import { channelCredentials, type TlsIdentity } from './security/tls-identity';
+import { explainTlsFailure } from './security/tls-hints';
 
 export interface CoordinatorClientOptions {
   /** Deadline of every unary call. Defaults to 30 s (submitting a trial loads its data set). */
   deadlineMs?: number;
+  /** Mutual TLS with this identity's certificate (the coordinator checks its role). Defaults to plaintext. */
+  tls?: TlsIdentity;
 }
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
@@ -36,14 +40,16 @@ function clientDeadline(err: grpc.ServiceError, waitMs: number): grpc.ServiceErr
 export class CoordinatorClient {
   private readonly client: GeneratedClient;
   private readonly deadlineMs: number;
+  private readonly tls: boolean;
 
   constructor(
     readonly address: string,
     options: CoordinatorClientOptions = {},
   ) {
     const Client = coordinatorServiceProto().Coordinator;
-    this.client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new Client(address, channelCredentials(options.tls), CHANNEL_OPTIONS);
     this.deadlineMs = options.deadlineMs ?? 30_000;
+    this.tls = options.tls !== undefined;
   }
 
   private call<T>(
@@ -55,7 +61,7 @@ export class CoordinatorClient {
       const waitMs = this.deadlineMs + extraMs;
       const call = invoke({ deadline: deadlineIn(waitMs) }, (err, value) => {
         signal?.removeEventListener('abort', onAbort);
-        if (err) reject(clientDeadline(err, waitMs));
+        if (err) reject(explainTlsFailure(clientDeadline(err, waitMs), this.address, this.tls));
         else resolve(value as T);
       });
       const onAbort = (): void => call.cancel();

@@ -18,6 +18,7 @@ import { CHANNEL_OPTIONS, deadlineIn, parameterServerProto } from './rpc';
 import { chunkTensor, writeChunk, type ChunkTarget } from './tensor-codec';
 import { SegmentLink, type SegmentLease } from './segment-link';
 import { PushSession, callError } from './push-session';
+import { channelCredentials, type TlsIdentity } from './security/tls-identity';
 import { errorMessage } from './errors';
 
 export interface ParameterServerClientOptions {
@@ -29,6 +30,8 @@ export interface ParameterServerClientOptions {
    * instead of streaming chunks. Defaults to none.
    */
   sharedMemoryDir?: string;
+  /** Mutual TLS with this identity's certificate (the shard checks its role). Defaults to plaintext. */
+  tls?: TlsIdentity;
 }
 
 export interface InitTrialHeader {
@@ -199,7 +202,7 @@ export class ParameterServerClient {
       throw new RangeError(`deadlineMs must be a positive number, got ${this.deadlineMs}`);
     }
     const Client = parameterServerProto().ParameterServer;
-    this.client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new Client(address, channelCredentials(options.tls), CHANNEL_OPTIONS);
     const dir = options.sharedMemoryDir;
     this.link =
       dir === undefined

@@ -103,10 +103,15 @@ function warnNarrowWindows(): void {
  * Its sessions get FLOW_CONTROL_WINDOW_BYTES receive windows, as clients do: a push streams
  * without waiting for WINDOW_UPDATEs.
  */
-export function bindServer(server: grpc.Server, host: string, port: number): Promise<string> {
+export function bindServer(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<string> {
   if (!widenStreamWindows(server, FLOW_CONTROL_WINDOW_BYTES)) warnNarrowWindows();
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
       if (err) return reject(err);
       if (!widenSessionWindows(server, FLOW_CONTROL_WINDOW_BYTES)) warnNarrowWindows();
       resolve(`${host}:${bound}`);

@@ -16,8 +16,9 @@ import { FenceGuard } from './fence-guard';
 import { FileCheckpointStore } from './checkpoint-store';
 import { loopsInUse } from './native-loops';
 import { SHARED_MEMORY_ENV, sharedMemoryDir } from '../core/shared-segment';
+import { tlsOption, type TlsFlags } from '../core/security/tls-options';
 
-export interface PsFlags extends MembershipFlags, MetricsFlags {
+export interface PsFlags extends MembershipFlags, MetricsFlags, TlsFlags {
   id: string;
   host: string;
   port: number;
@@ -49,6 +50,7 @@ function parseCount(text: string): number {
 export function parsePsFlags(argv: readonly string[]): PsFlags {
   const program = addMetricsOptions(addMembershipOptions(new Command('caviar ps')))
     .description('a parameter-server shard')
+    .addOption(tlsOption('ps'))
     .option('--id <id>', 'shard id, unique in the cluster', 'ps-0')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 0)
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
     observer,
     sharedMemoryDir: sharedMemoryDir(),
     maxMemoryBytes: flags.maxMemory,
+    tls: flags.tls,
   });
   const address = await shard.start();
   log.info(

@@ -32,6 +32,8 @@ import {
 } from '../core/errors';
 import { validateOptimizerConfig, type OptimizerConfig } from '../core/optimizer-config';
 import { SERVER_OPTIONS, bindServer, parameterServerProto } from '../core/rpc';
+import { serverCredentials } from '../core/security/tls-identity';
+import { SHARD_ACCESS, guardedServerOptions } from '../core/security/rpc-access';
 import { FencedError, RefusedInputError, refusalReason, type RefusalReason } from './refusal';
 import { Checkpointer } from './checkpointer';
 import { batchOfKey } from '../core/batches';
@@ -195,10 +197,11 @@ export class ParameterServerShard {
         'restored from checkpoint',
       );
     }
-    const server = new grpc.Server(SERVER_OPTIONS);
+    const { tls } = this.options;
+    const server = new grpc.Server(guardedServerOptions(SERVER_OPTIONS, tls, SHARD_ACCESS));
     server.addService(parameterServerProto().ParameterServer.service, this.handlers());
     this.server = server;
-    return bindServer(server, this.options.host, this.options.port);
+    return bindServer(server, this.options.host, this.options.port, serverCredentials(tls));
   }
 
   /** Stops serving: waiting pulls answer UNAVAILABLE, other calls get closeGraceMs to finish. */

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log';
 import type { FenceGuard } from './fence-guard';
 import type { CheckpointPolicy } from './checkpointer';
 import type { ShardObserver } from './shard-observer';
+import type { TlsIdentity } from '../core/security/tls-identity';
 
 export interface ShardOptions {
   /** Names the shard in logs and errors. Defaults to "ps-0". */
@@ -34,16 +35,19 @@ export interface ShardOptions {
    * that would not fit. Defaults to half of the machine's (or the container's) memory.
    */
   maxMemoryBytes?: number;
+  /** Mutual TLS: serve with this identity and check each caller's role. Defaults to plaintext. */
+  tls?: TlsIdentity;
 }
 
 export type ResolvedShardOptions = Required<
-  Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints' | 'observer' | 'sharedMemoryDir'>
+  Omit<ShardOptions, 'logger' | 'fence' | 'checkpoints' | 'observer' | 'sharedMemoryDir' | 'tls'>
 > & {
   logger?: Logger;
   fence?: FenceGuard;
   checkpoints?: CheckpointPolicy;
   observer?: ShardObserver;
   sharedMemoryDir?: string;
+  tls?: TlsIdentity;
 };
 
 const DEFAULTS = {

@@ -14,6 +14,7 @@ import { createTrialContext, trainingBatch, type TrialContext } from './trial-co
 import { clipByGlobalNorm, trainedGradients } from './clip';
 import { evaluateYielding } from './evaluate-yielding';
 import type { WorkerMetrics } from './worker-metrics';
+import type { TlsIdentity } from '../core/security/tls-identity';
 
 /** Examples timed one at a time for the inference-latency measure: enough for a p95. */
 const LATENCY_SAMPLES = 40;
@@ -112,6 +113,8 @@ export interface WorkerOptions {
    * core/shared-segment.ts). Defaults to none: every call streams chunks.
    */
   sharedMemoryDir?: string;
+  /** Mutual TLS with the worker's certificate, to the coordinator and the shards. */
+  tls?: TlsIdentity;
 }
 
 /**
@@ -144,7 +147,7 @@ export class Worker {
 
   constructor(private readonly options: WorkerOptions) {
     this.coordinatorAddress = options.coordinator;
-    this.coordinator = new CoordinatorClient(options.coordinator);
+    this.coordinator = new CoordinatorClient(options.coordinator, { tls: options.tls });
     this.pollMs = options.pollMs ?? 1_000;
     this.maxCachedTrials = options.maxCachedTrials ?? 4;
   }
@@ -171,7 +174,7 @@ export class Worker {
       'the coordinator moved; following it',
     );
     this.coordinator.close();
-    this.coordinator = new CoordinatorClient(address);
+    this.coordinator = new CoordinatorClient(address, { tls: this.options.tls });
     this.coordinatorAddress = address;
     this.prefetched = undefined;
     await this.register().catch(() => undefined);
@@ -268,6 +271,7 @@ export class Worker {
       client = new ParameterServerClient(address, {
         deadlineMs: SHARD_DEADLINE_MS,
         sharedMemoryDir: this.options.sharedMemoryDir,
+        tls: this.options.tls,
       });
       this.shards.set(address, client);
     }

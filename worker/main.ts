@@ -13,8 +13,9 @@ import { BACKEND_CHOICES, type BackendChoice } from './compute-backend';
 import { selectBackend } from './select-backend';
 import { Worker } from './loop';
 import { sharedMemoryDir } from '../core/shared-segment';
+import { tlsOption, type TlsFlags } from '../core/security/tls-options';
 
-interface WorkerFlags extends MembershipFlags, MetricsFlags {
+interface WorkerFlags extends MembershipFlags, MetricsFlags, TlsFlags {
   coordinator: string;
   id: string;
   backend: BackendChoice;
@@ -28,6 +29,7 @@ function wholeNumber(value: string): number {
 }
 
 const program = addMetricsOptions(addMembershipOptions(new Command('caviar worker')))
+  .addOption(tlsOption('worker'))
   .description('run a worker of a caviar cluster')
   .requiredOption(
     '--coordinator <address>',
@@ -65,6 +67,7 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
       log,
       fenceToken: keeper ? () => keeper.token : undefined,
       sharedMemoryDir: sharedMemoryDir(),
+      tls: flags.tls,
       metrics: registerWorkerMetrics(metrics.registry, flags.id, backend.name),
       // The elected coordinator registers its address: a standby that took over is found there.
       findCoordinator: membership
