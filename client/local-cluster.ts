@@ -7,6 +7,8 @@ import { ROLE_NODE_FLAGS, type ReadyLine } from '../core/role-process';
 import { EtcdServer, etcdAvailable, freePort } from '../core/etcd-server';
 import { diesWithParent } from '../core/child-guard';
 import { availableMemory } from '../core/memory-size';
+import { enableLocalEtcdAuth, type EtcdUser } from '../core/etcd-auth';
+import { ETCD_PASSWORD_ENV } from '../core/membership-options';
 import { loadTlsIdentity, TLS_ROLES, type TlsIdentity } from '../core/security/tls-identity';
 
 export interface LocalClusterOptions {
@@ -98,6 +100,8 @@ export class LocalCluster {
   /** The etcd the roles register with, or undefined when running without membership. */
   etcdUrl: string | undefined;
   etcdServer: EtcdServer | undefined;
+  /** The user the roles log in to this cluster's own etcd as, when it runs with auth. */
+  private etcdUser: EtcdUser | undefined;
   readonly cluster: string;
   /** Why there is no etcd, when there is none. */
   etcdNote = '';
@@ -128,11 +132,15 @@ export class LocalCluster {
         'no etcd binary found: membership without etcd, no fencing (apt-get install etcd-server)';
       return;
     }
+    const tls = this.options.tls;
     this.etcdServer = new EtcdServer({
       dataDir: path.join(this.logDir, 'etcd-data'),
       logFile: path.join(this.logDir, 'etcd.log'),
+      tlsDir: tls?.dir,
     });
     this.etcdUrl = await this.etcdServer.start();
+    // With --tls the cluster's etcd checks certificates and users too, as a production one should.
+    if (tls) this.etcdUser = await enableLocalEtcdAuth(this.etcdUrl, tls);
   }
 
   /** One line on how members find each other, for the launcher's log. */
@@ -146,7 +154,13 @@ export class LocalCluster {
   private membershipArgs(): string[] {
     if (!this.etcdUrl) return [];
     const ttl = this.options.memberTtl ? ['--member-ttl', String(this.options.memberTtl)] : [];
-    return ['--etcd', this.etcdUrl, '--cluster', this.cluster, ...ttl];
+    const user = this.etcdUser ? ['--etcd-user', this.etcdUser.username] : [];
+    return ['--etcd', this.etcdUrl, '--cluster', this.cluster, ...ttl, ...user];
+  }
+
+  /** The etcd password travels in the environment, out of sight of `ps`. */
+  private secretEnv(): NodeJS.ProcessEnv {
+    return this.etcdUser ? { [ETCD_PASSWORD_ENV]: this.etcdUser.password } : {};
   }
 
   async start(): Promise<this> {
@@ -248,7 +262,7 @@ export class LocalCluster {
     ]);
     const child = spawn(command, argv, {
       stdio: ['ignore', 'pipe', log],
-      env: { ...process.env, ...this.options.env, ...env },
+      env: { ...process.env, ...this.options.env, ...this.secretEnv(), ...env },
     });
     fs.closeSync(log);
     return new Promise((resolve, reject) => {

@@ -4,6 +4,7 @@ import { announceReady, exitOnSignals } from '../core/role-process';
 import {
   addMembershipOptions,
   etcdEndpoints,
+  etcdSecurity,
   membershipFrom,
   registrationFrom,
   type MembershipFlags,
@@ -70,7 +71,9 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
     const membership = etcd && new CountingMembership(etcd);
     if (!membership)
       log.info('no --etcd: membership is the workers polling this coordinator, without fencing');
-    const etcdClient = flags.etcd ? createEtcdClient(etcdEndpoints(flags)) : undefined;
+    const etcdClient = flags.etcd
+      ? createEtcdClient(etcdEndpoints(flags), etcdSecurity(flags))
+      : undefined;
     // Trials and sweeps live in etcd, so a restarted or standby coordinator takes them over.
     const store = etcdClient && {
       trials: new EtcdRecordStore<PersistedTrial>(

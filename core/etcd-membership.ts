@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
-import { createEtcdClient } from './etcd-client';
+import { createEtcdClient, type EtcdSecurity } from './etcd-client';
 import {
   memberKey,
   memberPrefix,
@@ -21,6 +21,8 @@ export interface EtcdMembershipOptions {
   ttlSeconds?: number;
   /** Deadline of each etcd call. Defaults to 5 s. */
   callTimeoutMs?: number;
+  /** Client certificate and user for a secured etcd. Defaults to none. */
+  security?: EtcdSecurity;
 }
 
 class EtcdRegistration extends EventEmitter implements Registration {
@@ -75,7 +77,7 @@ export class EtcdMembership implements Membership {
     this.ttlSeconds = options.ttlSeconds ?? 3;
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1)
       throw new Error('the membership TTL must be a whole number of seconds >= 1');
-    this.client = createEtcdClient(options.endpoints, options.callTimeoutMs);
+    this.client = createEtcdClient(options.endpoints, options.security, options.callTimeoutMs);
   }
 
   async register(info: MemberInfo): Promise<Registration> {

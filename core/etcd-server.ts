@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { diesWithParent } from './child-guard';
+import { tlsFiles } from './security/tls-identity';
 
 export interface EtcdServerOptions {
   /** Where etcd keeps its data; reusing it across restarts keeps leases and keys. */
@@ -14,6 +15,11 @@ export interface EtcdServerOptions {
   clientPort?: number;
   /** The etcd binary. Defaults to `etcd` on the PATH. */
   binary?: string;
+  /**
+   * Serve clients over TLS with this folder's etcd.pem, and take only client certificates its
+   * ca.pem signed (--client-cert-auth). Defaults to plaintext.
+   */
+  tlsDir?: string;
 }
 
 /** Whether an `etcd` binary can be run here (Debian's etcd-server package installs one). */
@@ -56,11 +62,35 @@ export class EtcdServer {
   child: ChildProcess | undefined;
   clientPort = 0;
   private peerPort = 0;
+  /** With TLS, /health is asked here in plaintext: the client port wants a certificate. */
+  private metricsPort = 0;
 
   constructor(private readonly options: EtcdServerOptions) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.options.tlsDir ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`;
+  }
+
+  private get healthUrl(): string {
+    return this.options.tlsDir ? `http://127.0.0.1:${this.metricsPort}` : this.url;
+  }
+
+  /** The flags that put etcd's client port behind TLS with client certificates checked. */
+  private tlsArgs(): string[] {
+    const dir = this.options.tlsDir;
+    if (!dir) return [];
+    const files = tlsFiles(path.resolve(dir), 'etcd');
+    return [
+      '--cert-file',
+      files.cert,
+      '--key-file',
+      files.key,
+      '--trusted-ca-file',
+      files.ca,
+      '--client-cert-auth',
+      '--listen-metrics-urls',
+      this.healthUrl,
+    ];
   }
 
   get pid(): number | undefined {
@@ -85,6 +115,7 @@ export class EtcdServer {
         if (!picking || attempt >= 3 || !this.lostPortRace()) throw err;
         this.clientPort = 0;
         this.peerPort = 0;
+        this.metricsPort = 0;
       }
     }
   }
@@ -101,6 +132,7 @@ export class EtcdServer {
   private async startOnce(timeoutMs: number): Promise<string> {
     if (!this.clientPort) this.clientPort = this.options.clientPort || (await freePort());
     if (!this.peerPort) this.peerPort = await freePort();
+    if (this.options.tlsDir && !this.metricsPort) this.metricsPort = await freePort();
     fs.mkdirSync(this.options.dataDir, { recursive: true });
     const log = fs.openSync(this.logFile, 'a');
     const peer = `http://127.0.0.1:${this.peerPort}`;
@@ -119,6 +151,7 @@ export class EtcdServer {
       peer,
       '--initial-cluster',
       `caviar=${peer}`,
+      ...this.tlsArgs(),
     ]);
     this.child = spawn(command, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
@@ -126,7 +159,7 @@ export class EtcdServer {
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null)
         throw new Error(`etcd exited with code ${this.child.exitCode}; see its log`);
-      if (await healthy(this.url)) return this.url;
+      if (await healthy(this.healthUrl)) return this.url;
       await new Promise((r) => setTimeout(r, 100));
     }
     await this.stop();

@@ -15,6 +15,7 @@ const port = parentPort!;
 const log = createLogger(data.logName, data.logBindings);
 const membership = new EtcdMembership({
   endpoints: data.endpoints,
+  security: data.security,
   cluster: data.cluster,
   ttlSeconds: data.ttlSeconds,
 });

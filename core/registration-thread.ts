@@ -1,10 +1,12 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { MemberInfo } from './membership';
+import type { EtcdSecurity } from './etcd-client';
 
 /** What the registration thread is started with. */
 export interface RegistrationThreadData {
   endpoints: string[];
+  security?: EtcdSecurity;
   cluster: string;
   ttlSeconds: number;
   info: MemberInfo;

@@ -101,7 +101,7 @@ let ipServerNameWarningMuted = false;
  * on every CLI call to 127.0.0.1. The certificate is still checked against the address (IP
  * SANs), so the warning says nothing a user could act on; every other warning passes through.
  */
-function muteIpServerNameWarning(): void {
+export function muteIpServerNameWarning(): void {
   if (ipServerNameWarningMuted) return;
   ipServerNameWarningMuted = true;
   const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;

@@ -5,6 +5,7 @@ import { LocalCluster } from '../../client/local-cluster';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { ParameterServerClient } from '../../core/ps-client';
 import { mintDevelopmentCerts } from '../../core/security/dev-certs';
+import { createEtcdClient } from '../../core/etcd-client';
 import { loadTlsIdentity } from '../../core/security/tls-identity';
 import { submit, assertExactlyOnce } from '../helpers/cluster';
 import { runCaviar, tempDir, testOutputDir } from '../helpers/repo';
@@ -26,7 +27,7 @@ async function refusal(call: Promise<unknown>): Promise<grpc.ServiceError> {
 }
 
 test(
-  'mutual TLS: a cluster trains over TLS; plaintext, foreign and wrong-role callers are refused and change nothing',
+  'mutual TLS: a cluster trains over TLS with a secured etcd; plaintext, foreign and wrong-role callers are refused and change nothing',
   { timeout: 240_000 },
   async () => {
     const certs = mint('tls-cluster');
@@ -35,7 +36,6 @@ test(
       workers: 1,
       shards: 1,
       backend: 'cpu',
-      etcd: 'none',
       tls: loadTlsIdentity(certs, 'client'),
       logDir: testOutputDir('mutual-tls'),
     }).start();
@@ -66,6 +66,27 @@ test(
       const final = await trial.done;
       assert.equal(final.status, 'completed', final.error);
       assertExactlyOnce(final);
+      const roles = (await client.clusterInfo()).members.map((m) => m.role).sort();
+      assert.deepEqual(roles, ['coordinator', 'ps', 'worker'], 'every role registered in etcd');
+
+      assert.match(cluster.etcdUrl ?? '', /^https:\/\/127\.0\.0\.1:/, 'etcd serves TLS');
+      const etcdUrl = cluster.etcdUrl ?? '';
+      const certOnly = createEtcdClient([etcdUrl], { tls: loadTlsIdentity(certs, 'worker') });
+      const wrongPassword = createEtcdClient([etcdUrl], {
+        tls: loadTlsIdentity(certs, 'worker'),
+        auth: { username: 'caviar', password: 'guessed' },
+      });
+      const plainEtcd = createEtcdClient([etcdUrl.replace('https:', 'http:')], {}, 2_000);
+      try {
+        await assert.rejects(certOnly.getAll().prefix('/caviar/').keys(), /permission denied/);
+        await assert.rejects(
+          wrongPassword.getAll().prefix('/caviar/').keys(),
+          /authentication failed/,
+        );
+        await assert.rejects(plainEtcd.getAll().prefix('/caviar/').keys());
+      } finally {
+        for (const etcd of [certOnly, wrongPassword, plainEtcd]) etcd.close();
+      }
 
       const plain = await refusal(plaintext.listTrials());
       assert.equal(plain.code, grpc.status.UNAVAILABLE);

@@ -10,6 +10,7 @@ import { accessRefusal, COORDINATOR_ACCESS, SHARD_ACCESS } from '../../core/secu
 import { explainTlsFailure } from '../../core/security/tls-hints';
 import { parameterServerProto, coordinatorServiceProto } from '../../core/rpc';
 import { tempDir } from '../helpers/repo';
+import { etcdSecurity, ETCD_PASSWORD_ENV } from '../../core/membership-options';
 
 // One minted set shared by the tests: RSA key generation takes most of a second per key.
 const dirA = tempDir('tls-a');
@@ -130,4 +131,38 @@ test('a failed TLS handshake is explained as TLS, a server that is down is not',
   assert.equal(explainTlsFailure(down, 'h:1', false), down);
   const denied = Object.assign(down, { code: grpc.status.PERMISSION_DENIED });
   assert.equal(explainTlsFailure(denied, 'h:1', false), denied);
+});
+
+test('etcd security from the role flags: its certificate for https, a user only with a password', () => {
+  const tls = loadTlsIdentity(dirA, 'ps');
+  const flags = { cluster: 'c', memberTtl: 3, tls };
+  assert.deepEqual(etcdSecurity({ ...flags, etcd: 'http://127.0.0.1:2379' }), {});
+  const secured = etcdSecurity({ ...flags, etcd: 'https://etcd-0:2379,https://etcd-1:2379' });
+  assert.deepEqual(secured.tls?.cert, tls.cert);
+  assert.equal(secured.auth, undefined);
+  const saved = process.env[ETCD_PASSWORD_ENV];
+  delete process.env[ETCD_PASSWORD_ENV];
+  try {
+    assert.throws(
+      () => etcdSecurity({ ...flags, etcd: 'https://e:2379', etcdUser: 'caviar' }),
+      /--etcd-user caviar needs a password: set CAVIAR_ETCD_PASSWORD or pass --etcd-password-file/,
+    );
+    const file = path.join(tempDir('etcd-password'), 'password');
+    fs.writeFileSync(file, 's3cret\n');
+    const auth = etcdSecurity({
+      ...flags,
+      etcd: 'https://e:2379',
+      etcdUser: 'caviar',
+      etcdPasswordFile: file,
+    });
+    assert.deepEqual(auth.auth, { username: 'caviar', password: 's3cret' });
+    process.env[ETCD_PASSWORD_ENV] = 'from-env';
+    assert.equal(
+      etcdSecurity({ ...flags, etcd: 'https://e:2379', etcdUser: 'caviar' }).auth?.password,
+      'from-env',
+    );
+  } finally {
+    if (saved === undefined) delete process.env[ETCD_PASSWORD_ENV];
+    else process.env[ETCD_PASSWORD_ENV] = saved;
+  }
 });
