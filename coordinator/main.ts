@@ -30,6 +30,7 @@ interface CoordinatorFlags extends MembershipFlags, MetricsFlags, TlsFlags {
   port: number;
   leaseMs: number;
   batchesPerLease: number;
+  advertise?: string;
 }
 
 function nonNegativeInt(value: string): number {
@@ -51,6 +52,10 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
   .requiredOption('--ps <addresses>', 'parameter-server shard addresses, comma-separated host:port')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0 picks a free one)', nonNegativeInt, 0)
+  .option(
+    '--advertise <host:port>',
+    'where workers reach this coordinator, registered in etcd for them to follow (default: the address it listens on; set it when listening on 0.0.0.0)',
+  )
   .option('--lease-ms <ms>', 'how long a worker may hold a task', nonNegativeInt, 30_000)
   .option(
     '--batches-per-lease <n>',
@@ -114,7 +119,12 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
     const address = await server.start();
     const keeper = registrationFrom(
       flags,
-      { role: 'coordinator', id: 'coordinator', address, pid: process.pid },
+      {
+        role: 'coordinator',
+        id: 'coordinator',
+        address: flags.advertise ?? address,
+        pid: process.pid,
+      },
       'coordinator',
     );
     await keeper?.start();

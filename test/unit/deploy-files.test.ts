@@ -181,3 +181,29 @@ test('promtool check config passes on the Kubernetes scrape config', { skip }, (
   fs.writeFileSync(path.join(dir, 'kubernetes.yml'), toYaml(doc));
   execFileSync(PROMTOOL, ['check', 'config', path.join(dir, 'kubernetes.yml')], { stdio: 'pipe' });
 });
+
+test('every systemd unit reads caviar.env, whose flags every role takes', () => {
+  const units = fs.readdirSync(SYSTEMD_DIR).filter((f) => f.endsWith('.service'));
+  const env = fs.readFileSync(path.join(SYSTEMD_DIR, 'caviar.env.example'), 'utf8');
+  const args = /^CAVIAR_ARGS=(.*)$/m.exec(env)?.[1] ?? '';
+  assert.match(env, /^CAVIAR_TLS_DIR=/m);
+  for (const unit of units) {
+    const text = fs.readFileSync(path.join(SYSTEMD_DIR, unit), 'utf8');
+    assert.match(text, /^EnvironmentFile=-\/etc\/caviar\/caviar\.env$/m, unit);
+    assert.match(text, /^ExecStart=.* \$CAVIAR_ARGS$/m, unit);
+    const role = /caviar\.js (\w+)/.exec(text)?.[1] ?? '';
+    const help = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin', 'caviar.js'), role, '--help'],
+      {
+        encoding: 'utf8',
+      },
+    ).stdout;
+    for (const flag of args.split(' ').filter((a) => a.startsWith('--')))
+      assert.ok(help.includes(flag), `${unit}: caviar ${role} has no ${flag}`);
+    assert.ok(
+      /\(env:\s+CAVIAR_TLS_DIR\)/.test(help),
+      `${unit}: caviar ${role} does not read CAVIAR_TLS_DIR`,
+    );
+  }
+});
