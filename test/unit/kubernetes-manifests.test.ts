@@ -156,6 +156,18 @@ test(
   },
 );
 
+test('every caviar image carries the one release tag', { skip }, () => {
+  const tags = new Set<string>();
+  for (const dir of RENDERS)
+    for (const w of workloads(render(dir)))
+      for (const c of w.spec!.template!.spec.containers)
+        if (/^caviar(-gpu)?(:|$)/.test(c.image)) tags.add(c.image.split(':')[1] ?? '(none)');
+  const version = (
+    JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+  assert.deepEqual([...tags], [version]);
+});
+
 test('services select pods that exist and name ports those pods open', { skip }, () => {
   for (const dir of RENDERS.filter((d) => d !== 'sweep')) {
     const objects = render(dir);
