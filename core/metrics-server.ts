@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
@@ -22,6 +23,11 @@ export interface MetricsServerOptions {
   port?: number;
   /** Routes tried for anything but /metrics. Defaults to none. */
   routes?: HttpRoutes;
+  /**
+   * Serve HTTPS with this certificate and take only clients that show one the same CA signed
+   * (a scraper's, a browser's). Defaults to plain HTTP.
+   */
+  tls?: { ca: Buffer; cert: Buffer; key: Buffer };
 }
 
 /** The address a client should use: a wildcard bind is reachable at least on loopback. */
@@ -42,12 +48,16 @@ export class MetricsServer {
 
   constructor(private readonly options: MetricsServerOptions = {}) {
     collectDefaultMetrics({ register: this.registry });
-    this.server = http.createServer((req, res) => {
+    const listener: http.RequestListener = (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(err instanceof Error ? err.message : String(err));
       });
-    });
+    };
+    const tls = options.tls;
+    this.server = tls
+      ? https.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, listener)
+      : http.createServer(listener);
   }
 
   /** Starts listening; resolves to the base URL, e.g. "http://127.0.0.1:9464". */
@@ -61,7 +71,8 @@ export class MetricsServer {
       });
     });
     const { port } = this.server.address() as AddressInfo;
-    this.base = `http://${reachableHost(host)}:${port}`;
+    const scheme = this.options.tls ? 'https' : 'http';
+    this.base = `${scheme}://${reachableHost(host)}:${port}`;
     return this.base;
   }
 

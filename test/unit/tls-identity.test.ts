@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import * as https from 'node:https';
 import * as grpc from '@grpc/grpc-js';
+import { metricsServerFrom } from '../../core/metrics-options';
 import { mintDevelopmentCerts } from '../../core/security/dev-certs';
 import { loadTlsIdentity, TlsConfigError, TLS_ROLES } from '../../core/security/tls-identity';
 import { accessRefusal, COORDINATOR_ACCESS, SHARD_ACCESS } from '../../core/security/rpc-access';
@@ -165,4 +167,37 @@ test('etcd security from the role flags: its certificate for https, a user only 
     if (saved === undefined) delete process.env[ETCD_PASSWORD_ENV];
     else process.env[ETCD_PASSWORD_ENV] = saved;
   }
+});
+
+test('/metrics over HTTPS answers clients the CA signed and no others', async () => {
+  const server = metricsServerFrom({
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    metricsTls: true,
+    tls: loadTlsIdentity(dirA, 'ps'),
+  });
+  const base = await server.start();
+  assert.match(base, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const scrape = (identity?: { ca: Buffer; cert: Buffer; key: Buffer }) =>
+    new Promise<number>((resolve, reject) => {
+      const req = https.get(
+        `${base}/metrics`,
+        { ...identity, ca: loadTlsIdentity(dirA, 'client').ca },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+    });
+  try {
+    assert.equal(await scrape(loadTlsIdentity(dirA, 'client')), 200);
+    await assert.rejects(scrape(), 'a scraper without a certificate is refused');
+  } finally {
+    await server.close();
+  }
+  assert.throws(
+    () => metricsServerFrom({ metricsHost: '127.0.0.1', metricsPort: 0, metricsTls: true }),
+    /--metrics-tls needs --tls DIR/,
+  );
 });
