@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { diesWithParent } from './child-guard';
-import { tlsFiles } from './security/tls-identity';
+import { TlsConfigError, tlsFiles } from './security/tls-identity';
 
 export interface EtcdServerOptions {
   /** Where etcd keeps its data; reusing it across restarts keeps leases and keys. */
@@ -80,6 +80,11 @@ export class EtcdServer {
     const dir = this.options.tlsDir;
     if (!dir) return [];
     const files = tlsFiles(path.resolve(dir), 'etcd');
+    for (const file of Object.values(files))
+      if (!fs.existsSync(file))
+        throw new TlsConfigError(
+          `TLS ${file} is missing: etcd needs it (caviar certs DIR mints it)`,
+        );
     return [
       '--cert-file',
       files.cert,
