@@ -1,5 +1,6 @@
 import { mintDevelopmentCerts } from '../core/security/dev-certs';
 import { UsageError } from './exit-codes';
+import { commaList } from '../core/comma-list';
 
 export interface CertsOptions {
   hosts: string;
@@ -9,10 +10,7 @@ export interface CertsOptions {
 
 /** `caviar certs DIR`: mints a development CA and per-role certificates, lists what it wrote. */
 export function certsCommand(dir: string, opts: CertsOptions): Promise<number> {
-  const hosts = opts.hosts
-    .split(',')
-    .map((h) => h.trim())
-    .filter(Boolean);
+  const hosts = commaList(opts.hosts);
   let written: string[];
   try {
     written = mintDevelopmentCerts({ dir, hosts, days: opts.days, force: opts.force === true });

@@ -23,6 +23,7 @@ import { registerClusterMetrics } from './cluster-metrics';
 import { dashboardRoutes } from './dashboard/server';
 import { DEFAULT_BATCHES_PER_LEASE } from './work-dispatch';
 import { tlsOption, type TlsFlags } from '../core/security/tls-options';
+import { commaList } from '../core/comma-list';
 
 interface CoordinatorFlags extends MembershipFlags, MetricsFlags, TlsFlags {
   ps: string;
@@ -67,10 +68,7 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar coord
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .action(async (flags: CoordinatorFlags) => {
     const log = createLogger('coordinator');
-    const shards = flags.ps
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const shards = commaList(flags.ps);
     const etcd = membershipFrom(flags);
     // Counts the members whose lease ends, for caviar_cluster_lease_losses_total.
     const membership = etcd && new CountingMembership(etcd);

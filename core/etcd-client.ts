@@ -25,13 +25,14 @@ export function createEtcdClient(
       context.isStream ? {} : { deadline: Date.now() + callTimeoutMs },
   };
   const { tls, auth } = security;
-  if (tls) muteIpServerNameWarning();
-  if (tls)
+  if (tls) {
+    muteIpServerNameWarning();
     options.credentials = {
       rootCertificate: Buffer.from(tls.ca),
       certChain: Buffer.from(tls.cert),
       privateKey: Buffer.from(tls.key),
     };
+  }
   if (auth)
     options.auth = {
       ...auth,

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { EtcdMembership } from './etcd-membership';
+import { commaList } from './comma-list';
 import type { EtcdSecurity } from './etcd-client';
 import type { TlsFlags } from './security/tls-options';
 import type { MemberInfo, Membership } from './membership';
@@ -45,10 +46,8 @@ export function addMembershipOptions(command: Command): Command {
  */
 export function etcdSecurity(flags: MembershipFlags): EtcdSecurity {
   const security: EtcdSecurity = {};
-  if (flags.tls && etcdEndpoints(flags).some((url) => url.startsWith('https:'))) {
-    const { ca, cert, key } = flags.tls;
-    security.tls = { ca, cert, key };
-  }
+  if (flags.tls && etcdEndpoints(flags).some((url) => url.startsWith('https:')))
+    security.tls = flags.tls;
   if (flags.etcdUser) {
     const password = flags.etcdPasswordFile
       ? fs.readFileSync(flags.etcdPasswordFile, 'utf8').trim()
@@ -64,10 +63,7 @@ export function etcdSecurity(flags: MembershipFlags): EtcdSecurity {
 
 /** The etcd endpoints of --etcd (none without it). */
 export function etcdEndpoints(flags: MembershipFlags): string[] {
-  return (flags.etcd ?? '')
-    .split(',')
-    .map((u) => u.trim())
-    .filter(Boolean);
+  return commaList(flags.etcd);
 }
 
 /**

@@ -49,7 +49,7 @@ function readPem(file: string, what: string): Buffer {
 }
 
 /** The CN of a certificate's subject ("" when it has none). */
-export function commonName(subject: string | undefined): string {
+function commonName(subject: string | undefined): string {
   for (const line of (subject ?? '').split('\n')) {
     const [key, ...rest] = line.split('=');
     if (key?.trim() === 'CN') return rest.join('=').trim();
