@@ -1,6 +1,7 @@
 import { errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
 import { batchKey, batchOfKey } from '../core/batches';
+import { batchesToRerun } from '../core/sync-barrier';
 import type { TrialRecord } from './trial-record';
 import type { TrialShards } from './trial-shards';
 import type { TrialTable } from './trial-table';
@@ -86,12 +87,10 @@ export class ShardReconciler {
       this.options.changed(record.id);
       return true;
     }
-    const missing = new Map<number, { epoch: number; batch: number }>();
-    for (const answer of answers) {
-      const held = new Set(answer.epochs.map((e, i) => batchKey(e, answer.batches[i])));
-      for (const key of completed) if (!held.has(key)) missing.set(key, batchOfKey(key));
-    }
-    const repaired = record.run.repair([...missing.values()]);
+    const held = answers.map(
+      (answer) => new Set(answer.epochs.map((e, i) => batchKey(e, answer.batches[i]))),
+    );
+    const repaired = record.run.repair(batchesToRerun(completed, held, batchOfKey));
     if (repaired > 0) log.warn({ trial: record.id, why, repaired }, 'running lost batches again');
     else if (epochEnd !== undefined) record.run.verified(epochEnd);
     this.options.changed(record.id);

@@ -2,6 +2,14 @@ import type { EpochRecord } from '../proto/gen/caviar/v1/EpochRecord';
 import { batchKey, batchesPerEpoch, epochBatches } from '../core/batches';
 import type { ResolvedTrialSpec } from '../core/trial-spec';
 import type { LrSchedule } from '../core/lr-schedule';
+import {
+  firstBatchOfStep,
+  nextEpochLayout,
+  pullVersionOfStep,
+  stepOfBatch,
+  stepSizeOfBatch,
+  type EpochLayout,
+} from '../core/sync-barrier';
 
 export type TrialState = 'running' | 'finishing' | 'completed' | 'failed' | 'stopped';
 
@@ -39,12 +47,6 @@ export interface EvalMetrics {
   trainAccuracy?: number;
   trainDevLoss?: number;
   trainDevAccuracy?: number;
-}
-
-/** How an epoch's batches were grouped into sync steps, so a batch re-run later keeps its step. */
-export interface EpochLayout {
-  quorum: number;
-  stepBase: number;
 }
 
 /** The part of a run that is saved (in etcd) so another coordinator can take it over. */
@@ -192,13 +194,9 @@ export class TrialRun {
   }
 
   private startEpoch(epoch: number): void {
-    const previous = this.layouts[epoch - 1];
-    const stepBase = previous
-      ? previous.stepBase + Math.ceil(this.batchesPerEpoch / previous.quorum)
-      : 0;
     const quorum =
       this.options.spec.mode === 'sync' ? Math.max(1, Math.floor(this.options.quorum())) : 1;
-    this.layouts[epoch] = { quorum, stepBase };
+    this.layouts[epoch] = nextEpochLayout(this.layouts[epoch - 1], this.batchesPerEpoch, quorum);
     this.epoch = epoch;
     this.batches = this.batchesOf(epoch);
     this.queue = this.batches.map((_, i) => i);
@@ -216,13 +214,13 @@ export class TrialRun {
   }
 
   private trainTask(epoch: number, batch: number, indices: Uint32Array): TrainTask {
-    const { quorum, stepBase } = this.layouts[epoch];
-    const step = Math.floor(batch / quorum);
-    const stepSize = Math.min(quorum, this.batchesPerEpoch - step * quorum);
-    const sync = this.options.spec.mode === 'sync';
-    // A repair (an earlier epoch's batch) pulls without waiting: its step is long past elsewhere.
-    const minVersion = sync && epoch === this.epoch ? stepBase + step : 0;
-    return { kind: 'train', epoch, batch, indices, step: stepBase + step, stepSize, minVersion };
+    const layout = this.layouts[epoch];
+    const step = stepOfBatch(layout, batch);
+    const stepSize = stepSizeOfBatch(layout, batch, this.batchesPerEpoch);
+    // Async pulls wait for nothing; nor does a repair (an earlier epoch's batch).
+    const waits = this.options.spec.mode === 'sync' && epoch === this.epoch;
+    const minVersion = pullVersionOfStep(step, !waits);
+    return { kind: 'train', epoch, batch, indices, step, stepSize, minVersion };
   }
 
   /**
@@ -286,8 +284,7 @@ export class TrialRun {
 
   /** The global sync step of this epoch's `batch`. */
   private stepOf(batch: number): number {
-    const { quorum, stepBase } = this.layout;
-    return stepBase + Math.floor(batch / quorum);
+    return stepOfBatch(this.layout, batch);
   }
 
   private oldestEvalWaiting(): number | undefined {
@@ -304,8 +301,7 @@ export class TrialRun {
   }
 
   private stepsDoneBefore(batch: number): boolean {
-    const { quorum } = this.layout;
-    const stepStart = Math.floor(batch / quorum) * quorum;
+    const stepStart = firstBatchOfStep(this.layout, batch);
     for (let b = 0; b < stepStart; b++) if (!this.done.has(b)) return false;
     return true;
   }

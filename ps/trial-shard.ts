@@ -8,6 +8,7 @@ import { RefusedInputError, type RefusalReason } from './refusal';
 import type { SliceRange } from './slice-assembler';
 import { ReadWriteLock } from './read-write-lock';
 import { drain } from '../core/yielding';
+import { isStepApplied } from '../core/sync-barrier';
 
 export type ConsistencyMode = 'sync' | 'async';
 
@@ -260,7 +261,7 @@ export class TrialShard implements CheckpointSection {
         `sync push for trial ${this.trial} has step_size ${step_size}; it must be >= 1`,
       );
     }
-    if (step < this.version) {
+    if (isStepApplied(step, this.version)) {
       throw new FailedPreconditionError(
         `trial ${this.trial}: step ${step} is already applied (shard version ${this.version})`,
       );
@@ -284,7 +285,7 @@ export class TrialShard implements CheckpointSection {
     return fresh;
   }
 
-  /** Steps apply strictly in order, so a complete step t+1 waits for step t. */
+  /** Steps apply strictly in order (see core/sync-barrier): a complete step t+1 waits for step t. */
   private *applyCompleteSteps(): Generator<void> {
     for (;;) {
       const acc = this.pending.get(this.version);

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { stepWaitMs, syncPullBudgetMs } from '../core/sync-barrier';
 import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import type { TrainBatch__Output } from '../proto/gen/caviar/v1/TrainBatch';
@@ -58,33 +59,6 @@ function isFenced(err: unknown): boolean {
 
 /** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
 const SHARD_DEADLINE_MS = 5_000;
-
-/**
- * How long a sync push's reply may wait at a shard for the batch's step to be applied, in
- * multiples of the batch's own compute time, within bounds. The other batches of the step started
- * about when this one did and take about as long, so a few compute times cover them; but the step
- * may also wait for a batch that nobody computes yet (its worker evaluates, died, or it is this
- * worker's next task), and then every ms waited is lost: past the wait the reply carries the
- * values as they are and the next batch pulls as usual.
- */
-const STEP_WAIT_COMPUTES = 3;
-const STEP_WAIT_MIN_MS = 10;
-const STEP_WAIT_MAX_MS = 200;
-
-/**
- * How long a sync batch's pull may wait for the step before it, at least, and in compute times
- * of the last batch. Past that the batch goes back (a transient failure): the step may wait for
- * a batch of a worker that died, which the coordinator queues again once it notices, and which
- * this worker may be the only one left to run, but not while it waits here.
- */
-const SYNC_PULL_MIN_MS = 2_000;
-const SYNC_PULL_COMPUTES = 20;
-
-function stepWaitMs(computeMs: number): number {
-  return Math.round(
-    Math.min(STEP_WAIT_MAX_MS, Math.max(STEP_WAIT_MIN_MS, STEP_WAIT_COMPUTES * computeMs)),
-  );
-}
 
 export interface WorkerOptions {
   id: string;
@@ -439,9 +413,7 @@ export class Worker {
       fresh !== undefined &&
       fresh.context === context &&
       fresh.version >= Number(batch.min_version);
-    const pullBudgetMs = sync
-      ? Math.min(work.lease_ms, Math.max(SYNC_PULL_MIN_MS, SYNC_PULL_COMPUTES * this.lastComputeMs))
-      : work.lease_ms;
+    const pullBudgetMs = sync ? syncPullBudgetMs(work.lease_ms, this.lastComputeMs) : work.lease_ms;
     const version = reuse
       ? fresh.version
       : await this.pull(context, Number(batch.min_version), pullBudgetMs);
