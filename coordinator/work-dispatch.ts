@@ -3,7 +3,7 @@ import type { Work } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult__Output } from '../proto/gen/caviar/v1/WorkResult';
 import type { Logger } from '../core/log';
 import { trialSpecMessage } from '../core/trial-spec';
-import { LeaseTable, type Lease } from './leases';
+import { BatchLeaseTable, type BatchLease } from './batch-leases';
 import type { Task, TrainTask } from './trial-run';
 import type { TrialRecord } from './trial-record';
 import type { TrialTable } from './trial-table';
@@ -28,7 +28,7 @@ export interface WorkDispatcherOptions {
   trials: TrialTable;
   roster: ClusterRoster;
   log: Logger;
-  /** How long a worker may hold a task before it goes to another worker. */
+  /** A batch lease's length: how long a worker may hold a task before it goes to another. */
   leaseMs: number;
   /** At most this many training batches per lease (sync: of as many steps). Defaults to 1. */
   batchesPerLease?: number;
@@ -42,13 +42,13 @@ export interface WorkDispatcherOptions {
  * them back: completed (CompleteWork), expired, or revoked when their worker or trial goes.
  */
 export class WorkDispatcher {
-  private readonly leases: LeaseTable<LeasedTasks>;
+  private readonly batchLeases: BatchLeaseTable<LeasedTasks>;
   /** Long polls waiting for a task; each returns true once it has been answered. */
   private waiters: Array<() => boolean> = [];
   private roundRobin = 0;
 
   constructor(private readonly options: WorkDispatcherOptions) {
-    this.leases = new LeaseTable((lease) => this.onLeaseExpired(lease));
+    this.batchLeases = new BatchLeaseTable((lease) => this.onBatchLeaseExpired(lease));
   }
 
   /** Something changed that may have made a task available: the waiting polls try again. */
@@ -57,7 +57,7 @@ export class WorkDispatcher {
   }
 
   close(): void {
-    this.leases.close();
+    this.batchLeases.close();
     for (const waiter of this.waiters) waiter();
   }
 
@@ -73,7 +73,7 @@ export class WorkDispatcher {
       if (!task) continue;
       this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
       const tasks = [task, ...this.moreBatches(record, task)];
-      const lease = this.leases.grant(worker, { trial: id, tasks }, this.options.leaseMs);
+      const lease = this.batchLeases.grant(worker, { trial: id, tasks }, this.options.leaseMs);
       return this.workMessage(record, lease.id, tasks);
     }
     return undefined;
@@ -82,7 +82,7 @@ export class WorkDispatcher {
   /** The sync steps of `trial` whose batches `worker` holds on a live lease. */
   private stepsHeld(worker: string, trial: string): Set<number> {
     const steps = new Set<number>();
-    for (const lease of this.leases.heldBy(worker)) {
+    for (const lease of this.batchLeases.heldBy(worker)) {
       if (lease.item.trial !== trial) continue;
       for (const task of lease.item.tasks) if (task.kind === 'train') steps.add(task.step);
     }
@@ -203,7 +203,7 @@ export class WorkDispatcher {
   /** False for a lease that expired or was revoked: the task went or goes to another worker. */
   completeWork(result: WorkResult__Output): boolean {
     this.options.roster.touchWorker(result.worker);
-    const lease = this.leases.complete(result.lease);
+    const lease = this.batchLeases.complete(result.lease);
     if (!lease) return false;
     const record = this.options.trials.find(lease.item.trial);
     if (!record) return false;
@@ -225,7 +225,7 @@ export class WorkDispatcher {
 
   /** A worker's lease ended: its tasks go back to their queues now, not when their leases time out. */
   workerLeft(worker: string): void {
-    for (const lease of this.leases.revoke((l) => l.worker === worker)) {
+    for (const lease of this.batchLeases.revoke((l) => l.worker === worker)) {
       const record = this.options.trials.find(lease.item.trial);
       if (!record) continue;
       for (const task of [...lease.item.tasks].reverse()) record.run.release(task);
@@ -235,10 +235,10 @@ export class WorkDispatcher {
 
   /** The trial ended: its outstanding tasks are void. */
   trialEnded(trial: string): void {
-    this.leases.revoke((l) => l.item.trial === trial);
+    this.batchLeases.revoke((l) => l.item.trial === trial);
   }
 
-  private onLeaseExpired(lease: Lease<LeasedTasks>): void {
+  private onBatchLeaseExpired(lease: BatchLease<LeasedTasks>): void {
     const record = this.options.trials.find(lease.item.trial);
     if (!record) return;
     const { tasks } = lease.item;

@@ -29,24 +29,24 @@ class EtcdRegistration extends EventEmitter implements Registration {
   private lost = false;
 
   constructor(
-    private readonly lease: Lease,
+    private readonly membershipLease: Lease,
     readonly token: string,
     readonly key: string,
   ) {
     super();
-    lease.on('lost', (err) => {
+    membershipLease.on('lost', (err) => {
       this.lost = true;
       this.emit('lost', err);
     });
   }
 
   isLost(): boolean {
-    return this.lost || this.lease.revoked();
+    return this.lost || this.membershipLease.revoked();
   }
 
   async close(): Promise<void> {
     this.lost = true;
-    await this.lease.revoke().catch(() => this.lease.release());
+    await this.membershipLease.revoke().catch(() => this.membershipLease.release());
   }
 }
 

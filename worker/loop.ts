@@ -43,7 +43,7 @@ function predictLatencyP95(context: TrialContext): number {
   return times.length ? times[Math.min(times.length - 1, Math.floor(0.95 * times.length))] : 0;
 }
 
-/** What one mini-batch of a lease came to: its loss, where its time went, whether a repeat. */
+/** What one mini-batch of a batch lease came to: its loss, where its time went, whether a repeat. */
 interface BatchOutcome {
   loss: number;
   computeMs: number;
@@ -52,7 +52,7 @@ interface BatchOutcome {
   duplicate: boolean;
 }
 
-/** A push refused because this worker's lease had ended (by a shard, or by this worker itself). */
+/** A push refused because this worker's membership lease had ended (by a shard, or by this worker itself). */
 function isFenced(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === grpcStatus.FAILED_PRECONDITION;
 }
@@ -184,7 +184,7 @@ export class Worker {
       if (work.kind === 'none') continue;
       const result = await this.execute(work).catch((err: unknown): WorkResult => {
         log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
-        // Infrastructure trouble (a shard restarting, a lost lease) is not the trial's fault.
+        // Infrastructure trouble (a shard restarting, a lost membership lease) is not the trial's fault.
         const transient = isRetryable(err) || isFenced(err);
         return { error: errorMessage(err) || 'unknown error', transient };
       });
@@ -380,7 +380,7 @@ export class Worker {
       context.model.setParameters(context.values);
       return await this.evaluate(context, pullMs);
     }
-    // The lease's batches in order (several in async mode), reported together.
+    // The batch lease's batches in order (several in async mode), reported together.
     const batches: TrainBatch__Output[] = [work, ...work.more];
     const results: BatchOutcome[] = [];
     for (const [i, batch] of batches.entries()) {
@@ -403,7 +403,7 @@ export class Worker {
     context: TrialContext,
     work: Work__Output,
     batch: TrainBatch__Output,
-    lastOfLease: boolean,
+    lastOfBatchLease: boolean,
   ): Promise<BatchOutcome> {
     const fresh = this.fresh;
     this.fresh = undefined;
@@ -446,9 +446,9 @@ export class Worker {
       step_size: batch.step_size,
       step_wait_ms: sync ? stepWaitMs(computeMs) : 0,
     };
-    // Fault tests pause here, token in hand, to play a worker that wakes after its lease died.
+    // Fault tests pause here, token in hand, to play a worker that wakes after its membership lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
-    if (lastOfLease) this.prefetch();
+    if (lastOfBatchLease) this.prefetch();
     // Each shard answers the push with its values (in sync mode once the step is applied), which
     // the next batch starts from instead of pulling: one call per shard and batch instead of two.
     const replies = await Promise.all(

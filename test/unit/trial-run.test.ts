@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrialRun, type Task } from '../../coordinator/trial-run';
-import { LeaseTable } from '../../coordinator/leases';
+import { BatchLeaseTable } from '../../coordinator/batch-leases';
 import { resolveTrialSpec } from '../../core/trial-spec';
 
 type TrainTask = Extract<Task, { kind: 'train' }>;
@@ -173,7 +173,7 @@ test('batches a restarted shard lost run again first, in the step they had, befo
 test('an expired lease hands its task back', () => {
   let now = 0;
   const expired: string[] = [];
-  const leases = new LeaseTable<string>(
+  const leases = new BatchLeaseTable<string>(
     (lease) => expired.push(lease.item),
     1_000_000,
     () => now,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-export interface Lease<T> {
+export interface BatchLease<T> {
   id: string;
   worker: string;
   item: T;
@@ -8,15 +8,16 @@ export interface Lease<T> {
 }
 
 /**
- * Work handed out on a time limit. A lease that is not completed in time expires and its item
+ * Batch leases: work handed to a worker on a time limit (not the etcd membership lease that
+ * keeps a process in the cluster). A lease that is not completed in time expires and its item
  * goes back to its owner through `onExpire`; completing an expired lease finds nothing.
  */
-export class LeaseTable<T> {
-  private readonly leases = new Map<string, Lease<T>>();
+export class BatchLeaseTable<T> {
+  private readonly leases = new Map<string, BatchLease<T>>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly onExpire: (lease: Lease<T>) => void,
+    private readonly onExpire: (lease: BatchLease<T>) => void,
     sweepMs = 250,
     private readonly now: () => number = Date.now,
   ) {
@@ -24,26 +25,26 @@ export class LeaseTable<T> {
     this.timer.unref();
   }
 
-  grant(worker: string, item: T, durationMs: number): Lease<T> {
+  grant(worker: string, item: T, durationMs: number): BatchLease<T> {
     const lease = { id: randomUUID(), worker, item, expiresAt: this.now() + durationMs };
     this.leases.set(lease.id, lease);
     return lease;
   }
 
   /** Removes and returns a live lease, or undefined if it expired or never existed. */
-  complete(id: string): Lease<T> | undefined {
+  complete(id: string): BatchLease<T> | undefined {
     const lease = this.leases.get(id);
     if (lease) this.leases.delete(id);
     return lease;
   }
 
   /** The live leases of `worker`. */
-  heldBy(worker: string): Lease<T>[] {
+  heldBy(worker: string): BatchLease<T>[] {
     return [...this.leases.values()].filter((lease) => lease.worker === worker);
   }
 
   /** Takes back every lease matching `predicate` without reporting them as expired. */
-  revoke(predicate: (lease: Lease<T>) => boolean): Lease<T>[] {
+  revoke(predicate: (lease: BatchLease<T>) => boolean): BatchLease<T>[] {
     const revoked = [...this.leases.values()].filter(predicate);
     for (const lease of revoked) this.leases.delete(lease.id);
     return revoked;
