@@ -7,6 +7,7 @@ import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
 import { toServiceError, errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
 import { chunkTensor } from '../core/tensor-codec';
+import { drained } from '../core/grpc-calls';
 import { TERMINAL_STATES, trialStatus, type TrialRecord } from './trial-record';
 import type { TrialTable } from './trial-table';
 import type { ClusterRoster, ClusterState } from './cluster-roster';
@@ -103,7 +104,8 @@ function getParameters(
       const values = record.finalParams ?? (await targets.pullAll(record));
       for (const p of record.params) {
         for (const chunk of chunkTensor(p.name, 0, values.get(p.name)!)) {
-          if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
+          if (call.cancelled) return;
+          if (!call.write(chunk)) await drained(call);
         }
       }
       call.end();

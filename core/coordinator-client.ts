@@ -10,6 +10,7 @@ import type { SweepRequest } from '../proto/gen/caviar/v1/SweepRequest';
 import type { SweepStatus__Output } from '../proto/gen/caviar/v1/SweepStatus';
 import { CHANNEL_OPTIONS, coordinatorServiceProto, deadlineIn } from './rpc';
 import { writeChunk } from './tensor-codec';
+import { cancelOnAbort, unaryCall } from './grpc-calls';
 import { channelCredentials, type TlsIdentity } from './security/tls-identity';
 import { explainTlsFailure } from './security/tls-hints';
 
@@ -19,8 +20,6 @@ export interface CoordinatorClientOptions {
   /** Mutual TLS with this identity's certificate (the coordinator checks its role). Defaults to plaintext. */
   tls?: TlsIdentity;
 }
-
-type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
 /** How much longer than other calls a Submit may take. */
 const SUBMIT_EXTRA_MS = 90_000;
@@ -53,20 +52,16 @@ export class CoordinatorClient {
   }
 
   private call<T>(
-    invoke: (options: grpc.CallOptions, cb: Callback<T>) => grpc.ClientUnaryCall,
+    invoke: (options: grpc.CallOptions, cb: grpc.requestCallback<T>) => grpc.ClientUnaryCall,
     extraMs = 0,
     signal?: AbortSignal,
   ): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const waitMs = this.deadlineMs + extraMs;
-      const call = invoke({ deadline: deadlineIn(waitMs) }, (err, value) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (err) reject(explainTlsFailure(clientDeadline(err, waitMs), this.address, this.tls));
-        else resolve(value as T);
-      });
-      const onAbort = (): void => call.cancel();
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    const waitMs = this.deadlineMs + extraMs;
+    return unaryCall<T>((cb) => invoke({ deadline: deadlineIn(waitMs) }, cb), signal).catch(
+      (err: grpc.ServiceError) => {
+        throw explainTlsFailure(clientDeadline(err, waitMs), this.address, this.tls);
+      },
+    );
   }
 
   /** Submit waits for every shard to draw (and checkpoint) its slices: minutes for large models. */
@@ -123,12 +118,11 @@ export class CoordinatorClient {
     stream: grpc.ClientReadableStream<T>,
     signal?: AbortSignal,
   ): AsyncGenerator<T> {
-    const onAbort = (): void => stream.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = cancelOnAbort(stream, signal);
     try {
       for await (const message of stream as AsyncIterable<T>) yield message;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
     }
   }
 

@@ -6,7 +6,7 @@ import { sliceElements, sliceViews, type Slice } from './placement';
 import { SharedSegment, readArrays, sliceLayout, writeArrays } from './shared-segment';
 
 /** A region lent to one call: the values to send go in before it, the answer comes out after. */
-export interface SegmentLease {
+export interface LentRegion {
   readonly region: SegmentRegion;
   /**
    * Copies the slices of the full tensors in `values` into the region, in slice order; a
@@ -16,7 +16,7 @@ export interface SegmentLease {
   /** Copies the region into the slices of the full tensors in `into`. */
   get(into: Map<string, Float32Array>): void;
   /**
-   * Ends the lease. `reuse` false drops the whole segment (a call whose outcome is unknown: the
+   * Gives the region back. `reuse` false drops the whole segment (a call whose outcome is unknown: the
    * shard may still write to the region), and the next call attaches a new one.
    */
   end(reuse: boolean): void;
@@ -47,7 +47,7 @@ export class SegmentLink {
   }
 
   /** A region for the values of `slices`, or undefined when this call must stream chunks. */
-  async lease(slices: readonly Slice[]): Promise<SegmentLease | undefined> {
+  async lendRegion(slices: readonly Slice[]): Promise<LentRegion | undefined> {
     const segment = await this.attached();
     if (!segment) return undefined;
     const elements = sliceElements(slices);

@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { chunkTensor } from '../core/tensor-codec';
+import { drained } from '../core/grpc-calls';
 import { EventLoopPacer } from '../core/yielding';
 import type { ShardObserver } from './shard-observer';
 import type { SliceRange } from './slice-assembler';
@@ -7,17 +8,6 @@ import type { SliceRange } from './slice-assembler';
 /** What slices are streamed to: a server-streaming or a bidi call. */
 export type WritableCall<M> =
   grpc.ServerWritableStream<unknown, M> | grpc.ServerDuplexStream<unknown, M>;
-
-/** Resolves when the stream can take more, or when it will never drain because the call ended. */
-export function writable(call: WritableCall<unknown>): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done).off('cancelled', done).off('close', done);
-      resolve();
-    };
-    call.on('drain', done).on('cancelled', done).on('close', done);
-  });
-}
 
 /** Resolves once the call has sent all it was given (grpc-js serializes a message only then), or ended without. */
 function settled(call: WritableCall<unknown>): Promise<void> {
@@ -55,7 +45,7 @@ export async function writeSlices<M>(
     if (call.write(msg)) {
       await pacer.pause();
     } else {
-      await writable(call);
+      await drained(call);
       pacer.restart();
     }
   }

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { PushHeader } from '../../proto/gen/caviar/v1/PushHeader';
-import { PushSession, callError, type SessionCall } from '../../core/push-session';
+import { PushSession, type SessionCall } from '../../core/push-session';
+import { callError } from '../../core/grpc-calls';
 
 /** An in-process stand-in for the SegmentSession stream: records writes, plays the shard's side. */
 class FakeStream extends EventEmitter {
