@@ -1,4 +1,4 @@
-import { isRetryable } from '../core/errors';
+import { isRetryable } from '../core/call-status';
 
 /** How long a watch keeps trying to reach a coordinator that went away (a restart, a takeover). */
 const RECONNECT_BUDGET_MS = 60_000;

@@ -61,19 +61,6 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   return { code: status.INTERNAL, details: message, metadata: new Metadata() };
 }
 
-const RETRYABLE = new Set<number>([
-  status.UNAVAILABLE,
-  status.DEADLINE_EXCEEDED,
-  status.RESOURCE_EXHAUSTED,
-  status.ABORTED,
-]);
-
-/** Whether a failed call may be tried again with the same idempotency key. */
-export function isRetryable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' && RETRYABLE.has(code);
-}
-
 /** The message of an error from a gRPC call, without grpc-js's "N CODE: " prefix. */
 export function errorMessage(err: unknown): string {
   if (

@@ -1,4 +1,4 @@
-import { isRetryable } from './errors';
+import { isRetryable } from './call-status';
 
 export interface RetryOptions {
   /** Give up (rethrow the last error) once this much time has passed. Defaults to 30 s. */
@@ -8,7 +8,7 @@ export interface RetryOptions {
   /** Defaults to 2 s. */
   maxDelayMs?: number;
   signal?: AbortSignal;
-  /** Which errors are worth another try. Defaults to core/errors isRetryable. */
+  /** Which errors are worth another try. Defaults to core/call-status isRetryable. */
   retryable?: (err: unknown) => boolean;
   onRetry?: (err: unknown, attempt: number) => void;
 }

@@ -1,11 +1,7 @@
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../core/errors';
+import { FencedError, type RefusalReason } from '../core/call-status';
 
-/** Why a shard turned a push away; the keys of ShardStats.refused. */
-export type RefusalReason =
-  'non_finite' | 'bad_shape' | 'bad_header' | 'unknown_trial' | 'duplicate' | 'stale' | 'fenced';
-
-/** A push from a sender whose membership lease is gone: FAILED_PRECONDITION, never applied. */
-export class FencedError extends FailedPreconditionError {}
+export { FencedError, type RefusalReason } from '../core/call-status';
 
 /** An INVALID_ARGUMENT that also says which refusal counter it belongs to. */
 export class RefusedInputError extends InvalidArgumentError {

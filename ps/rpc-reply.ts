@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { CaviarError, toServiceError } from '../core/errors';
 import { hit } from '../core/fault-points';
+import { refusalMetadata } from '../core/call-status';
+import { refusalReason } from './refusal';
 import type { Logger } from '../core/log';
 
 /** How the shard's handlers turn an outcome into a gRPC reply or status, logging what failed. */
@@ -27,7 +29,8 @@ export class ShardReplies {
   }
 
   toStatus(err: unknown, what: string): Partial<grpc.ServiceError> {
-    const serviceError = toServiceError(err);
+    // Callers classify a refusal by its reason, not by a status code several refusals share.
+    const serviceError = { ...toServiceError(err), metadata: refusalMetadata(refusalReason(err)) };
     if (serviceError.code === grpc.status.INTERNAL) this.logger?.error({ err }, `${what} failed`);
     else
       this.logger?.debug(

@@ -8,6 +8,7 @@ import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion
 import type { SessionReply } from '../proto/gen/caviar/v1/SessionReply';
 import { InvalidArgumentError } from '../core/errors';
 import { runYielding } from '../core/yielding';
+import { refusalOf } from '../core/call-status';
 import { AttachedSegments } from './attached-segments';
 import type { Snapshot } from './epoch-snapshots';
 import { RefusedInputError } from './refusal';
@@ -129,7 +130,8 @@ export class SegmentTransport {
           answer = { reply: await this.pushPull(header, call) };
         } catch (err) {
           const status = this.replies.toStatus(err, 'SegmentSession');
-          answer = { refused: { code: status.code, details: status.details } };
+          const refusal = refusalOf(status) ?? '';
+          answer = { refused: { code: status.code, details: status.details, refusal } };
         }
         if (answer.reply && losesPushAnswer()) return;
         if (!call.cancelled) call.write(answer);

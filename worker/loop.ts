@@ -5,8 +5,8 @@ import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import type { TrainBatch__Output } from '../proto/gen/caviar/v1/TrainBatch';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { ParameterServerClient } from '../core/ps-client';
-import { errorMessage, FailedPreconditionError, isRetryable } from '../core/errors';
-import { status as grpcStatus } from '@grpc/grpc-js';
+import { errorMessage } from '../core/errors';
+import { FencedError, isRetryable, isTransientRefusal } from '../core/call-status';
 import { withRetries } from '../core/retry';
 import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
@@ -50,11 +50,6 @@ interface BatchOutcome {
   pullMs: number;
   pushMs: number;
   duplicate: boolean;
-}
-
-/** A push refused because this worker's membership lease had ended (by a shard, or by this worker itself). */
-function isFenced(err: unknown): boolean {
-  return (err as { code?: unknown } | null)?.code === grpcStatus.FAILED_PRECONDITION;
 }
 
 /** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
@@ -185,7 +180,7 @@ export class Worker {
       const result = await this.execute(work).catch((err: unknown): WorkResult => {
         log.warn({ trial: work.trial, kind: work.kind, err: errorMessage(err) }, 'task failed');
         // Infrastructure trouble (a shard restarting, a lost membership lease) is not the trial's fault.
-        const transient = isRetryable(err) || isFenced(err);
+        const transient = isRetryable(err) || isTransientRefusal(err);
         return { error: errorMessage(err) || 'unknown error', transient };
       });
       const report = this.coordinator
@@ -337,9 +332,7 @@ export class Worker {
     if (!this.options.fenceToken) return '';
     const token = this.options.fenceToken();
     if (!token)
-      throw new FailedPreconditionError(
-        `worker ${this.options.id} lost its membership lease; not pushing`,
-      );
+      throw new FencedError(`worker ${this.options.id} lost its membership lease; not pushing`);
     return token;
   }
 

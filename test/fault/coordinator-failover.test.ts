@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../../core/coordinator-client';
-import { isRetryable } from '../../core/errors';
+import { isRetryable } from '../../core/call-status';
 import {
   assertExactlyOnce,
   faultTrial,

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../core/errors';
+import { isTransientRefusal, refusalOf } from '../../core/call-status';
 import { resolveOptimizerConfig, type OptimizerConfig } from '../../core/optimizer-config';
 import { placeTensors, slicesOnShard, type Slice } from '../../core/placement';
 import { initialParameters, seededInit, type ParamInfo } from '../../core/model-spec';
@@ -210,10 +211,12 @@ describe('ParameterServerShard over gRPC', () => {
     assert.ok(sameBits((await pullW('sync', 4)).w, sgdStep(initial, mean, SGD.lr)));
     assert.equal((await client.stats('sync')).batches_applied, 2);
 
-    await assert.rejects(
-      push('sync', 2, g1, { step: 0, step_size: 2 }),
-      withCode(grpc.status.FAILED_PRECONDITION),
-    );
+    await assert.rejects(push('sync', 2, g1, { step: 0, step_size: 2 }), (err: unknown) => {
+      withCode(grpc.status.FAILED_PRECONDITION)(err);
+      assert.equal(refusalOf(err), 'stale', 'the status names its refusal, not only a code');
+      assert.equal(isTransientRefusal(err), true);
+      return true;
+    });
     assert.equal((await push('sync', 1, g2, { step: 0, step_size: 2 })).duplicate, true);
     assert.deepEqual((await client.stats('sync')).refused, { stale: 1, duplicate: 1 });
   });

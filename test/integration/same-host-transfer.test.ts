@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../core/errors';
+import { refusalOf } from '../../core/call-status';
 import { resolveOptimizerConfig } from '../../core/optimizer-config';
 import { placeTensors, slicesOnShard, type Slice } from '../../core/placement';
 import { ParameterServerClient } from '../../core/ps-client';
@@ -145,6 +146,15 @@ describe('same-host transfer through shared-memory segments', () => {
     const pulled = zeros();
     assert.equal((await viaChunks.pull('sync', slices(), pulled)).version, 1);
     assert.ok(sameBits(values, pulled), 'the reply carries other values than the applied step');
+    // A late push for the applied step, on the session stream: refused, its reason named.
+    await assert.rejects(
+      viaSegment.pushPull({ ...header('sync', 2), ...step }, slices(), randomValues(7), zeros()),
+      (err: unknown) => {
+        withCode(grpc.status.FAILED_PRECONDITION, /step 0 is already applied/)(err);
+        assert.equal(refusalOf(err), 'stale');
+        return true;
+      },
+    );
   });
 
   it('answers a repeated batch duplicate and still returns the values', async () => {
