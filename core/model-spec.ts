@@ -222,7 +222,7 @@ export function* drawInitialValues(
   let at = 0;
   for (const { start, out } of [...ranges].sort((a, b) => a.start - b.start)) {
     if (start < at) throw new RangeError(`${p.name}: initial ranges overlap at element ${start}`);
-    // Skipping costs about a fifth of drawing, so it goes in rounds five times longer.
+    // Skipping is cheaper than drawing, so its rounds are longer for about the same time a round.
     for (; at < start; yield) {
       const n = Math.min(start - at, 5 * round);
       stream.skip(n);

@@ -2,10 +2,11 @@ import type { Logger } from './log';
 
 /**
  * Node flags every role process runs with (bin/caviar.js's shebang, the local cluster's spawns,
- * the systemd units). V8 sizes the old generation from the live heap, about 10 MB for a shard, so
- * the megabyte buffers of every pull and push (socket reads, gRPC frames) set off a mark-compact
- * every few round trips. Starting the old generation at 128 MB roughly halves the CPU a round
- * trip costs both ends (system-path bench: worker 5.5 to 2.4 ms, shard 6.6 to 3.7 ms).
+ * the systemd units). V8 sizes the old generation from the live heap, which for a shard is
+ * small, so the megabyte buffers of every pull and push (socket reads, gRPC frames) set off a
+ * mark-compact every few round trips. Starting the old generation at 128 MB spares the round
+ * trips those collections, which were a large share of the CPU each end spent on one (README,
+ * Benchmarks).
  */
 export const ROLE_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
 

@@ -40,8 +40,9 @@ export function drain<T>(steps: Generator<unknown, T>): T {
 }
 
 /**
- * Fresh zeroed Float32Arrays of `lengths`, with a pause (a yield) after each: thousands of slice
- * arrays of a large model, each zero-filled and faulted in, took a shard most of a second.
+ * Fresh zeroed Float32Arrays of `lengths`, with a pause (a yield) after each: a large model has
+ * thousands of slice arrays, each zero-filled and faulted in, too much for one turn of a shard's
+ * event loop.
  */
 export function* zeroedArrays(lengths: readonly number[]): Generator<void, Float32Array[]> {
   const out: Float32Array[] = [];

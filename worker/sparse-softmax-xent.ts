@@ -5,9 +5,9 @@ import { arrayOf } from './cpu-arrays';
 /**
  * The mean softmax cross-entropy of logits [n, classes] against class indices [n], as one kernel
  * forward and one backward, like TensorFlow's SparseSoftmaxCrossEntropyWithLogits. tfjs's
- * `losses.softmaxCrossEntropy` takes one-hot labels and runs as 37 kernels forward and back
- * (max, exp, sums, casts, reshapes, a division for the mean), which was half of the kernels of
- * an MLP training step: each one costs the engine's bookkeeping, and in a fresh process each is
+ * `losses.softmaxCrossEntropy` takes one-hot labels and runs as dozens of kernels forward and
+ * back (max, exp, sums, casts, reshapes, a division for the mean), a large share of the kernels
+ * of an MLP training step: each one costs the engine's bookkeeping, and in a fresh process each is
  * more code still waiting to be compiled. The kernels here are for the backends whose tensors
  * are plain arrays in this process (cpu, and blas, which derives from it).
  */

@@ -3,12 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 type Attrs = Record<string, unknown>;
 
 /**
- * tfjs-backend-wasm 4.22's BatchMatMul is fast only without transposes: measured here (one
- * thread), x[128,784]ᵀ · dy[128,256] took 28 ms with transposeA against 3.1 ms as an explicit
- * Transpose then a plain product, and dy · W[784,256]ᵀ 33 ms against 5.3 ms. Every backward pass
- * of a dense layer multiplies by a transposed operand, so this wrapper transposes explicitly
- * (on wasm) and runs wasm's own kernel with the flags off. The forward product has no transposes
- * and goes straight through.
+ * tfjs-backend-wasm 4.22's BatchMatMul is fast only without transposes: with transposeA or
+ * transposeB set it is several times slower than an explicit Transpose then a plain product
+ * (README, Benchmarks). Every backward pass of a dense layer multiplies by a transposed operand,
+ * so this wrapper transposes explicitly (on wasm) and runs wasm's own kernel with the flags off.
+ * The forward product has no transposes and goes straight through.
  */
 function withExplicitTransposes(original: tf.KernelConfig): tf.KernelFunc {
   return (args) => {

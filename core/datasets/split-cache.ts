@@ -19,7 +19,7 @@ interface SplitsMeta {
 /**
  * The splits of `source`, split and normalized as splitDataset does, from a binary copy of an
  * earlier split where the source has a fingerprint: every process of a cluster loads a data set
- * on its first trial, and splitting MNIST takes about 80 ms of that, reading the copy about 15.
+ * on its first trial, and reading the split's copy costs a fraction of splitting again.
  */
 export async function loadSplitsOf(source: DatasetSource): Promise<DatasetSplits> {
   const fingerprint = await source.fingerprint?.();

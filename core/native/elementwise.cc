@@ -1,7 +1,8 @@
 // The light kernels of a training step on the blas backend (worker/blas/light-kernels.ts works
 // out their layouts): once the matrix products run on OpenBLAS, these element-wise loops over
-// activation-sized arrays were a fifth of a worker's CPU as JS. Each computes in float what the
-// JS loop computed in double and stored as float, which for +, -, ×, ÷ rounds to the same value.
+// activation-sized arrays are much of what is left of a step, too much to leave to JS. Each
+// computes in float what the JS loop computed in double and stored as float, which for +, -, ×,
+// ÷ rounds to the same value.
 #include "elementwise.h"
 
 #include <napi.h>

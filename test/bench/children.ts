@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { REPO_ROOT } from '../helpers/repo';
+import { CAVIAR_BIN, REPO_ROOT } from '../helpers/repo';
 
 /**
  * The bench's child processes: each runs in its own process group, so a timeout or Ctrl-C takes
@@ -115,4 +115,40 @@ export function torchPython(): string | undefined {
 
 export function mnistDigitsDir(): string {
   return path.dirname(require.resolve('mnist/src/digits/0.json', { paths: [REPO_ROOT] }));
+}
+
+/** A long-running local cluster (`caviar up`, no etcd) for benches that submit many trials. */
+export async function upCluster(
+  workers: number,
+  shards: number,
+): Promise<{ coordinator: string; stop(): void }> {
+  const up = spawn(
+    process.execPath,
+    [
+      CAVIAR_BIN,
+      'up',
+      '--workers',
+      String(workers),
+      '--shards',
+      String(shards),
+      '--etcd',
+      'none',
+      '--json',
+    ],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  try {
+    const ready = await new Promise<{ coordinator: string }>((resolve, reject) => {
+      let out = '';
+      up.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]) as { coordinator: string });
+      });
+      up.once('exit', () => reject(new Error('caviar up exited before it was ready')));
+    });
+    return { coordinator: ready.coordinator, stop: () => up.kill('SIGTERM') };
+  } catch (err) {
+    up.kill('SIGKILL');
+    throw err;
+  }
 }

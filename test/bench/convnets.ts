@@ -11,13 +11,16 @@ import * as path from 'node:path';
 import type { TrainSummary } from '../../client/summary';
 import { lenet5Graph } from '../../core/model-graph/presets';
 import { CAVIAR_BIN, REPO_ROOT } from '../helpers/repo';
-import { failure, lastJsonLine, mnistDigitsDir, runChild } from './children';
+import { failure, lastJsonLine, mnistDigitsDir, runChild, torchPython } from './children';
+import type { BenchReport, SectionOptions } from './report';
 import { medianIndex, round, spreadOf } from './stats';
 
 const PEER = path.join(REPO_ROOT, 'test', 'bench', 'peer_torch_graph.py');
 const BATCH = 128;
+/** Epochs of each run: long enough that start-up and evaluation weigh little. */
+const EPOCHS = 4;
 
-export interface ConvnetBenchOptions {
+interface ConvnetBenchOptions {
   runs: number;
   epochs: number;
   timeoutS: number;
@@ -113,7 +116,19 @@ function summarize(side: Side) {
   };
 }
 
-export async function benchConvnets(o: ConvnetBenchOptions): Promise<void> {
+/** The section as `npm run bench` runs it: EPOCHS a run, torch's side where python3 imports it. */
+export function benchConvnets(o: SectionOptions, report: BenchReport): Promise<void> {
+  return convnetComparison({
+    runs: o.runs,
+    epochs: EPOCHS,
+    timeoutS: o.timeoutS,
+    python: torchPython(),
+    emit: report.emit,
+    log: report.log,
+  });
+}
+
+async function convnetComparison(o: ConvnetBenchOptions): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-convnets-'));
   try {
     for (const model of models(dir)) {

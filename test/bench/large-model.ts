@@ -14,6 +14,8 @@ import { LocalCluster, type ClusterProcess } from '../../client/local-cluster';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { parameterCount, modelParams, parseModelSpec } from '../../core/model-spec';
 import type { TrialStatus__Output } from '../../proto/gen/caviar/v1/TrialStatus';
+import { torchPython } from './children';
+import { messageOf, type BenchReport, type SectionOptions } from './report';
 import { round } from './stats';
 import { follow } from '../../client/follow';
 import { REPO_ROOT } from '../helpers/repo';
@@ -80,8 +82,17 @@ function torchComputeExamplesPerS(python: string | undefined): number | undefine
   }
 }
 
+/** The section: its line, or an error when the trial or its cluster fails. */
+export async function benchLarge(o: SectionOptions, report: BenchReport): Promise<void> {
+  try {
+    report.emit(await largeModel(o.timeoutS, report.log, torchPython()));
+  } catch (err) {
+    report.fail(`large: ${messageOf(err)}`);
+  }
+}
+
 /** `python` is one that imports torch, for the reference figure (none: the figure is null). */
-export async function largeModel(
+async function largeModel(
   timeoutS: number,
   log: (message: string) => void,
   python: string | undefined,

@@ -4,11 +4,10 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 /**
  * Output arrays of the blas backend's own kernels, reused once their tensor is disposed. A fresh
  * activation-sized Float32Array costs more than the kernel that fills it: the allocation, then a
- * page fault per 4 KiB on first touch (a 6.4 MB max-pool gradient: 1.4 ms to compute, 5.5 ms
- * into a new array), then the garbage collector's work (a seventh of a ResNet step). An array
- * comes back to the pool only if nothing but the backend's own kernels ever saw it: one that was
- * read out (dataSync, whose arrays callers keep) or handed to one of tfjs's cpu kernels (some
- * return views into their input, e.g. Slice) stays the caller's and is left to the collector.
+ * page fault per 4 KiB on first touch, then the garbage collector's work. An array comes back to
+ * the pool only if nothing but the backend's own kernels ever saw it: one that was read out
+ * (dataSync, whose arrays callers keep) or handed to one of tfjs's cpu kernels (some return
+ * views into their input, e.g. Slice) stays the caller's and is left to the collector.
  * Pooled arrays hold stale values: only kernels that overwrite every element take them.
  */
 

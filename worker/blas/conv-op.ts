@@ -7,8 +7,8 @@ import { registerReluMask, throughRelu } from './relu-mask';
  * kernel forward (the backend's FusedConv2D, bias and ReLU inside the addon's convolution) and,
  * backward, one kernel per gradient after one for the ReLU mask. Under a gradient tape tfjs does
  * not fuse bias and activation into a convolution: a LeNet-5 step ran Add, Relu, Step, Multiply
- * and Sum over every activation map besides the convolutions, a tenth of its time once those
- * were fast.
+ * and Sum over every activation map besides the convolutions, which weigh on a step once the
+ * convolutions are fast.
  */
 export const CONV = 'CaviarConv2D';
 

@@ -7,7 +7,7 @@ import { cpuKernel, floatsOf } from '../cpu-arrays';
  * The blas backend's kernels for what the layer-graph models add to a training step: means over
  * a middle run of axes (global average pooling, BatchNorm's moments), Tile and broadcasts over
  * middle axes (their gradients). tfjs's cpu backend runs these through a transpose or a
- * per-element index walk, which made global average pooling cost ten times the convolution
+ * per-element index walk, which made global average pooling cost more than the convolution
  * before it (pooling is in pool-kernels.ts, BatchNorm in batch-norm-op.ts). Float32 only; any
  * other case goes to cpu's kernel.
  */

@@ -12,10 +12,10 @@ import { outputFloats } from './array-pool';
  * use, ReLU and its gradient's Step, and sums over leading or trailing axes (bias gradients).
  * tfjs's cpu backend runs these through one generic loop per op family
  * (a callback per element, index arithmetic per element for any broadcast, a full transpose
- * before every sum over axis 0), which took 4 of the 6.4 ms of an MLP step and 95% of a LeNet-5
- * step here. Each kernel takes float32 in the layouts above and hands anything else to cpu's.
- * The loops themselves run in the native addon (core/native/elementwise.cc), vectorized: as JS
- * they were still a fifth of a worker's CPU in a cluster.
+ * before every sum over axis 0), which made them most of a step once the products were fast.
+ * Each kernel takes float32 in the layouts above and hands anything else to cpu's. The loops
+ * themselves run in the native addon (core/native/elementwise.cc), vectorized: even as plain JS
+ * loops they were a large share of a worker's CPU.
  */
 
 type Cpu = MathBackendCPU;

@@ -9,9 +9,8 @@ import { outputFloats } from './array-pool';
 /**
  * The blas backend's NHWC average and max pooling and their gradients, on the addon's loops
  * (core/native/pool.cc): tfjs's cpu kernels index every element through a buffer, and the JS
- * loops that replaced them still cost as much as the convolution next to them (LeNet-5's first
- * average pooling and its gradient, 5 of 27 ms a step). Float32 NHWC without dilation; any other
- * case goes to cpu's kernel.
+ * loops that replaced them still cost as much as the convolution next to them. Float32 NHWC
+ * without dilation; any other case goes to cpu's kernel.
  */
 
 type Cpu = MathBackendCPU;
