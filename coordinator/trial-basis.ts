@@ -15,7 +15,7 @@ export interface TrialBasis {
   runOptions: TrialRunOptions;
 }
 
-/** `quorum` is how many workers a sync step averages, asked at each epoch's start. */
+/** `quorum` is how many workers a sync step averages, asked at the trial's start. */
 export async function trialBasis(
   spec: ResolvedTrialSpec,
   shardCount: number,

@@ -32,8 +32,9 @@ export interface TrialRunOptions {
   spec: ResolvedTrialSpec;
   trainCount: number;
   /**
-   * sync: batches averaged per step. Asked at each epoch's start, so the quorum follows the live
-   * workers (a dead worker's batches of the current epoch go to the survivors, so no step hangs).
+   * sync: batches averaged per step, asked once at the trial's start and kept for every epoch, so
+   * a coordinator that takes over cuts each epoch into the same steps. A dead worker's batches go
+   * to the survivors, so no step hangs.
    */
   quorum: () => number;
   lr: LrSchedule;
@@ -194,9 +195,12 @@ export class TrialRun {
   }
 
   private startEpoch(epoch: number): void {
-    const quorum =
-      this.options.spec.mode === 'sync' ? Math.max(1, Math.floor(this.options.quorum())) : 1;
-    this.layouts[epoch] = nextEpochLayout(this.layouts[epoch - 1], this.batchesPerEpoch, quorum);
+    // The quorum is the trial's from its start: a coordinator that takes over before it saved an
+    // epoch's layout must cut that epoch into the very steps the shards were already gathering.
+    const previous = this.layouts[epoch - 1];
+    const sync = this.options.spec.mode === 'sync';
+    const quorum = previous?.quorum ?? (sync ? Math.max(1, Math.floor(this.options.quorum())) : 1);
+    this.layouts[epoch] = nextEpochLayout(previous, this.batchesPerEpoch, quorum);
     this.epoch = epoch;
     this.batches = this.batchesOf(epoch);
     this.queue = this.batches.map((_, i) => i);

@@ -95,7 +95,7 @@ test('sync: a step is handed out once the one before is out and all earlier ones
   assert.equal(drainTrain(r)[0].minVersion, 3, 'epoch 2 starts after the 3 steps of epoch 1');
 });
 
-test('sync: the quorum follows the live workers from one epoch to the next', () => {
+test("sync: the quorum is the trial's from its start, whoever is live at a later epoch", () => {
   let live = 2;
   const spec = resolveTrialSpec({
     dataset: 'synthetic:spirals',
@@ -108,16 +108,18 @@ test('sync: the quorum follows the live workers from one epoch to the next', () 
   const r = new TrialRun({ spec, trainCount: 8, quorum: () => live, lr: () => 0.1 }); // 4 batches
   for (let step = 0; step < 2; step++) drainTrain(r).forEach((t) => r.completeTrain(t, 1));
   live = 1; // a worker died during epoch 0
-  r.verified(r.epoch); // epoch 1 starts here, its quorum taken from the live workers
+  r.verified(r.epoch); // epoch 1 starts here, cut into steps of 2 all the same
   assert.deepEqual(r.takeTask(), { kind: 'eval', epoch: 0 });
   const next = drainTrain(r);
   assert.deepEqual(
     next.map((t) => [t.step, t.stepSize, t.minVersion]),
     [
-      [2, 1, 2],
-      [3, 1, 3],
+      [2, 2, 2],
+      [2, 2, 2],
+      [3, 2, 3],
+      [3, 2, 3],
     ],
-    'epoch 1 starts at version 2 with steps of 1 (the second out while the first runs)',
+    'epoch 1 starts at version 2 with steps of 2 (the second out while the first runs)',
   );
 });
 
