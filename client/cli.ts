@@ -145,6 +145,11 @@ export function buildProgram(): Command {
         '--augment <spec>',
         'augment training batches: flip:h|v|hv, crop:PAD, shift:FRAC, rotate:DEG, shear:DEG, color:AMOUNT, comma-separated',
       )
+      .addOption(
+        new Option('--compress <codec>', 'gradient compression of pushes that cross a network')
+          .choices(['none', 'bf16', 'fp16'])
+          .default('none'),
+      )
       .option(
         '--clip-norm <norm>',
         'clip gradients to this global norm (0: off)',

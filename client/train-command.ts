@@ -1,7 +1,7 @@
 import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
 import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../core/coordinator-client';
-import { resolveTrialSpec } from '../core/trial-spec';
+import { parseCompression, resolveTrialSpec } from '../core/trial-spec';
 import { InvalidArgumentError } from '../core/errors';
 import { checkAugmentFits, formatAugment, parseAugment } from '../core/augment-spec';
 import { loadSplits } from '../core/datasets';
@@ -31,6 +31,7 @@ export interface TrainOptions extends LocalClusterFlags {
   seed: number;
   clipNorm: number;
   augment?: string;
+  compress?: string;
   name?: string;
   export?: string;
   json?: boolean;
@@ -61,6 +62,7 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
     seed: o.seed,
     clip_norm: o.clipNorm,
     augment: formatAugment(parseAugment(o.augment ?? '')),
+    compress: parseCompression(o.compress),
   };
 }
 

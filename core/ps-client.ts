@@ -49,7 +49,7 @@ function isSeeded(values: ReadonlyMap<string, Float32Array> | SeededInit): value
  * The typed client of one parameter-server shard: its admin calls, and the values' moves through
  * the transport chosen for it when it is made (core/shard-transport). Every call has a deadline
  * and takes an AbortSignal; a failed call rejects with grpc's ServiceError (code and details),
- * so callers can use isRetryable and errorMessage from core/errors.
+ * so callers can use isRetryable (core/call-status) and errorMessage (core/errors).
  */
 export class ParameterServerClient {
   private readonly client: GrpcParameterServerClient;

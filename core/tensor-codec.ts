@@ -2,52 +2,52 @@ import type { TensorChunk } from '../proto/gen/caviar/v1/TensorChunk';
 import type { TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import { CHUNK_BYTES } from './rpc';
 import { InvalidArgumentError } from './errors';
+import { valueCodec, type ValueCodec } from './value-codec';
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const F32 = valueCodec('f32');
 
 /** The raw little-endian float32 bytes of `values`, sharing memory where the platform allows. */
 export function encodeFloat32(values: Float32Array): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-  const out = Buffer.allocUnsafe(values.length * 4);
-  for (let i = 0; i < values.length; i++) out.writeFloatLE(values[i], i * 4);
-  return out;
+  return F32.encode(values);
 }
 
 /** Copies little-endian float32 bytes into a fresh, aligned Float32Array. */
 export function decodeFloat32(bytes: Uint8Array): Float32Array {
-  if (bytes.byteLength % 4 !== 0) {
+  const out = new Float32Array(valueCount(bytes, F32));
+  F32.decodeInto(bytes, out, 0);
+  return out;
+}
+
+/** How many values of `codec` `bytes` hold; INVALID_ARGUMENT unless a whole number. */
+function valueCount(bytes: Uint8Array, codec: ValueCodec): number {
+  if (bytes.byteLength % codec.bytesPerValue !== 0) {
+    const what = codec.name === 'f32' ? 'float32' : codec.name;
     throw new InvalidArgumentError(
-      `tensor data of ${bytes.byteLength} bytes is not a whole number of float32 values`,
+      `tensor data of ${bytes.byteLength} bytes is not a whole number of ${what} values`,
     );
   }
-  const out = new Float32Array(bytes.byteLength / 4);
-  if (LITTLE_ENDIAN) {
-    new Uint8Array(out.buffer).set(bytes);
-  } else {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
-  }
-  return out;
+  return bytes.byteLength / codec.bytesPerValue;
 }
 
 /**
  * Splits the element range [start, start + values.length) of tensor `name` into chunks of at most
- * `chunkBytes` bytes. `values` holds exactly that range.
+ * `chunkBytes` bytes, each value encoded by `codec`. `values` holds exactly that range.
  */
 export function* chunkTensor(
   name: string,
   start: number,
   values: Float32Array,
   chunkBytes = CHUNK_BYTES,
+  codec: ValueCodec = F32,
 ): Generator<TensorChunk> {
-  const perChunk = Math.max(1, Math.floor(chunkBytes / 4));
+  const perChunk = Math.max(1, Math.floor(chunkBytes / codec.bytesPerValue));
   if (values.length === 0) {
     yield { name, offset: start, data: Buffer.alloc(0) };
     return;
   }
   for (let i = 0; i < values.length; i += perChunk) {
     const piece = values.subarray(i, Math.min(values.length, i + perChunk));
-    yield { name, offset: start + i, data: encodeFloat32(piece) };
+    yield { name, offset: start + i, data: codec.encode(piece) };
   }
 }
 
@@ -59,24 +59,19 @@ export interface ChunkTarget {
 }
 
 /**
- * Writes a received chunk into its destination, refusing chunks that name an unknown tensor or
- * fall outside the destination range. `resolve` picks the destination for (name, offset).
- * Returns how many elements were written.
+ * Writes a received chunk (its values encoded by `codec`) into its destination, refusing chunks
+ * that name an unknown tensor or fall outside the destination range. `resolve` picks the
+ * destination for (name, offset). Returns how many elements were written.
  *
- * The bytes go straight into the destination (one copy, no temporary array): this runs for every
- * chunk of every pull and push, and large short-lived buffers are what the GC pays for.
+ * The values go straight into the destination (no temporary array): this runs for every chunk
+ * of every pull and push, and large short-lived buffers are what the GC pays for.
  */
 export function writeChunk(
   chunk: TensorChunk__Output,
   resolve: (name: string, offset: number) => ChunkTarget | undefined,
+  codec: ValueCodec = F32,
 ): number {
-  const bytes = chunk.data;
-  if (bytes.byteLength % 4 !== 0) {
-    throw new InvalidArgumentError(
-      `tensor data of ${bytes.byteLength} bytes is not a whole number of float32 values`,
-    );
-  }
-  const count = bytes.byteLength / 4;
+  const count = valueCount(chunk.data, codec);
   const target = resolve(chunk.name, chunk.offset);
   if (!target) throw new InvalidArgumentError(`unknown tensor slice ${chunk.name}@${chunk.offset}`);
   const at = chunk.offset - target.start;
@@ -86,11 +81,6 @@ export function writeChunk(
         `[${target.start}, ${target.start + target.array.length})`,
     );
   }
-  if (LITTLE_ENDIAN) {
-    const { buffer, byteOffset } = target.array;
-    new Uint8Array(buffer, byteOffset + at * 4, bytes.byteLength).set(bytes);
-  } else {
-    target.array.set(decodeFloat32(bytes), at);
-  }
+  codec.decodeInto(chunk.data, target.array, at);
   return count;
 }

@@ -11,6 +11,7 @@ import { batchOfKey } from '../core/batches';
 import { hit } from '../core/fault-points';
 import { runYielding } from '../core/yielding';
 import { versionAfterStep } from '../core/sync-barrier';
+import { valueCodec, type ValueCodec } from '../core/value-codec';
 import {
   CaviarError,
   DeadlineExceededError,
@@ -35,6 +36,15 @@ import { VersionWaits, type CancellableCall } from './version-waits';
 /** A pushed gradient as refusals name it. */
 export const gradientName = ({ trial, epoch, batch }: PushHeader__Output): string =>
   `gradient of trial ${trial} (epoch ${epoch}, batch ${batch})`;
+
+/** How a streamed push's chunks encode its gradient; an unknown codec is a bad header. */
+function pushCodec(header: PushHeader__Output): ValueCodec {
+  try {
+    return valueCodec(header.codec);
+  } catch (err) {
+    throw new RefusedInputError('bad_header', `${gradientName(header)}: ${errorMessage(err)}`);
+  }
+}
 
 /** An Init header once checked: what the shard needs before any value arrives. */
 export interface TrialInit {
@@ -176,11 +186,12 @@ export class ShardCore {
   receiveChunks(header: PushHeader__Output): PushInProgress {
     const trial = this.requireTrial(header.trial);
     if (trial.isDuplicate(header.epoch, header.batch)) return { header, trial };
+    const codec = pushCodec(header);
     const buffers = this.bufferPool(trial).take();
     return {
       header,
       trial,
-      assembler: new SliceAssembler(trial.slices, gradientName(header), buffers),
+      assembler: new SliceAssembler(trial.slices, gradientName(header), buffers, codec),
     };
   }
 

@@ -1,6 +1,7 @@
 import type { TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import { InvalidArgumentError } from '../core/errors';
 import { writeChunk, type ChunkTarget } from '../core/tensor-codec';
+import { valueCodec, type ValueCodec } from '../core/value-codec';
 import { RefusedInputError } from './refusal';
 import { nativeLoops } from './native-loops';
 
@@ -49,11 +50,13 @@ export class SliceAssembler {
    * `what` names the stream in error messages ("gradient", "initial values"). `buffers` (one per
    * slice, of its length, from a SliceBufferPool say) are used instead of fresh ones: their old
    * contents do not matter, since `finish` refuses a stream that leaves any element unwritten.
+   * `codec` is how the chunks encode their values.
    */
   constructor(
     private readonly slices: readonly SliceRange[],
     private readonly what: string,
     buffers?: Float32Array[],
+    private readonly codec: ValueCodec = valueCodec('f32'),
   ) {
     if (buffers && !slices.every((s, i) => buffers[i]?.length === s.length)) {
       throw new Error('SliceAssembler: the buffers given do not match the slices');
@@ -73,7 +76,7 @@ export class SliceAssembler {
     };
     let written: number;
     try {
-      written = writeChunk(chunk, resolve);
+      written = writeChunk(chunk, resolve, this.codec);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       throw new RefusedInputError('bad_shape', `${this.what}: ${message}`, { cause: err });

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { stepWaitMs, syncPullBudgetMs } from '../core/sync-barrier';
+import { pushCodecOf } from '../core/trial-spec';
 import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import type { TrainBatch__Output } from '../proto/gen/caviar/v1/TrainBatch';
@@ -438,6 +439,7 @@ export class Worker {
       step: batch.step,
       step_size: batch.step_size,
       step_wait_ms: sync ? stepWaitMs(computeMs) : 0,
+      codec: pushCodecOf(work.spec?.compress),
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its membership lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');

@@ -4,13 +4,16 @@ import type { PushMessage } from '../../proto/gen/caviar/v1/PushMessage';
 import type { TensorChunk } from '../../proto/gen/caviar/v1/TensorChunk';
 import { sliceViews, type Slice } from '../placement';
 import { chunkTensor, type ChunkTarget } from '../tensor-codec';
+import { valueCodec, type ValueCodec } from '../value-codec';
+import { CHUNK_BYTES } from '../rpc';
 import { callError } from '../grpc-calls';
 import { errorMessage } from '../errors';
 
-/** The chunks of `values` at each slice's range, tensor by tensor. */
+/** The chunks of `values` at each slice's range, tensor by tensor, encoded by `codec`. */
 export function* sliceChunks(
   slices: readonly Slice[],
   values: ReadonlyMap<string, Float32Array>,
+  codec: ValueCodec = valueCodec('f32'),
 ): Generator<TensorChunk> {
   let views: Float32Array[];
   try {
@@ -18,17 +21,24 @@ export function* sliceChunks(
   } catch (err) {
     throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
   }
-  for (const [i, s] of slices.entries()) yield* chunkTensor(s.name, s.start, views[i]);
+  for (const [i, s] of slices.entries())
+    yield* chunkTensor(s.name, s.start, views[i], CHUNK_BYTES, codec);
 }
 
-/** A push's messages: the header, then the chunks of each slice of `grads`. */
+/** A push's messages: the header, then the chunks of each slice of `grads`, in its codec. */
 export function* pushMessages(
   header: PushHeader,
   slices: readonly Slice[],
   grads: ReadonlyMap<string, Float32Array>,
 ): Generator<PushMessage> {
+  let codec: ValueCodec;
+  try {
+    codec = valueCodec(header.codec ?? '');
+  } catch (err) {
+    throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
+  }
   yield { header };
-  for (const chunk of sliceChunks(slices, grads)) yield { chunk };
+  for (const chunk of sliceChunks(slices, grads, codec)) yield { chunk };
 }
 
 /** Where a pulled chunk goes: the part of the caller's full tensor that its slice covers. */

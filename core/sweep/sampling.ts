@@ -140,6 +140,7 @@ export function applyHyper(spec: SweepSpec, hyper: Hyper, name = ''): TrialSetti
       seed: train.seed,
       clip_norm: train.clip_norm,
       augment: formatAugment(parseAugment(train.augment)),
+      compress: train.compress,
     },
   };
 }

@@ -1,7 +1,7 @@
 import { parseAugment } from '../augment-spec';
 import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
-import { MODES } from '../trial-spec';
+import { COMPRESSIONS, MODES } from '../trial-spec';
 
 /** Any value a YAML or JSON spec can hold; `choice` domains may list any of them. */
 export type JsonValue =
@@ -150,6 +150,12 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     describe:
       'none or a list of flip:h|v|hv, crop:PAD, shift:FRAC, rotate:DEG, shear:DEG, color:AMOUNT',
     check: isAugment,
+  },
+  compress: {
+    section: 'train',
+    type: 'text',
+    describe: `one of ${COMPRESSIONS.join(', ')}`,
+    check: (v) => (COMPRESSIONS as readonly string[]).includes(v),
   },
   seed: { section: 'train', type: 'int', min: 0, max: 2 ** 31 - 1 },
   hidden: { section: 'model', type: 'hidden' },

@@ -42,6 +42,8 @@ export interface TrainSettings {
   clip_norm: number;
   /** Data augmentation (core/augment-spec.ts); "" for none. */
   augment: string;
+  /** Gradient compression of pushes that cross a network: none, bf16 or fp16. */
+  compress: string;
 }
 
 /**
@@ -64,6 +66,7 @@ export const TRAIN_DEFAULTS: Readonly<TrainSettings> = Object.freeze({
   seed: 1,
   clip_norm: 0,
   augment: '',
+  compress: 'none',
 });
 
 export interface SweepBudget {

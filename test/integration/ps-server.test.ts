@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../core/errors';
 import { isTransientRefusal, refusalOf } from '../../core/call-status';
+import { valueCodec } from '../../core/value-codec';
 import { resolveOptimizerConfig, type OptimizerConfig } from '../../core/optimizer-config';
 import { placeTensors, slicesOnShard, type Slice } from '../../core/placement';
 import { initialParameters, seededInit, type ParamInfo } from '../../core/model-spec';
@@ -95,6 +96,37 @@ describe('ParameterServerShard over gRPC', () => {
     const header = { trial, epoch: 0, batch, worker: 'w0', version: 0, ...extra };
     return client.push(header, whole('w', grad.length), new Map([['w', grad]]));
   }
+
+  it('decodes a push compressed to bf16 or fp16 and applies exactly the rounded gradient', async () => {
+    for (const codec of ['bf16', 'fp16']) {
+      const initial = await initW(`codec-${codec}`, 1000);
+      const grad = randomTensor(1000, 77);
+      const rounded = new Float32Array(grad.length);
+      valueCodec(codec).decodeInto(valueCodec(codec).encode(grad), rounded, 0);
+      const header = { trial: `codec-${codec}`, epoch: 0, batch: 0, worker: 'w0', codec };
+      await client.push(header, whole('w', grad.length), new Map([['w', grad]]));
+      const { w } = await pullW(`codec-${codec}`, 1000);
+      assert.ok(sameBits(w, sgdStep(initial, rounded, SGD.lr)), codec);
+      assert.ok(!sameBits(rounded, grad), 'the gradient was rounded');
+    }
+    const Raw = parameterServerProto().ParameterServer;
+    const raw = new Raw(client.address, grpc.credentials.createInsecure());
+    try {
+      const refused = new Promise((resolve, reject) => {
+        const call = raw.Push((err, value) => (err ? reject(err) : resolve(value)));
+        call.write({ header: { trial: 'codec-bf16', epoch: 0, batch: 1, codec: 'zip' } });
+        call.end();
+      });
+      await assert.rejects(refused, (err: unknown) => {
+        withCode(grpc.status.INVALID_ARGUMENT)(err);
+        assert.match(errorMessage(err), /unknown value codec "zip"/);
+        assert.equal(refusalOf(err), 'bad_header');
+        return true;
+      });
+    } finally {
+      raw.close();
+    }
+  });
 
   it('moves a 10 MB tensor intact through Init, Pull and Push', async () => {
     const n = 2_500_000;

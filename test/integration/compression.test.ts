@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lastJsonLine, runCaviar } from '../helpers/repo';
+import '../helpers/reaper';
+import type { TrainSummary } from '../../client/summary';
+
+/** One deterministic MNIST trial (1 worker, sync) over the chunk path, with `compress`. */
+async function train(compress: string): Promise<TrainSummary> {
+  const args = ['train', '--local', '--workers', '1', '--shards', '1', '--mode', 'sync'];
+  args.push('--dataset', 'mnist', '--model', 'mlp:64', '--epochs', '2', '--batch', '128');
+  args.push('--lr', '1e-3', '--compress', compress, '--json');
+  // Shared memory off: the pushes stream chunks, as they do between machines.
+  const result = await runCaviar(args, { timeoutMs: 170_000, env: { CAVIAR_SHM_DIR: 'off' } });
+  assert.equal(result.code, 0, result.stderr);
+  const summary = lastJsonLine<TrainSummary>(result.stdout);
+  assert.equal(summary.status, 'completed');
+  assert.equal(summary.batches_applied, summary.batches_scheduled, 'every batch applied once');
+  return summary;
+}
+
+test(
+  '--compress bf16 and fp16 train MNIST to within 0.5 points of uncompressed pushes at equal epochs',
+  { timeout: 540_000 },
+  async () => {
+    const none = await train('none');
+    for (const codec of ['bf16', 'fp16']) {
+      const compressed = await train(codec);
+      const gap = Math.abs((compressed.val_accuracy ?? 0) - (none.val_accuracy ?? 1));
+      assert.ok(gap <= 0.005, `${codec}: ${compressed.val_accuracy} vs ${none.val_accuracy}`);
+      // The run is deterministic, so a loss equal to the last digit would mean nothing was rounded.
+      assert.notEqual(compressed.val_loss, none.val_loss, `${codec} pushes were not compressed`);
+    }
+  },
+);
+
+test('--compress refuses a codec it does not know with one line and exit 2', async () => {
+  const result = await runCaviar(['train', '--local', '--dataset', 'mnist', '--compress', 'zip']);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /compress/);
+  assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+});
