@@ -211,6 +211,7 @@ budget: { trials: 4 }
       seed: 5,
       clip_norm: 0,
       augment: '',
+      compress: 'none',
     });
     const resolved = resolveTrialSpec(settings.trialSpec);
     assert.deepEqual(resolved.model, settings.model);
