@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { BACKEND_CHOICES } from '../core/backend-choice';
+import { COMPRESSIONS } from '../core/trial-spec';
 import { exitWithError, UsageError } from './exit-codes';
 import {
   parseImageSize,
@@ -147,7 +148,7 @@ export function buildProgram(): Command {
       )
       .addOption(
         new Option('--compress <codec>', 'gradient compression of pushes that cross a network')
-          .choices(['none', 'bf16', 'fp16'])
+          .choices(COMPRESSIONS)
           .default('none'),
       )
       .option(

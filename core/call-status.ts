@@ -7,10 +7,7 @@ import { FailedPreconditionError } from './errors';
  */
 
 /** Why a shard turned a push away: the keys of ShardStats.refused, and a refused call's metadata. */
-export type RefusalReason =
-  'non_finite' | 'bad_shape' | 'bad_header' | 'unknown_trial' | 'duplicate' | 'stale' | 'fenced';
-
-const REFUSAL_REASONS: ReadonlySet<string> = new Set<RefusalReason>([
+const REFUSAL_REASONS = [
   'non_finite',
   'bad_shape',
   'bad_header',
@@ -18,7 +15,8 @@ const REFUSAL_REASONS: ReadonlySet<string> = new Set<RefusalReason>([
   'duplicate',
   'stale',
   'fenced',
-]);
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** The metadata key a shard's refusal names its reason under (and CallStatus.refusal carries). */
 export const REFUSAL_KEY = 'caviar-refusal';
@@ -31,9 +29,12 @@ export class FencedError extends FailedPreconditionError {
   readonly refusal = 'fenced';
 }
 
-function codeOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
+/** Whether a failed call's status code is one of `codes`. */
+function hasCodeIn(codes: ReadonlySet<number>): (err: unknown) => boolean {
+  return (err) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    return typeof code === 'number' && codes.has(code);
+  };
 }
 
 const RETRYABLE = new Set<number>([
@@ -44,10 +45,7 @@ const RETRYABLE = new Set<number>([
 ]);
 
 /** Whether a failed call may be tried again with the same idempotency key. */
-export function isRetryable(err: unknown): boolean {
-  const code = codeOf(err);
-  return code !== undefined && RETRYABLE.has(code);
-}
+export const isRetryable = hasCodeIn(RETRYABLE);
 
 /** Statuses with which a shard refuses a call outright, before or without touching its region. */
 const DEFINITE_ANSWERS = new Set<number>([
@@ -66,10 +64,7 @@ const DEFINITE_ANSWERS = new Set<number>([
  * Whether the server answered the call itself, so nothing it was given is still at work (unlike
  * a deadline, a cancel or a broken connection, after which it may be).
  */
-export function isDefiniteAnswer(err: unknown): boolean {
-  const code = codeOf(err);
-  return code !== undefined && DEFINITE_ANSWERS.has(code);
-}
+export const isDefiniteAnswer = hasCodeIn(DEFINITE_ANSWERS);
 
 /** Metadata naming a refusal (none for "" or undefined), for the status a shard answers with. */
 export function refusalMetadata(reason: string | undefined): Metadata {
@@ -84,9 +79,7 @@ export function refusalOf(err: unknown): RefusalReason | undefined {
   const sent = (err as { metadata?: unknown } | null)?.metadata;
   const value =
     typeof own === 'string' ? own : sent instanceof Metadata ? sent.get(REFUSAL_KEY)[0] : undefined;
-  return typeof value === 'string' && REFUSAL_REASONS.has(value)
-    ? (value as RefusalReason)
-    : undefined;
+  return REFUSAL_REASONS.find((reason) => reason === value);
 }
 
 /**
@@ -110,7 +103,4 @@ const USER_ERROR_CODES = new Set<number>([
 ]);
 
 /** Whether a failed call's status is one the user fixes by changing the command. */
-export function isUserError(err: unknown): boolean {
-  const code = codeOf(err);
-  return code !== undefined && USER_ERROR_CODES.has(code);
-}
+export const isUserError = hasCodeIn(USER_ERROR_CODES);
