@@ -152,6 +152,18 @@ export function buildProgram(): Command {
           .default('none'),
       )
       .option(
+        '--init-from <trial|dir>',
+        'start from a trial of the cluster or an exported model directory (tensors matched by layer name and shape)',
+      )
+      .option(
+        '--freeze <n|layers>',
+        'keep the first N layers with parameters, or these comma-separated layers, as they start',
+      )
+      .option(
+        '--reinit <layers>',
+        'comma-separated layers drawn from the seed instead of taken from --init-from (a new head)',
+      )
+      .option(
         '--clip-norm <norm>',
         'clip gradients to this global norm (0: off)',
         parseNonNegativeNumber,

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
 import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../core/coordinator-client';
@@ -8,6 +10,7 @@ import { loadSplits } from '../core/datasets';
 import { elementCount } from '../core/placement';
 import { formatModelSpec, modelParams, parseModelSpec } from '../core/model-spec';
 import { exportLayersModel } from '../core/export-model';
+import { checkTransfer } from '../core/transfer';
 import type { LocalClusterFlags } from './local-cluster';
 import { onCluster } from './on-cluster';
 import { follow } from './follow';
@@ -32,6 +35,9 @@ export interface TrainOptions extends LocalClusterFlags {
   clipNorm: number;
   augment?: string;
   compress?: string;
+  initFrom?: string;
+  freeze?: string;
+  reinit?: string;
   name?: string;
   export?: string;
   json?: boolean;
@@ -63,7 +69,20 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
     clip_norm: o.clipNorm,
     augment: formatAugment(parseAugment(o.augment ?? '')),
     compress: parseCompression(o.compress),
+    init_from: initFromOption(o.initFrom),
+    freeze: o.freeze ?? '',
+    reinit: o.reinit ?? '',
   };
+}
+
+/**
+ * A directory here travels as its absolute path (the coordinator reads it, and with --local it
+ * runs here); anything else is a trial id of the cluster.
+ */
+function initFromOption(value: string | undefined): string {
+  const v = (value ?? '').trim();
+  if (!v) return '';
+  return fs.existsSync(v) && fs.statSync(v).isDirectory() ? path.resolve(v) : v;
 }
 
 /** Submits a trial and follows it to its end, showing progress unless `json`. */
@@ -108,7 +127,9 @@ export async function trainCommand(options: TrainOptions): Promise<number> {
     const splits = await loadSplits(resolved.dataset, {
       labelColumn: resolved.labelColumn || undefined,
     });
-    checkAugmentFits(resolved.augment, splits.train.featureShape);
+    const { featureShape, numClasses } = splits.train;
+    checkAugmentFits(resolved.augment, featureShape);
+    checkTransfer(modelParams(resolved.model, featureShape, numClasses), resolved.transfer);
   };
   return onCluster(options, validate, async (client) => {
     const status = await runTrial(client, spec, options.json ?? false);

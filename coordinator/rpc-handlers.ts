@@ -13,6 +13,12 @@ import type { TrialTable } from './trial-table';
 import type { ClusterRoster, ClusterState } from './cluster-roster';
 import type { WorkDispatcher } from './work-dispatch';
 import { streamUpdates } from './stream-updates';
+import type { ParamInfo } from '../core/model-spec';
+
+interface Tensors {
+  params: readonly ParamInfo[];
+  values: ReadonlyMap<string, Float32Array>;
+}
 
 /** A unary handler from a plain function; what it throws reaches the client with its gRPC code. */
 export function unary<Req, Res>(
@@ -59,7 +65,16 @@ export function coordinatorHandlers(
     ListTrials: unary(() => ({ trials: trials.statuses() })),
     StopTrial: unary((ref) => targets.stopTrial(ref.trial)),
     WatchTrial: (call) => watchTrial(call, targets),
-    GetParameters: (call) => getParameters(call, targets),
+    GetParameters: (call) =>
+      streamParameters(call, targets, async (record) => ({
+        params: record.params,
+        values: record.finalParams ?? (await targets.pullAll(record)),
+      })),
+    GetFrozenParameters: (call) =>
+      streamParameters(call, targets, (record) => ({
+        params: record.params.filter((p) => record.frozen.has(p.name)),
+        values: record.frozenValues,
+      })),
     ClusterInfo: unary(() => targets.clusterState()),
     RegisterWorker: unary((info) => {
       roster.touchWorker(info.id, info.backend, info.pid);
@@ -94,15 +109,16 @@ function watchTrial(
   });
 }
 
-function getParameters(
+/** Streams a trial's tensors `pick` chooses, in chunks, in the model's order. */
+function streamParameters(
   call: grpc.ServerWritableStream<{ trial: string }, TensorChunk>,
   targets: CoordinatorRpcTargets,
+  pick: (record: TrialRecord) => Tensors | Promise<Tensors>,
 ): void {
   Promise.resolve()
     .then(async () => {
-      const record = targets.trials.get(call.request.trial);
-      const values = record.finalParams ?? (await targets.pullAll(record));
-      for (const p of record.params) {
+      const { params, values } = await pick(targets.trials.get(call.request.trial));
+      for (const p of params) {
         for (const chunk of chunkTensor(p.name, 0, values.get(p.name)!)) {
           if (call.cancelled) return;
           if (!call.write(chunk)) await drained(call);

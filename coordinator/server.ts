@@ -17,6 +17,7 @@ import { ClusterRoster, type ClusterState } from './cluster-roster';
 import { TrialShards } from './trial-shards';
 import { trialBasis, type TrialBasis } from './trial-basis';
 import { TrialLifecycle } from './trial-lifecycle';
+import { TrialStarts } from './trial-start';
 import { ShardReconciler } from './shard-reconcile';
 import { DEFAULT_BATCHES_PER_LEASE, WorkDispatcher } from './work-dispatch';
 import { recordTaskResult, type TaskResultEffects } from './task-results';
@@ -65,6 +66,7 @@ export class CoordinatorServer {
   /** Emits a trial's id, or sweepEvent(its id), whenever it changes. */
   private readonly changes = new EventEmitter();
   private readonly shards: TrialShards;
+  private readonly starts: TrialStarts;
   private readonly roster: ClusterRoster;
   private readonly dispatch: WorkDispatcher;
   private readonly reconciler: ShardReconciler;
@@ -80,6 +82,7 @@ export class CoordinatorServer {
       guardedServerOptions(SERVER_OPTIONS, options.tls, COORDINATOR_ACCESS),
     );
     this.shards = new TrialShards(options.shards, log, options.tls);
+    this.starts = new TrialStarts(this.trials, this.shards);
     this.roster = new ClusterRoster(
       {
         shards: options.shards,
@@ -117,6 +120,7 @@ export class CoordinatorServer {
       shards: this.shards,
       log,
       basis: (spec) => this.basis(spec),
+      start: (spec, basis) => this.starts.start(spec, basis),
       revokeLeases: (trial) => this.dispatch.trialEnded(trial),
       sweepTrialEnded: (trial) => this.sweeps.trialEnded(trial),
       persist: (record) => this.persist(record),
@@ -156,6 +160,7 @@ export class CoordinatorServer {
         trials: this.trials,
         log: this.options.log,
         basis: (spec) => this.basis(spec),
+        start: (spec, basis) => this.starts.start(spec, basis),
         finish: (record) => this.lifecycle.finish(record),
         reconcile: (record, why) => this.reconciler.reconcile(record, why),
       });

@@ -4,6 +4,7 @@ import { checkAugmentFits } from '../core/augment-spec';
 import { modelParams, type ParamInfo } from '../core/model-spec';
 import { placeTensors, type Slice } from '../core/placement';
 import { parseLrDecay } from '../core/lr-schedule';
+import { checkTransfer, frozenTensors, trainedParams } from '../core/transfer';
 import type { TrialRunOptions } from './trial-run';
 
 /** What every trial needs from its spec: data shapes, parameters, placement, the run's options. */
@@ -11,6 +12,9 @@ export interface TrialBasis {
   params: ParamInfo[];
   inputShape: number[];
   numClasses: number;
+  /** Tensors of frozen layers: constants the coordinator keeps, on no shard. */
+  frozen: ReadonlySet<string>;
+  /** Where the trained tensors live. */
   slices: Slice[];
   runOptions: TrialRunOptions;
 }
@@ -25,11 +29,14 @@ export async function trialBasis(
   const { featureShape, numClasses } = splits.train;
   checkAugmentFits(spec.augment, featureShape);
   const params = modelParams(spec.model, featureShape, numClasses);
+  checkTransfer(params, spec.transfer);
+  const frozen = frozenTensors(params, spec.transfer.freeze);
   return {
     params,
     inputShape: featureShape,
     numClasses,
-    slices: placeTensors(params, shardCount),
+    frozen,
+    slices: placeTensors(trainedParams(params, frozen), shardCount),
     runOptions: {
       spec,
       trainCount: splits.train.count,

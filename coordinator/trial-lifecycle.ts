@@ -3,7 +3,7 @@ import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
 import { AlreadyExistsError, FailedPreconditionError, errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
 import { resolveTrialSpec, trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
-import { parameterCount, seededInit } from '../core/model-spec';
+import { parameterCount } from '../core/model-spec';
 import { parseLrDecay } from '../core/lr-schedule';
 import type { Hyper } from '../core/sweep';
 import { resolveOptimizerConfig } from '../core/optimizer-config';
@@ -12,6 +12,7 @@ import { TERMINAL_STATES, trialStatus, type TrialRecord } from './trial-record';
 import type { TrialBasis } from './trial-basis';
 import type { TrialShards } from './trial-shards';
 import type { TrialTable } from './trial-table';
+import type { TrialStart } from './trial-start';
 
 /** How long freeing a trial's shards waits for its end to be stored. */
 const PERSIST_WAIT_MS = 3_000;
@@ -32,6 +33,8 @@ export interface TrialLifecycleOptions {
   shards: TrialShards;
   log: Logger;
   basis(spec: ResolvedTrialSpec): Promise<TrialBasis>;
+  /** What the trial starts from: its seed, or another trial's or an export's parameters. */
+  start(spec: ResolvedTrialSpec, basis: TrialBasis): Promise<TrialStart>;
   /** Takes back the trial's outstanding leases: their results no longer count. */
   revokeLeases(trial: string): void;
   /** The trial's sweep, if any, starts its next trial. */
@@ -56,11 +59,21 @@ export class TrialLifecycle {
       optimizer: spec.optimizer.kind,
       mode: spec.mode,
     });
-    // Each shard draws its own slices' initial values: no model-sized copy here.
-    const seeded = seededInit(basis.params, spec.seed);
-    await shards.init(id, basis.slices, { optimizer: spec.optimizer, mode: spec.mode }, seeded);
+    const start = await this.options.start(spec, basis);
+    const movingAverages = Object.fromEntries(
+      basis.params.flatMap((p) =>
+        p.movingAverage === undefined ? [] : [[p.name, p.movingAverage]],
+      ),
+    );
+    await shards.init(
+      id,
+      basis.slices,
+      { optimizer: spec.optimizer, mode: spec.mode, movingAverages },
+      start.initial,
+    );
     const record: TrialRecord = {
       ...basis,
+      frozenValues: start.frozen,
       id,
       spec,
       run: new TrialRun(basis.runOptions),

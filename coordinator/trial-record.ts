@@ -15,6 +15,9 @@ export interface TrialRecord {
   params: ParamInfo[];
   inputShape: number[];
   numClasses: number;
+  /** Tensors of frozen layers, and their values (kept here: no shard holds them). */
+  frozen: ReadonlySet<string>;
+  frozenValues: ReadonlyMap<string, Float32Array>;
   slices: Slice[];
   /** Shard addresses, in the order the placement's shard numbers refer to. */
   shards: string[];
@@ -102,5 +105,8 @@ export function trialStatus(record: TrialRecord, now = Date.now()): TrialStatus 
     best_epoch: Math.max(0, bestEpochIndex(run.history, record.objectiveMetric)),
     verdict: verdictLine(record),
     predict_ms_p95: record.predictMsP95,
+    frozen_params: parameterCount(
+      record.params.filter((p) => p.movingAverage === undefined && record.frozen.has(p.name)),
+    ),
   };
 }

@@ -179,6 +179,7 @@ export class TrialShards {
     record.finalParams = await this.pullAll(record);
   }
 
+  /** Every tensor of the trial: the trained ones from the shards, the frozen ones from the record. */
   async pullAll(record: TrialRecord): Promise<Map<string, Float32Array>> {
     const values = new Map(
       record.params.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))]),
@@ -191,6 +192,7 @@ export class TrialShards {
           : client.pull(record.id, mine, values, { minVersion: 0 });
       }),
     );
+    for (const [name, frozen] of record.frozenValues) values.get(name)?.set(frozen);
     return values;
   }
 

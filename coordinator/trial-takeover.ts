@@ -8,6 +8,7 @@ import type { RecordStore } from './record-store';
 import type { TrialBasis } from './trial-basis';
 import type { TrialShards } from './trial-shards';
 import type { TrialTable } from './trial-table';
+import type { TrialStart } from './trial-start';
 
 export interface TrialTakeoverOptions {
   /** Shard addresses, in the order the placement's shard numbers refer to. */
@@ -16,6 +17,7 @@ export interface TrialTakeoverOptions {
   trials: TrialTable;
   log: Logger;
   basis(spec: ResolvedTrialSpec): Promise<TrialBasis>;
+  start(spec: ResolvedTrialSpec, basis: TrialBasis): Promise<TrialStart>;
   finish(record: TrialRecord): Promise<void>;
   reconcile(record: TrialRecord, why: string): Promise<void>;
 }
@@ -53,8 +55,21 @@ async function restoredTrial(
   const applied = ongoing
     ? await options.shards.appliedEverywhere(p.id, basis.slices)
     : new Set<number>();
+  // Frozen layers live only here: a running trial needs them again, from where it started.
+  let frozenValues: ReadonlyMap<string, Float32Array> = new Map();
+  let lostFrozen = '';
+  if (ongoing && basis.frozen.size > 0) {
+    frozenValues = await options
+      .start(spec, basis)
+      .then((start) => start.frozen)
+      .catch((err: unknown) => {
+        lostFrozen = `its frozen layers cannot be read again: ${errorMessage(err)}`;
+        return new Map();
+      });
+  }
   const record: TrialRecord = {
     ...basis,
+    frozenValues,
     id: p.id,
     spec,
     run: TrialRun.resume(basis.runOptions, p.run, applied ?? new Set()),
@@ -81,6 +96,9 @@ async function restoredTrial(
   if (!ongoing) void options.shards.drop(p.id).catch(() => undefined);
   if (ongoing && !applied) {
     record.error = 'its parameters are gone from the shards (they restarted without it)';
+    record.run.fail();
+  } else if (lostFrozen) {
+    record.error = lostFrozen;
     record.run.fail();
   } else if (record.run.state === 'finishing') {
     void options.finish(record);

@@ -8,6 +8,7 @@ import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import type { SweepRequest } from '../proto/gen/caviar/v1/SweepRequest';
 import type { SweepStatus__Output } from '../proto/gen/caviar/v1/SweepStatus';
+import type { TensorChunk__Output } from '../proto/gen/caviar/v1/TensorChunk';
 import { CHANNEL_OPTIONS, coordinatorServiceProto, deadlineIn } from './rpc';
 import { writeChunk } from './tensor-codec';
 import { cancelOnAbort, unaryCall } from './grpc-calls';
@@ -160,14 +161,29 @@ export class CoordinatorClient {
     shapes: ReadonlyArray<{ name: string; size: number }>,
   ): Promise<Map<string, Float32Array>> {
     const values = new Map(shapes.map((s) => [s.name, new Float32Array(s.size)]));
-    const stream = this.client.GetParameters({ trial }, { deadline: deadlineIn(this.deadlineMs) });
+    await this.readTensors(this.client.GetParameters({ trial }, this.streamOptions()), values);
+    return values;
+  }
+
+  /** Writes the values of a trial's frozen layers (which no shard holds) into `into`'s tensors. */
+  getFrozenParameters(trial: string, into: ReadonlyMap<string, Float32Array>): Promise<void> {
+    return this.readTensors(this.client.GetFrozenParameters({ trial }, this.streamOptions()), into);
+  }
+
+  private streamOptions(): grpc.CallOptions {
+    return { deadline: deadlineIn(this.deadlineMs) };
+  }
+
+  private async readTensors(
+    stream: AsyncIterable<TensorChunk__Output>,
+    into: ReadonlyMap<string, Float32Array>,
+  ): Promise<void> {
     for await (const chunk of stream) {
       writeChunk(chunk, (name) => {
-        const array = values.get(name);
+        const array = into.get(name);
         return array ? { array, start: 0 } : undefined;
       });
     }
-    return values;
   }
 
   close(): void {

@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError } from './errors';
 import { buildLayersModel, setModelParameters } from './layers-model';
 import { formatModelSpec, type ModelSpec } from './model-spec';
+import type { SourceTensor } from './transfer';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -104,4 +105,34 @@ export async function loadExportedModel(dir: string): Promise<tfl.LayersModel> {
     readWeights(dir, manifest),
   );
   return tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+}
+
+/**
+ * The float32 tensors of a LayersModel directory by weight name (`LAYER/kernel`), read from its
+ * manifest without building the model: what a trial started with --init-from DIR takes.
+ */
+export async function readExportedTensors(dir: string): Promise<Map<string, SourceTensor>> {
+  const json = await readModelJson(path.join(dir, MODEL_JSON));
+  if (!Array.isArray(json.weightsManifest))
+    throw new InvalidArgumentError(`exported model ${dir} has no weights manifest`);
+  const [specs, buffer] = await readWeights(dir, json.weightsManifest);
+  const tensors = new Map<string, SourceTensor>();
+  let offset = 0;
+  for (const spec of specs) {
+    if (spec.dtype !== 'float32' || spec.quantization)
+      throw new InvalidArgumentError(
+        `exported model ${dir}: weight ${spec.name} is ${spec.quantization ? 'quantized' : spec.dtype}; only float32 weights can start a trial`,
+      );
+    const bytes = spec.shape.reduce((a, b) => a * b, 1) * 4;
+    if (offset + bytes > buffer.byteLength)
+      throw new InvalidArgumentError(
+        `exported model ${dir}: its weights files end before weight ${spec.name}`,
+      );
+    tensors.set(spec.name, {
+      shape: spec.shape,
+      values: new Float32Array(buffer.slice(offset, offset + bytes)),
+    });
+    offset += bytes;
+  }
+  return tensors;
 }

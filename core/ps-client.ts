@@ -37,6 +37,8 @@ export interface InitTrialHeader {
   mode: 'sync' | 'async';
   /** The slices this shard will own. */
   slices: readonly Slice[];
+  /** Streamed values only: the momentum of each BatchNorm moving statistic, by tensor name. */
+  movingAverages?: Readonly<Record<string, number>>;
 }
 
 export const DEFAULT_PS_DEADLINE_MS = 30_000;
@@ -100,7 +102,16 @@ export class ParameterServerClient {
     const seeded = isSeeded(values) ? values : undefined;
     const streamed = isSeeded(values) ? undefined : values;
     const messages = function* (): Generator<InitMessage> {
-      yield { header: { trial, optimizer: header.optimizer, mode: header.mode, slices, seeded } };
+      yield {
+        header: {
+          trial,
+          optimizer: header.optimizer,
+          mode: header.mode,
+          slices,
+          seeded,
+          moving_averages: streamed ? header.movingAverages : undefined,
+        },
+      };
       if (streamed) for (const chunk of sliceChunks(header.slices, streamed)) yield { chunk };
     };
     const callOptions = { deadline: deadlineIn(this.deadlineMs) };

@@ -3,6 +3,8 @@ import { InvalidArgumentError } from './errors';
 import { parseModelSpec, type ModelSpec } from './model-spec';
 import { resolveWireOptimizerConfig, type OptimizerConfig } from './optimizer-config';
 import { formatAugment, parseAugment, type Augmentation } from './augment-spec';
+import { commaList } from './comma-list';
+import { formatFreeze, parseFreeze, type TransferSpec } from './transfer';
 
 export const MODES = ['sync', 'async'] as const;
 export type Mode = (typeof MODES)[number];
@@ -40,6 +42,7 @@ export interface ResolvedTrialSpec {
   clipNorm: number;
   augment: Augmentation;
   compress: Compression;
+  transfer: TransferSpec;
 }
 
 function integerIn(
@@ -83,6 +86,12 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
   const clipNorm = Number(spec.clip_norm ?? 0);
   if (!Number.isFinite(clipNorm) || clipNorm < 0)
     throw new InvalidArgumentError('clip norm must be a non-negative number');
+  const initFrom = (spec.init_from ?? '').trim();
+  const reinit = commaList(spec.reinit);
+  if (reinit.length > 0 && !initFrom)
+    throw new InvalidArgumentError(
+      'reinit names layers to draw fresh instead of taking them from init_from, and there is no init_from',
+    );
   return {
     name: (spec.name ?? '').trim(),
     dataset,
@@ -97,6 +106,11 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
     clipNorm,
     augment: parseAugment(spec.augment ?? ''),
     compress: parseCompression(spec.compress),
+    transfer: {
+      initFrom,
+      freeze: parseFreeze(spec.freeze),
+      reinit,
+    },
   };
 }
 
@@ -115,5 +129,8 @@ export function trialSpecMessage(spec: ResolvedTrialSpec): TrialSpec {
     clip_norm: spec.clipNorm,
     augment: formatAugment(spec.augment),
     compress: spec.compress,
+    init_from: spec.transfer.initFrom,
+    freeze: formatFreeze(spec.transfer.freeze),
+    reinit: spec.transfer.reinit.join(','),
   };
 }

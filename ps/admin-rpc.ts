@@ -70,6 +70,7 @@ function validateTrialInit(header: {
   optimizer: OptimizerConfig | null;
   mode: string;
   slices: SliceRange[];
+  moving_averages: Record<string, number>;
 }): TrialInit {
   const { trial, optimizer, mode, slices } = header;
   if (!trial) throw new InvalidArgumentError('Init header has an empty trial id');
@@ -78,5 +79,11 @@ function validateTrialInit(header: {
     throw new InvalidArgumentError(`Init of trial ${trial}: mode "${mode}" is not sync or async`);
   }
   validateSliceRanges(slices);
-  return { trial, optimizer: validateOptimizerConfig(optimizer), mode, slices };
+  const movingAverages = new Map(Object.entries(header.moving_averages));
+  for (const [name, momentum] of movingAverages)
+    if (!(momentum > 0 && momentum < 1))
+      throw new InvalidArgumentError(
+        `Init of trial ${trial}: ${name} has moving-average momentum ${momentum}, not in (0, 1)`,
+      );
+  return { trial, optimizer: validateOptimizerConfig(optimizer), mode, slices, movingAverages };
 }

@@ -52,6 +52,8 @@ export interface TrialInit {
   optimizer: OptimizerConfig;
   mode: ConsistencyMode;
   slices: SliceRange[];
+  /** Streamed values only: BatchNorm's moving statistics, with their momentum, by tensor name. */
+  movingAverages?: ReadonlyMap<string, number>;
 }
 
 /** What a push came to: the reply, and the trial it went to (for a push-pull's values). */
@@ -156,7 +158,7 @@ export class ShardCore {
    */
   async install(init: TrialInit, from: Float32Array[] | SeededInit__Output): Promise<number> {
     const { values, movingAverages } = Array.isArray(from)
-      ? { values: from, movingAverages: [] }
+      ? { values: from, movingAverages: init.slices.map((s) => init.movingAverages?.get(s.name)) }
       : await seededSliceValues(init.trial, from, init.slices);
     const state = await createOptimizerStates(
       optimizerFor(init.optimizer.kind),

@@ -37,5 +37,14 @@ export interface TrialModel {
 export interface ComputeBackend {
   /** The name reported in logs, metrics and summaries, e.g. "wasm", "tensorflow", "synthetic". */
   readonly name: string;
-  createModel(spec: ModelSpec, inputShape: readonly number[], numClasses: number): TrialModel;
+  /**
+   * `frozen` names tensors that keep the values they are set to: their gradients are neither
+   * computed nor returned.
+   */
+  createModel(
+    spec: ModelSpec,
+    inputShape: readonly number[],
+    numClasses: number,
+    frozen?: ReadonlySet<string>,
+  ): TrialModel;
 }

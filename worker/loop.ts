@@ -254,7 +254,9 @@ export class Worker {
     cached?.model.dispose();
     // The shard connections (and same-host segments) are set up while the data set loads.
     const [context] = await Promise.all([
-      createTrialContext(work.trial, work.spec!, work.shards, this.options.backend),
+      createTrialContext(work.trial, work.spec!, work.shards, this.options.backend, (trial, into) =>
+        this.coordinator.getFrozenParameters(trial, into),
+      ),
       ...work.shards.map((address) => this.shard(address).prepare()),
     ]);
     this.contexts.set(work.trial, context);

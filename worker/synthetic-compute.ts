@@ -30,9 +30,14 @@ class SyntheticTrialModel implements TrialModel {
   private readonly exampleSize: number;
   private steps = 0;
 
-  constructor(spec: ModelSpec, inputShape: readonly number[], numClasses: number) {
+  constructor(
+    spec: ModelSpec,
+    inputShape: readonly number[],
+    numClasses: number,
+    frozen: ReadonlySet<string>,
+  ) {
     for (const p of modelParams(spec, inputShape, numClasses))
-      this.grads.set(p.name, new Float32Array(elementCount(p.shape)));
+      if (!frozen.has(p.name)) this.grads.set(p.name, new Float32Array(elementCount(p.shape)));
     this.exampleSize = elementCount(inputShape);
   }
 
@@ -79,7 +84,12 @@ class SyntheticTrialModel implements TrialModel {
 export class SyntheticComputeBackend implements ComputeBackend {
   readonly name = 'synthetic';
 
-  createModel(spec: ModelSpec, inputShape: readonly number[], numClasses: number): TrialModel {
-    return new SyntheticTrialModel(spec, inputShape, numClasses);
+  createModel(
+    spec: ModelSpec,
+    inputShape: readonly number[],
+    numClasses: number,
+    frozen: ReadonlySet<string> = new Set(),
+  ): TrialModel {
+    return new SyntheticTrialModel(spec, inputShape, numClasses, frozen);
   }
 }

@@ -34,9 +34,12 @@ function activate(backend: string): void {
 class TfjsTrialModel implements TrialModel {
   private readonly model: tfl.LayersModel;
   private readonly params: ParamInfo[];
-  /** Every parameter's variable, in params' order; `trained` leaves out BatchNorm's moving statistics. */
+  /** Every parameter's variable, in params' order. */
   private readonly variables: tf.Variable[];
+  /** What gradients() differentiates: no frozen tensor, no BatchNorm moving statistic. */
   private readonly trained: tf.Variable[];
+  /** The tensors gradients() returns, in params' order: every one not frozen. */
+  private readonly returned: number[];
   private readonly forward: ForwardPass;
   /** Kernels with an L1 or L2 penalty, which enters the loss as Keras's kernel_regularizer. */
   private readonly penalties: Array<{ kernel: tf.Variable; l1: number; l2: number }>;
@@ -49,6 +52,7 @@ class TfjsTrialModel implements TrialModel {
     spec: ModelSpec,
     private readonly inputShape: readonly number[],
     private readonly numClasses: number,
+    frozen: ReadonlySet<string>,
   ) {
     activate(backend);
     const built = buildGraphModel(spec, inputShape, numClasses);
@@ -56,7 +60,10 @@ class TfjsTrialModel implements TrialModel {
     this.params = graphParams(built.graph);
     const byName = paramVariables(this.model, this.params);
     this.variables = this.params.map((p) => byName.get(p.name) as tf.Variable);
-    this.trained = this.variables.filter((_, i) => this.params[i].movingAverage === undefined);
+    this.returned = this.params.flatMap((p, i) => (frozen.has(p.name) ? [] : [i]));
+    this.trained = this.returned
+      .filter((i) => this.params[i].movingAverage === undefined)
+      .map((i) => this.variables[i]);
     this.penalties = [...allNodes(built.graph.nodes)].flatMap((n) =>
       (n.kind === 'dense' || n.kind === 'conv2d') && (n.l1 > 0 || n.l2 > 0)
         ? [{ kernel: byName.get(`${n.name}/kernel`) as tf.Variable, l1: n.l1, l2: n.l2 }]
@@ -125,7 +132,8 @@ class TfjsTrialModel implements TrialModel {
       // dataSync is a copy on most backends; on cpu and blas it is the gradient tensor's own
       // array, which tidy's disposal hands over (no kernel output is ever reused), so no copy.
       // BatchNorm's moving statistics get the batch's statistics in a gradient's place.
-      this.params.forEach((p, i) => {
+      this.returned.forEach((i) => {
+        const p = this.params[i];
         const values =
           p.movingAverage === undefined
             ? (grads[this.variables[i].name].dataSync() as Float32Array)
@@ -212,7 +220,12 @@ export class TfjsComputeBackend implements ComputeBackend {
     readonly name: string = tfjsBackend,
   ) {}
 
-  createModel(spec: ModelSpec, inputShape: readonly number[], numClasses: number): TrialModel {
-    return new TfjsTrialModel(this.tfjsBackend, spec, inputShape, numClasses);
+  createModel(
+    spec: ModelSpec,
+    inputShape: readonly number[],
+    numClasses: number,
+    frozen: ReadonlySet<string> = new Set(),
+  ): TrialModel {
+    return new TfjsTrialModel(this.tfjsBackend, spec, inputShape, numClasses, frozen);
   }
 }

@@ -6,6 +6,10 @@ import { elementCount, placeTensors, slicesOnShard, type Slice } from '../core/p
 import type { ComputeBackend, TrialModel } from './compute-backend';
 import { parseAugment, type Augmentation } from '../core/augment-spec';
 import { augmentBatch } from './augment';
+import { frozenTensors, parseFreeze, trainedParams } from '../core/transfer';
+
+/** Writes the values of a trial's frozen layers (the coordinator keeps them) into `into`. */
+export type FrozenFetch = (trial: string, into: ReadonlyMap<string, Float32Array>) => Promise<void>;
 
 /** What a worker keeps per trial between tasks: data, model, parameter buffers, placement. */
 export interface TrialContext {
@@ -13,7 +17,7 @@ export interface TrialContext {
   splits: DatasetSplits;
   model: TrialModel;
   params: ParamInfo[];
-  /** Full parameter tensors, refilled by every pull. */
+  /** Full parameter tensors, refilled by every pull; a frozen layer's are fetched once. */
   values: Map<string, Float32Array>;
   /** Slices per shard index, for the shard list the coordinator gave. */
   shardSlices: Slice[][];
@@ -36,19 +40,25 @@ export async function createTrialContext(
   spec: TrialSpec__Output,
   shards: string[],
   backend: ComputeBackend,
+  fetchFrozen: FrozenFetch,
 ): Promise<TrialContext> {
   const splits = await loadSplits(spec.dataset, { labelColumn: spec.label_column || undefined });
   const { featureShape, numClasses } = splits.train;
   const modelSpec = parseModelSpec(spec.model);
   const params = modelParams(modelSpec, featureShape, numClasses);
-  const slices = placeTensors(params, shards.length);
+  // Placed as the coordinator places them: the shards hold only the tensors that train.
+  const frozen = frozenTensors(params, parseFreeze(spec.freeze));
+  const slices = placeTensors(trainedParams(params, frozen), shards.length);
   const featureSize = elementCount(featureShape);
+  const values = new Map(params.map((p) => [p.name, new Float32Array(elementCount(p.shape))]));
+  if (frozen.size > 0)
+    await fetchFrozen(trial, new Map([...frozen].map((name) => [name, values.get(name)!])));
   return {
     trial,
     splits,
-    model: backend.createModel(modelSpec, featureShape, numClasses),
+    model: backend.createModel(modelSpec, featureShape, numClasses, frozen),
     params,
-    values: new Map(params.map((p) => [p.name, new Float32Array(elementCount(p.shape))])),
+    values,
     shardSlices: shards.map((_, s) => slicesOnShard(slices, s)),
     shards,
     batchFeatures: new Float32Array(spec.batch * featureSize),

@@ -42,6 +42,7 @@ export const COORDINATOR_ACCESS: AccessPolicy = {
   ListTrials: ANY_ROLE,
   WatchTrial: ANY_ROLE,
   GetParameters: ANY_ROLE,
+  GetFrozenParameters: ANY_ROLE,
   ClusterInfo: ANY_ROLE,
   GetSweep: ANY_ROLE,
   ListSweeps: ANY_ROLE,

@@ -141,6 +141,9 @@ export function applyHyper(spec: SweepSpec, hyper: Hyper, name = ''): TrialSetti
       clip_norm: train.clip_norm,
       augment: formatAugment(parseAugment(train.augment)),
       compress: train.compress,
+      init_from: train.init_from,
+      freeze: String(train.freeze),
+      reinit: train.reinit,
     },
   };
 }

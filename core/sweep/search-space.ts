@@ -2,6 +2,8 @@ import { parseAugment } from '../augment-spec';
 import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
 import { COMPRESSIONS, MODES } from '../trial-spec';
+import { parseFreeze } from '../transfer';
+import { commaList } from '../comma-list';
 
 /** Any value a YAML or JSON spec can hold; `choice` domains may list any of them. */
 export type JsonValue =
@@ -87,7 +89,14 @@ export type ParamRule =
       /** Whether `max` itself is excluded (beta1 < 1). */
       maxOpen?: boolean;
     }
-  | { section: 'train'; type: 'text'; describe: string; check: (value: string) => boolean }
+  | {
+      section: 'train';
+      type: 'text';
+      describe: string;
+      check: (value: string) => boolean;
+      /** Whether a non-negative integer stands for its text (freeze: 2 is freeze: "2"). */
+      integers?: boolean;
+    }
   | { section: 'model'; type: 'hidden' };
 
 const MAX_UNITS = 65_536;
@@ -95,6 +104,15 @@ const MAX_UNITS = 65_536;
 function isAugment(text: string): boolean {
   try {
     parseAugment(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isFreeze(text: string): boolean {
+  try {
+    parseFreeze(text);
     return true;
   } catch {
     return false;
@@ -157,6 +175,25 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     describe: `one of ${COMPRESSIONS.join(', ')}`,
     check: (v) => (COMPRESSIONS as readonly string[]).includes(v),
   },
+  init_from: {
+    section: 'train',
+    type: 'text',
+    describe: 'a trial id of the cluster or an exported model directory ("" for none)',
+    check: () => true,
+  },
+  freeze: {
+    section: 'train',
+    type: 'text',
+    describe: 'a count of layers (0 for none) or comma-separated layer names',
+    check: isFreeze,
+    integers: true,
+  },
+  reinit: {
+    section: 'train',
+    type: 'text',
+    describe: 'comma-separated layer names ("" for none)',
+    check: (v) => commaList(v).every((n) => /^[A-Za-z_][\w-]*$/.test(n)),
+  },
   seed: { section: 'train', type: 'int', min: 0, max: 2 ** 31 - 1 },
   hidden: { section: 'model', type: 'hidden' },
   layers: { section: 'model', type: 'int', min: 1, max: 64 },
@@ -213,8 +250,11 @@ export function paramValueProblem(name: string, value: unknown): string | undefi
       return typeof value === 'number' && Number.isInteger(value) && inBounds(rule, value)
         ? undefined
         : bad;
-    case 'text':
-      return typeof value === 'string' && rule.check(value) ? undefined : bad;
+    case 'text': {
+      const text =
+        rule.integers && Number.isInteger(value) && (value as number) >= 0 ? String(value) : value;
+      return typeof text === 'string' && rule.check(text) ? undefined : bad;
+    }
     case 'hidden':
       return Array.isArray(value) &&
         value.length > 0 &&

@@ -44,6 +44,11 @@ export interface TrainSettings {
   augment: string;
   /** Gradient compression of pushes that cross a network: none, bf16 or fp16. */
   compress: string;
+  /** Transfer learning (core/transfer.ts): where trials start, what they freeze and redraw. */
+  init_from: string;
+  /** A count of layers or layer names; a sweep may search it (fine-tune vs re-train). */
+  freeze: string | number;
+  reinit: string;
 }
 
 /**
@@ -67,6 +72,9 @@ export const TRAIN_DEFAULTS: Readonly<TrainSettings> = Object.freeze({
   clip_norm: 0,
   augment: '',
   compress: 'none',
+  init_from: '',
+  freeze: '',
+  reinit: '',
 });
 
 export interface SweepBudget {
@@ -143,6 +151,15 @@ export function readSweepSpec(file: string): SweepSpec {
   return parseSweepSpec(text, file, { baseDir: path.dirname(file) });
 }
 
+/** The spec's train settings over the defaults; init_from a directory beside the spec. */
+function trainSettings(raw: Partial<TrainSettings> | undefined, baseDir?: string): TrainSettings {
+  const train = { ...TRAIN_DEFAULTS, ...raw };
+  const beside = baseDir && train.init_from && path.join(baseDir, train.init_from);
+  if (beside && !path.isAbsolute(train.init_from) && fs.existsSync(beside))
+    train.init_from = beside;
+  return train;
+}
+
 function buildDataset(raw: RawSweepSpec['dataset'], baseDir?: string): DatasetSettings {
   const near = (file: string) =>
     baseDir && !path.isAbsolute(file) ? path.join(baseDir, file) : file;
@@ -211,7 +228,7 @@ function buildSpec(
       locate,
       baseDir: options.baseDir,
     }),
-    train: { ...TRAIN_DEFAULTS, ...(raw.train as Partial<TrainSettings> | undefined) },
+    train: trainSettings(raw.train as Partial<TrainSettings> | undefined, options.baseDir),
     search,
     budget: {
       trials: raw.budget.trials,

@@ -377,6 +377,25 @@ describe('ParameterServerShard over gRPC', () => {
     await assert.rejects(pullW('drop', 3), withCode(grpc.status.NOT_FOUND));
   });
 
+  it('a streamed Init names BatchNorm moving statistics: a push averages into them instead of stepping; a momentum outside (0, 1) is refused', async () => {
+    const values = randomTensor(6, 9);
+    const header = { optimizer: SGD, mode: 'async' as const, slices: whole('w', 6) };
+    await client.init(
+      'moving',
+      { ...header, movingAverages: { w: 0.75 } },
+      new Map([['w', values]]),
+    );
+    const statistic = randomTensor(6, 10);
+    await push('moving', 0, statistic);
+    const expected = values.map((v, i) => 0.75 * v + 0.25 * statistic[i]);
+    const { w } = await pullW('moving', 6);
+    w.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `${v} vs ${expected[i]}`));
+    await assert.rejects(
+      client.init('moving2', { ...header, movingAverages: { w: 1 } }, new Map([['w', values]])),
+      withCode(grpc.status.INVALID_ARGUMENT),
+    );
+  });
+
   it('refuses an Init with a bad optimizer config or mode', async () => {
     const values = new Map([['w', new Float32Array(4)]]);
     const badLr = { ...SGD, lr: 0 };

@@ -118,7 +118,8 @@ describe('augmentation', () => {
       augment: 'flip:h,crop:3,color:0.5',
     } as TrialSpec__Output;
     const backend = { createModel: () => ({}) } as unknown as ComputeBackend;
-    const context = await createTrialContext('t', spec, ['ps-0'], backend);
+    const noFrozenLayers = () => Promise.reject(new Error('the trial freezes no layer'));
+    const context = await createTrialContext('t', spec, ['ps-0'], backend, noFrozenLayers);
     const splits = await loadSplits('mnist');
     const before = [splits.train, splits.validation, splits.test].map((d) =>
       Float32Array.from(d.features),

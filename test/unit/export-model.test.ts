@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError } from '../../core/errors';
-import { exportLayersModel, loadExportedModel } from '../../core/export-model';
+import { exportLayersModel, loadExportedModel, readExportedTensors } from '../../core/export-model';
 import { buildLayersModel, setModelParameters } from '../../core/layers-model';
 import {
   formatModelSpec,
@@ -71,6 +71,21 @@ describe('exportLayersModel', () => {
       loaded.dispose();
     });
   }
+
+  it('reads back every tensor of an export by name and shape without building the model (what --init-from DIR takes)', async () => {
+    const spec = parseModelSpec('resnet:1');
+    const dir = path.join(tmp, 'tensors');
+    const params = someParams(spec, [28, 28, 1], 3);
+    await exportLayersModel(dir, spec, [28, 28, 1], 3, params);
+    const tensors = await readExportedTensors(dir);
+    assert.deepEqual([...tensors.keys()].sort(), [...params.keys()].sort());
+    for (const p of modelParams(spec, [28, 28, 1], 3)) {
+      assert.deepEqual(tensors.get(p.name)?.shape, p.shape, p.name);
+      assert.deepEqual(tensors.get(p.name)?.values, params.get(p.name), p.name);
+    }
+    fs.truncateSync(path.join(dir, 'weights.bin'), 100);
+    await assert.rejects(readExportedTensors(dir), /its weights files end before weight/);
+  });
 
   it("is read by tfjs's own loader over HTTP, which resolves the manifest's paths itself", async () => {
     const spec: ModelSpec = { type: 'mlp', hidden: [8] };

@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { InvalidArgumentError } from '../../core/errors';
 import { resolveTrialSpec } from '../../core/trial-spec';
 import {
@@ -212,6 +215,9 @@ budget: { trials: 4 }
       clip_norm: 0,
       augment: '',
       compress: 'none',
+      init_from: '',
+      freeze: '',
+      reinit: '',
     });
     const resolved = resolveTrialSpec(settings.trialSpec);
     assert.deepEqual(resolved.model, settings.model);
@@ -236,6 +242,38 @@ budget: { trials: 4 }
     });
     assert.deepEqual(applyHyper(spec, { hidden: [256, 32] }).trialSpec.model, 'mlp:256,32');
     assert.deepEqual(applyHyper(spec, {}).trialSpec.model, 'mlp:128,64');
+  });
+
+  it('searches fine-tuning against re-training: freeze takes a count or layer names, init_from a directory beside the spec', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-sweep-'));
+    fs.mkdirSync(path.join(dir, 'pretrained'));
+    try {
+      const transfer = parseSweepSpec(
+        `dataset: { source: mnist }
+model: { type: lenet5 }
+train: { init_from: pretrained, reinit: dense2 }
+search:
+  freeze: { choice: [0, 2, "conv0"] }
+budget: { trials: 3 }
+`,
+        'transfer.yaml',
+        { baseDir: dir },
+      );
+      assert.equal(transfer.train.init_from, path.join(dir, 'pretrained'));
+      const specs = [0, 2, 'conv0'].map((freeze) => applyHyper(transfer, { freeze }).trialSpec);
+      assert.deepEqual(
+        specs.map((t) => [t.init_from, t.freeze, t.reinit]),
+        ['0', '2', 'conv0'].map((f) => [path.join(dir, 'pretrained'), f, 'dense2']),
+      );
+      assert.deepEqual(
+        specs.map((t) => resolveTrialSpec(t).transfer.freeze.kind),
+        ['none', 'first', 'layers'],
+      );
+      assert.throws(() => applyHyper(transfer, { freeze: 'conv 0' }), /freeze must be a count/);
+      assert.throws(() => applyHyper(transfer, { freeze: -1 }), /freeze must be a count/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects names a sweep cannot set and values out of range', () => {
