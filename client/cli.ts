@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { BACKEND_CHOICES } from '../core/backend-choice';
-import { COMPRESSIONS } from '../core/trial-spec';
 import { exitWithError, UsageError } from './exit-codes';
 import {
   parseImageSize,
@@ -147,9 +146,10 @@ export function buildProgram(): Command {
         'augment training batches: flip:h|v|hv, crop:PAD, shift:FRAC, rotate:DEG, shear:DEG, color:AMOUNT, comma-separated',
       )
       .addOption(
-        new Option('--compress <codec>', 'gradient compression of pushes that cross a network')
-          .choices(COMPRESSIONS)
-          .default('none'),
+        new Option(
+          '--compress <codec>',
+          'gradient compression of pushes: none | bf16 | fp16 | topk:RATIO (with error feedback)',
+        ).default('none'),
       )
       .option(
         '--init-from <trial|dir>',

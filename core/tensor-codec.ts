@@ -13,20 +13,9 @@ export function encodeFloat32(values: Float32Array): Buffer {
 
 /** Copies little-endian float32 bytes into a fresh, aligned Float32Array. */
 export function decodeFloat32(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(valueCount(bytes, F32));
+  const out = new Float32Array(F32.valueCount(bytes));
   F32.decodeInto(bytes, out, 0);
   return out;
-}
-
-/** How many values of `codec` `bytes` hold; INVALID_ARGUMENT unless a whole number. */
-function valueCount(bytes: Uint8Array, codec: ValueCodec): number {
-  if (bytes.byteLength % codec.bytesPerValue !== 0) {
-    const what = codec.name === 'f32' ? 'float32' : codec.name;
-    throw new InvalidArgumentError(
-      `tensor data of ${bytes.byteLength} bytes is not a whole number of ${what} values`,
-    );
-  }
-  return bytes.byteLength / codec.bytesPerValue;
 }
 
 /**
@@ -40,9 +29,9 @@ export function* chunkTensor(
   chunkBytes = CHUNK_BYTES,
   codec: ValueCodec = F32,
 ): Generator<TensorChunk> {
-  const perChunk = Math.max(1, Math.floor(chunkBytes / codec.bytesPerValue));
+  const perChunk = Math.max(1, Math.floor(chunkBytes / codec.maxBytesPerValue));
   if (values.length === 0) {
-    yield { name, offset: start, data: Buffer.alloc(0) };
+    yield { name, offset: start, data: codec.encode(values) };
     return;
   }
   for (let i = 0; i < values.length; i += perChunk) {
@@ -71,7 +60,7 @@ export function writeChunk(
   resolve: (name: string, offset: number) => ChunkTarget | undefined,
   codec: ValueCodec = F32,
 ): number {
-  const count = valueCount(chunk.data, codec);
+  const count = codec.valueCount(chunk.data);
   const target = resolve(chunk.name, chunk.offset);
   if (!target) throw new InvalidArgumentError(`unknown tensor slice ${chunk.name}@${chunk.offset}`);
   const at = chunk.offset - target.start;

@@ -5,27 +5,10 @@ import { resolveWireOptimizerConfig, type OptimizerConfig } from './optimizer-co
 import { formatAugment, parseAugment, type Augmentation } from './augment-spec';
 import { commaList } from './comma-list';
 import { formatFreeze, parseFreeze, type TransferSpec } from './transfer';
+import { parseCompression, type Compression } from './compression';
 
 export const MODES = ['sync', 'async'] as const;
 export type Mode = (typeof MODES)[number];
-
-/** Gradient compression of pushes that cross a network (core/value-codec.ts). */
-export const COMPRESSIONS = ['none', 'bf16', 'fp16'] as const;
-export type Compression = (typeof COMPRESSIONS)[number];
-
-/** A trial's compression from its wire or CLI form ("" is none); INVALID_ARGUMENT otherwise. */
-export function parseCompression(text: string | undefined): Compression {
-  const c = (text ?? '').trim() || 'none';
-  if (!(COMPRESSIONS as readonly string[]).includes(c))
-    throw new InvalidArgumentError(`compress "${c}" is not one of ${COMPRESSIONS.join(', ')}`);
-  return c as Compression;
-}
-
-/** The codec a trial's pushes name in their header: none travels as raw float32 (""). */
-export function pushCodecOf(compress: string | undefined): string {
-  const c = parseCompression(compress);
-  return c === 'none' ? '' : c;
-}
 
 /** A trial's settings, checked and with every default filled in. */
 export interface ResolvedTrialSpec {

@@ -1,30 +1,47 @@
 import { InvalidArgumentError } from './errors';
 
 /**
- * How float32 values become bytes in a TensorChunk: whole (`f32`, the default), or as 16-bit
- * floats to halve what a push puts on the network (`--compress bf16|fp16`). bf16 keeps float32's
- * exponent range and 8 bits of mantissa; fp16 keeps 11 bits of mantissa but tops out at 65504,
- * and larger magnitudes are clamped there so a gradient stays finite (an infinity or NaN stays
- * what it is, and the shard refuses it as non-finite). Both round to the nearest, ties to even.
+ * How float32 values become bytes in a TensorChunk: whole (`f32`, the default), as 16-bit
+ * floats to halve what a push puts on the network (`--compress bf16|fp16`), or only the non-zero
+ * ones with their positions (`sparse`, what a top-k push leaves, `--compress topk:RATIO`). bf16
+ * keeps float32's exponent range and 8 bits of mantissa; fp16 keeps 11 bits of mantissa but tops
+ * out at 65504, and larger magnitudes are clamped there so a gradient stays finite (an infinity or
+ * NaN stays what it is, and the shard refuses it as non-finite). Both round to the nearest, ties
+ * to even.
  */
 export interface ValueCodec {
   /** As a push header names it ("" means f32). */
   readonly name: ValueCodecName;
-  readonly bytesPerValue: number;
+  /** The most bytes one value takes: how many values a chunk of a given size may carry. */
+  readonly maxBytesPerValue: number;
   /** The bytes of `values`; f32 shares their memory where the platform is little-endian. */
   encode(values: Float32Array): Buffer;
-  /** Decodes `bytes` (a whole number of values) into `target` from element `at`. */
+  /** How many values `bytes` stands for; INVALID_ARGUMENT for bytes this codec did not write. */
+  valueCount(bytes: Uint8Array): number;
+  /** Decodes `bytes` (checked by valueCount) into `target` from element `at`. */
   decodeInto(bytes: Uint8Array, target: Float32Array, at: number): void;
 }
 
-export const VALUE_CODEC_NAMES = ['f32', 'bf16', 'fp16'] as const;
+export const VALUE_CODEC_NAMES = ['f32', 'bf16', 'fp16', 'sparse'] as const;
 export type ValueCodecName = (typeof VALUE_CODEC_NAMES)[number];
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** valueCount of a codec whose every value takes `width` bytes. */
+function denseCount(name: string, width: number) {
+  return (bytes: Uint8Array): number => {
+    if (bytes.byteLength % width !== 0)
+      throw new InvalidArgumentError(
+        `tensor data of ${bytes.byteLength} bytes is not a whole number of ${name} values`,
+      );
+    return bytes.byteLength / width;
+  };
+}
+
 const f32: ValueCodec = {
   name: 'f32',
-  bytesPerValue: 4,
+  maxBytesPerValue: 4,
+  valueCount: denseCount('float32', 4),
   encode(values) {
     if (LITTLE_ENDIAN) return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
     const out = Buffer.allocUnsafe(values.length * 4);
@@ -69,7 +86,8 @@ function halfWidth(
 ): ValueCodec {
   return {
     name,
-    bytesPerValue: 2,
+    maxBytesPerValue: 2,
+    valueCount: denseCount(name, 2),
     encode(values) {
       const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
       const codes = new Uint16Array(values.length);
@@ -135,7 +153,61 @@ const fp16 = halfWidth('fp16', fp16Code, (codes, target, at) => {
   for (let i = 0; i < codes.length; i++) target[at + i] = HALF_VALUES[codes[i]];
 });
 
-const CODECS: Record<ValueCodecName, ValueCodec> = { f32, bf16, fp16 };
+/**
+ * `sparse`: a uint32 count of the values the chunk stands for, the number n of non-zero ones,
+ * their n positions (uint32, increasing, relative to the chunk's offset), then their n float32
+ * values, all little-endian; every other value is zero. Eight bytes a value kept, against four
+ * for every value in f32: a push of top-k gradients at ratio r takes about 2r of the bytes.
+ */
+const sparse: ValueCodec = {
+  name: 'sparse',
+  // The worst case, every value non-zero, still fits the chunk it was sized for.
+  maxBytesPerValue: 8,
+  encode(values) {
+    let n = 0;
+    for (let i = 0; i < values.length; i++) if (values[i] !== 0) n++;
+    const out = Buffer.allocUnsafe(8 + 8 * n);
+    out.writeUInt32LE(values.length, 0);
+    out.writeUInt32LE(n, 4);
+    let k = 0;
+    for (let i = 0; i < values.length; i++) {
+      if (values[i] === 0) continue;
+      out.writeUInt32LE(i, 8 + 4 * k);
+      out.writeFloatLE(values[i], 8 + 4 * n + 4 * k);
+      k++;
+    }
+    return out;
+  },
+  valueCount(bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const n = bytes.byteLength >= 8 ? view.getUint32(4, true) : -1;
+    if (n < 0 || bytes.byteLength !== 8 + 8 * n)
+      throw new InvalidArgumentError(
+        `sparse tensor data of ${bytes.byteLength} bytes does not hold the values it counts`,
+      );
+    const count = view.getUint32(0, true);
+    let previous = -1;
+    for (let k = 0; k < n; k++) {
+      const at = view.getUint32(8 + 4 * k, true);
+      if (at <= previous || at >= count)
+        throw new InvalidArgumentError(
+          `sparse tensor data: position ${at} is out of order or past its ${count} values`,
+        );
+      previous = at;
+    }
+    return count;
+  },
+  decodeInto(bytes, target, at) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const count = view.getUint32(0, true);
+    const n = view.getUint32(4, true);
+    target.fill(0, at, at + count);
+    for (let k = 0; k < n; k++)
+      target[at + view.getUint32(8 + 4 * k, true)] = view.getFloat32(8 + 4 * n + 4 * k, true);
+  },
+};
+
+const CODECS: Record<ValueCodecName, ValueCodec> = { f32, bf16, fp16, sparse };
 
 /** The codec a push header names; "" is f32. INVALID_ARGUMENT for any other name. */
 export function valueCodec(name: string): ValueCodec {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { stepWaitMs, syncPullBudgetMs } from '../core/sync-barrier';
-import { pushCodecOf } from '../core/trial-spec';
+import { pushCodecOf } from '../core/compression';
 import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
 import type { TrainBatch__Output } from '../proto/gen/caviar/v1/TrainBatch';
@@ -12,8 +12,12 @@ import { withRetries } from '../core/retry';
 import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
-import { createTrialContext, trainingBatch, type TrialContext } from './trial-context';
-import { clipByGlobalNorm, trainedGradients } from './clip';
+import {
+  createTrialContext,
+  finishGradient,
+  trainingBatch,
+  type TrialContext,
+} from './trial-context';
 import { evaluateYielding } from './evaluate-yielding';
 import type { WorkerMetrics } from './worker-metrics';
 import type { TlsIdentity } from '../core/security/tls-identity';
@@ -425,8 +429,7 @@ export class Worker {
       batch.indices.length,
       noiseKey,
     );
-    const clip = work.spec?.clip_norm ?? 0;
-    if (clip > 0) clipByGlobalNorm(trainedGradients(context.params, grads), clip);
+    finishGradient(context, grads, work.spec?.clip_norm ?? 0);
     const computeMs = performance.now() - t;
     this.lastComputeMs = computeMs;
     this.options.metrics?.observeCompute(computeMs / 1000);

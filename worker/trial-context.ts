@@ -7,6 +7,9 @@ import type { ComputeBackend, TrialModel } from './compute-backend';
 import { parseAugment, type Augmentation } from '../core/augment-spec';
 import { augmentBatch } from './augment';
 import { frozenTensors, parseFreeze, trainedParams } from '../core/transfer';
+import { topKRatioOf } from '../core/compression';
+import { clipByGlobalNorm, trainedGradients } from './clip';
+import { TopKErrorFeedback } from './error-feedback';
 
 /** Writes the values of a trial's frozen layers (the coordinator keeps them) into `into`. */
 export type FrozenFetch = (trial: string, into: ReadonlyMap<string, Float32Array>) => Promise<void>;
@@ -27,6 +30,8 @@ export interface TrialContext {
   batchLabels: Int32Array;
   /** The trial's augmentation of training batches; validation and test are never augmented. */
   augment: Augmentation;
+  /** A top-k trial's residuals (--compress topk:RATIO): what its pushes have left out so far. */
+  errorFeedback?: TopKErrorFeedback;
   /**
    * The inference-latency measure, taken at this worker's first evaluation of the trial: it
    * depends on the model's shape and the machine, not on the weights, and takes 40 single
@@ -48,7 +53,9 @@ export async function createTrialContext(
   const params = modelParams(modelSpec, featureShape, numClasses);
   // Placed as the coordinator places them: the shards hold only the tensors that train.
   const frozen = frozenTensors(params, parseFreeze(spec.freeze));
-  const slices = placeTensors(trainedParams(params, frozen), shards.length);
+  const trained = trainedParams(params, frozen);
+  const slices = placeTensors(trained, shards.length);
+  const topK = topKRatioOf(spec.compress);
   const featureSize = elementCount(featureShape);
   const values = new Map(params.map((p) => [p.name, new Float32Array(elementCount(p.shape))]));
   if (frozen.size > 0)
@@ -64,7 +71,18 @@ export async function createTrialContext(
     batchFeatures: new Float32Array(spec.batch * featureSize),
     batchLabels: new Int32Array(spec.batch),
     augment: parseAugment(spec.augment ?? ''),
+    ...(topK === undefined ? {} : { errorFeedback: new TopKErrorFeedback(topK, trained) }),
   };
+}
+
+/** A batch's gradient as it is pushed: clipped to the trial's global norm, then cut to its top k. */
+export function finishGradient(
+  context: TrialContext,
+  grads: ReadonlyMap<string, Float32Array>,
+  clipNorm: number,
+): void {
+  if (clipNorm > 0) clipByGlobalNorm(trainedGradients(context.params, grads), clipNorm);
+  context.errorFeedback?.sparsify(grads);
 }
 
 /**

@@ -1,7 +1,8 @@
 import { parseAugment } from '../augment-spec';
 import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
-import { COMPRESSIONS, MODES } from '../trial-spec';
+import { MODES } from '../trial-spec';
+import { COMPRESSION_FORMS, parseCompression } from '../compression';
 import { parseFreeze } from '../transfer';
 import { commaList } from '../comma-list';
 
@@ -101,31 +102,16 @@ export type ParamRule =
 
 const MAX_UNITS = 65_536;
 
-function isAugment(text: string): boolean {
-  try {
-    parseAugment(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isFreeze(text: string): boolean {
-  try {
-    parseFreeze(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isLrDecay(text: string): boolean {
-  try {
-    parseLrDecay(text, 1);
-    return true;
-  } catch {
-    return false;
-  }
+/** A text setting's check from its parser: whatever the parser takes without throwing. */
+function accepts(parse: (text: string) => unknown): (text: string) => boolean {
+  return (text) => {
+    try {
+      parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  };
 }
 
 /**
@@ -153,7 +139,7 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     section: 'train',
     type: 'text',
     describe: 'none, inverse:k, step:gamma:n or exp:gamma',
-    check: isLrDecay,
+    check: accepts((text) => parseLrDecay(text, 1)),
   },
   l2: { section: 'train', type: 'real', min: 0, max: Infinity },
   beta1: { section: 'train', type: 'real', min: 0, max: 1, maxOpen: true },
@@ -167,13 +153,13 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     type: 'text',
     describe:
       'none or a list of flip:h|v|hv, crop:PAD, shift:FRAC, rotate:DEG, shear:DEG, color:AMOUNT',
-    check: isAugment,
+    check: accepts(parseAugment),
   },
   compress: {
     section: 'train',
     type: 'text',
-    describe: `one of ${COMPRESSIONS.join(', ')}`,
-    check: (v) => (COMPRESSIONS as readonly string[]).includes(v),
+    describe: `one of ${COMPRESSION_FORMS.join(', ')}`,
+    check: accepts(parseCompression),
   },
   init_from: {
     section: 'train',
@@ -185,7 +171,7 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     section: 'train',
     type: 'text',
     describe: 'a count of layers (0 for none) or comma-separated layer names',
-    check: isFreeze,
+    check: accepts(parseFreeze),
     integers: true,
   },
   reinit: {

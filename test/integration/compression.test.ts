@@ -19,7 +19,7 @@ async function train(compress: string): Promise<TrainSummary> {
 }
 
 test(
-  '--compress bf16 and fp16 train MNIST to within 0.5 points of uncompressed pushes at equal epochs',
+  '--compress bf16 and fp16 train MNIST to within 0.5 points of uncompressed pushes at equal epochs, topk:0.1 within 3',
   { timeout: 540_000 },
   async () => {
     const none = await train('none');
@@ -30,6 +30,12 @@ test(
       // The run is deterministic, so a loss equal to the last digit would mean nothing was rounded.
       assert.notEqual(compressed.val_loss, none.val_loss, `${codec} pushes were not compressed`);
     }
+    // Top-k keeps a tenth of each gradient and feeds the rest back: 0.872 against 0.885 when
+    // measured, so it may trail by a few points at equal epochs, and it must still learn.
+    const topk = await train('topk:0.1');
+    const gap = (none.val_accuracy ?? 1) - (topk.val_accuracy ?? 0);
+    assert.ok(gap <= 0.03, `topk:0.1: ${topk.val_accuracy} vs ${none.val_accuracy}`);
+    assert.notEqual(topk.val_loss, none.val_loss, 'topk pushes were not sparsified');
   },
 );
 

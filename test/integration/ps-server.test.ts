@@ -97,7 +97,7 @@ describe('ParameterServerShard over gRPC', () => {
     return client.push(header, whole('w', grad.length), new Map([['w', grad]]));
   }
 
-  it('decodes a push compressed to bf16 or fp16 and applies exactly the rounded gradient', async () => {
+  it('decodes a push compressed to bf16, fp16 or sparse and applies exactly the gradient it stands for', async () => {
     for (const codec of ['bf16', 'fp16']) {
       const initial = await initW(`codec-${codec}`, 1000);
       const grad = randomTensor(1000, 77);
@@ -109,6 +109,13 @@ describe('ParameterServerShard over gRPC', () => {
       assert.ok(sameBits(w, sgdStep(initial, rounded, SGD.lr)), codec);
       assert.ok(!sameBits(rounded, grad), 'the gradient was rounded');
     }
+    // A top-k push: the values left out arrive as zeros, the kept ones bit for bit.
+    const initial = await initW('codec-sparse', 1000);
+    const sparseGrad = randomTensor(1000, 78).map((x, i) => (i % 10 === 3 ? x : 0));
+    const header = { trial: 'codec-sparse', epoch: 0, batch: 0, worker: 'w0', codec: 'sparse' };
+    await client.push(header, whole('w', 1000), new Map([['w', sparseGrad]]));
+    const { w } = await pullW('codec-sparse', 1000);
+    assert.ok(sameBits(w, sgdStep(initial, sparseGrad, SGD.lr)), 'sparse');
     const Raw = parameterServerProto().ParameterServer;
     const raw = new Raw(client.address, grpc.credentials.createInsecure());
     try {

@@ -101,6 +101,40 @@ describe('value codecs', () => {
     );
   });
 
+  it('sparse sends only the non-zero values with their positions, in chunks from any offset, and refuses data it did not write', () => {
+    const sparse = valueCodec('sparse');
+    const v = new Float32Array(5000);
+    for (let i = 0; i < v.length; i += 97) v[i] = (i % 2 ? -1 : 1) * (i + 0.5);
+    const kept = v.filter((x) => x !== 0).length;
+    assert.equal(sparse.encode(v).byteLength, 8 + 8 * kept);
+    const out = new Float32Array(v.length).fill(7);
+    let written = 0;
+    for (const chunk of chunkTensor('w', 0, v, 4000, sparse)) {
+      const data = chunk.data as Buffer;
+      assert.ok(data.byteLength <= 4000 + 8);
+      const unaligned = Buffer.alloc(data.byteLength + 1).subarray(1);
+      unaligned.set(data);
+      written += writeChunk(
+        { name: 'w', offset: Number(chunk.offset), data: unaligned },
+        () => ({ array: out, start: 0 }),
+        sparse,
+      );
+    }
+    assert.equal(written, v.length);
+    assert.deepEqual(out, v, 'every value left out is written as zero');
+    const header = (count: number, positions: number[]) => {
+      const b = Buffer.alloc(8 + 8 * positions.length);
+      b.writeUInt32LE(count, 0);
+      b.writeUInt32LE(positions.length, 4);
+      positions.forEach((p, k) => b.writeUInt32LE(p, 8 + 4 * k));
+      return b;
+    };
+    assert.throws(() => sparse.valueCount(header(4, [1, 1])), /out of order/);
+    assert.throws(() => sparse.valueCount(header(4, [4])), /past its 4 values/);
+    assert.throws(() => sparse.valueCount(Buffer.alloc(12)), /does not hold the values it counts/);
+    assert.equal(sparse.valueCount(header(4, [0, 3])), 4);
+  });
+
   it('refuses a codec it does not know', () => {
     assert.throws(() => valueCodec('zip'), InvalidArgumentError);
   });
