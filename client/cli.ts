@@ -136,9 +136,10 @@ export function buildProgram(): Command {
       .option('--batch <n>', 'mini-batch size', parseIntIn(1, 65_536), 128)
       .option('--epochs <n>', 'epochs', parseIntIn(1, 100_000), 5)
       .addOption(
-        new Option('--mode <mode>', 'consistency: sync averages one gradient per worker per step')
-          .choices(['sync', 'async'])
-          .default('async'),
+        new Option(
+          '--mode <mode>',
+          'consistency: sync averages one gradient per worker per step; ssp:N bounds staleness to N versions',
+        ).default('async'),
       )
       .option('--seed <n>', 'seed of initialization and shuffling', parseIntIn(0, 2 ** 31 - 1), 1)
       .option(

@@ -40,12 +40,17 @@ export class BatchLeaseTable<T> {
 
   /** The live leases of `worker`. */
   heldBy(worker: string): BatchLease<T>[] {
-    return [...this.leases.values()].filter((lease) => lease.worker === worker);
+    return this.where((lease) => lease.worker === worker);
+  }
+
+  /** The live leases matching `predicate`. */
+  where(predicate: (lease: BatchLease<T>) => boolean): BatchLease<T>[] {
+    return [...this.leases.values()].filter(predicate);
   }
 
   /** Takes back every lease matching `predicate` without reporting them as expired. */
   revoke(predicate: (lease: BatchLease<T>) => boolean): BatchLease<T>[] {
-    const revoked = [...this.leases.values()].filter(predicate);
+    const revoked = this.where(predicate);
     for (const lease of revoked) this.leases.delete(lease.id);
     return revoked;
   }

@@ -1,4 +1,5 @@
-import type { ResolvedTrialSpec } from '../core/trial-spec';
+import { stalenessBoundOf, type ResolvedTrialSpec } from '../core/trial-spec';
+import { StalenessGate } from './staleness-gate';
 import { loadSplits } from '../core/datasets';
 import { checkAugmentFits } from '../core/augment-spec';
 import { modelParams, type ParamInfo } from '../core/model-spec';
@@ -16,6 +17,8 @@ export interface TrialBasis {
   frozen: ReadonlySet<string>;
   /** Where the trained tensors live. */
   slices: Slice[];
+  /** ssp:N only: how far the trial's leases may run ahead of its slowest. */
+  stalenessGate?: StalenessGate;
   runOptions: TrialRunOptions;
 }
 
@@ -31,12 +34,14 @@ export async function trialBasis(
   const params = modelParams(spec.model, featureShape, numClasses);
   checkTransfer(params, spec.transfer);
   const frozen = frozenTensors(params, spec.transfer.freeze);
+  const bound = stalenessBoundOf(spec.mode);
   return {
     params,
     inputShape: featureShape,
     numClasses,
     frozen,
     slices: placeTensors(trainedParams(params, frozen), shardCount),
+    ...(bound === undefined ? {} : { stalenessGate: new StalenessGate(bound) }),
     runOptions: {
       spec,
       trainCount: splits.train.count,

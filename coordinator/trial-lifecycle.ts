@@ -2,7 +2,12 @@ import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
 import type { TrialStatus } from '../proto/gen/caviar/v1/TrialStatus';
 import { AlreadyExistsError, FailedPreconditionError, errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
-import { resolveTrialSpec, trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
+import {
+  resolveTrialSpec,
+  shardModeOf,
+  trialSpecMessage,
+  type ResolvedTrialSpec,
+} from '../core/trial-spec';
 import { parameterCount } from '../core/model-spec';
 import { parseLrDecay } from '../core/lr-schedule';
 import type { Hyper } from '../core/sweep';
@@ -57,20 +62,10 @@ export class TrialLifecycle {
     const params = parameterCount(basis.params);
     await shards.admit(id, `${spec.modelText}: ${params} parameters`, basis.slices, {
       optimizer: spec.optimizer.kind,
-      mode: spec.mode,
+      mode: shardModeOf(spec.mode),
     });
     const start = await this.options.start(spec, basis);
-    const movingAverages = Object.fromEntries(
-      basis.params.flatMap((p) =>
-        p.movingAverage === undefined ? [] : [[p.name, p.movingAverage]],
-      ),
-    );
-    await shards.init(
-      id,
-      basis.slices,
-      { optimizer: spec.optimizer, mode: spec.mode, movingAverages },
-      start.initial,
-    );
+    await shards.init(id, basis.slices, start.header, start.initial);
     const record: TrialRecord = {
       ...basis,
       frozenValues: start.frozen,

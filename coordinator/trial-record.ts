@@ -4,6 +4,7 @@ import type { Slice } from '../core/placement';
 import { trialSpecMessage, type ResolvedTrialSpec } from '../core/trial-spec';
 import { parameterCount } from '../core/model-spec';
 import type { TrialRun } from './trial-run';
+import type { StalenessGate } from './staleness-gate';
 import { biasVarianceVerdict } from '../core/sweep';
 import { bestEpochIndex, epochMetrics } from './trial-outcome';
 
@@ -19,6 +20,8 @@ export interface TrialRecord {
   frozen: ReadonlySet<string>;
   frozenValues: ReadonlyMap<string, Float32Array>;
   slices: Slice[];
+  /** ssp:N only: how far the trial's leases may run ahead of its slowest. */
+  stalenessGate?: StalenessGate;
   /** Shard addresses, in the order the placement's shard numbers refer to. */
   shards: string[];
   startedAt: number;

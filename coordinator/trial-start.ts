@@ -3,7 +3,8 @@ import { FailedPreconditionError, NotFoundError } from '../core/errors';
 import { initialSlice, seededInit } from '../core/model-spec';
 import { readExportedTensors } from '../core/export-model';
 import { trainedParams, transferredValues, type SourceTensor } from '../core/transfer';
-import type { ResolvedTrialSpec } from '../core/trial-spec';
+import { shardModeOf, stalenessBoundOf, type ResolvedTrialSpec } from '../core/trial-spec';
+import type { InitTrialHeader } from '../core/ps-client';
 import type { SeededInit } from '../proto/gen/caviar/v1/SeededInit';
 import { TERMINAL_STATES } from './trial-record';
 import type { TrialBasis } from './trial-basis';
@@ -19,6 +20,20 @@ export interface TrialStart {
   initial: Map<string, Float32Array> | SeededInit;
   /** The frozen tensors' values, which no shard holds: the coordinator keeps them. */
   frozen: Map<string, Float32Array>;
+  /** What every shard's Init says besides its slices. */
+  header: Omit<InitTrialHeader, 'slices'>;
+}
+
+function initHeader(spec: ResolvedTrialSpec, basis: TrialBasis): Omit<InitTrialHeader, 'slices'> {
+  const movingAverages = Object.fromEntries(
+    basis.params.flatMap((p) => (p.movingAverage === undefined ? [] : [[p.name, p.movingAverage]])),
+  );
+  return {
+    optimizer: spec.optimizer,
+    mode: shardModeOf(spec.mode),
+    maxStaleness: stalenessBoundOf(spec.mode) ?? 0,
+    movingAverages,
+  };
 }
 
 /** Works out where a trial starts: its seed, or another trial's or an export's parameters. */
@@ -31,8 +46,9 @@ export class TrialStarts {
   async start(spec: ResolvedTrialSpec, basis: TrialBasis): Promise<TrialStart> {
     const { initFrom } = spec.transfer;
     const trained = trainedParams(basis.params, basis.frozen);
+    const header = initHeader(spec, basis);
     if (!initFrom && basis.frozen.size === 0)
-      return { initial: seededInit(trained, spec.seed), frozen: new Map() };
+      return { initial: seededInit(trained, spec.seed), frozen: new Map(), header };
     const all = initFrom
       ? transferredValues(
           basis.params,
@@ -51,6 +67,7 @@ export class TrialStarts {
         ? new Map(trained.map((p) => [p.name, all.get(p.name)!]))
         : seededInit(trained, spec.seed),
       frozen: new Map([...basis.frozen].map((name) => [name, valuesOf(name)])),
+      header,
     };
   }
 

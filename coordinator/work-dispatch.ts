@@ -13,6 +13,8 @@ interface LeasedTasks {
   trial: string;
   /** One task, or (async mode) several training batches run in order and reported together. */
   tasks: Task[];
+  /** ssp:N: the trial's StalenessGate mark at this lease's grant. */
+  mark?: number;
 }
 
 const MAX_WAIT_MS = 5_000;
@@ -69,14 +71,43 @@ export class WorkDispatcher {
       const id = running[(this.roundRobin + k) % running.length];
       const record = this.options.trials.get(id);
       const held = record.spec.mode === 'sync' ? this.stepsHeld(worker, id) : undefined;
+      const allowance = this.stalenessAllowance(worker, record);
+      if (allowance < 1) continue;
       const task = record.run.takeTask(held);
       if (!task) continue;
       this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
-      const tasks = [task, ...this.moreBatches(record, task)];
-      const lease = this.batchLeases.grant(worker, { trial: id, tasks }, this.options.leaseMs);
+      const tasks = [task, ...this.moreBatches(record, task, allowance - 1)];
+      const mark = this.stalenessMark(worker, record, tasks);
+      const lease = this.batchLeases.grant(
+        worker,
+        { trial: id, tasks, mark },
+        this.options.leaseMs,
+      );
       return this.workMessage(record, lease.id, tasks);
     }
     return undefined;
+  }
+
+  /** ssp:N: how many training batches `worker` may take of the trial now (else: no limit). */
+  private stalenessAllowance(worker: string, record: TrialRecord): number {
+    const gate = record.stalenessGate;
+    if (!gate) return Infinity;
+    return gate.allowance(this.othersLeases(worker, record).flatMap((l) => l.item.mark ?? []));
+  }
+
+  private othersLeases(worker: string, record: TrialRecord): Array<BatchLease<LeasedTasks>> {
+    return this.batchLeases.where((l) => l.item.trial === record.id && l.worker !== worker);
+  }
+
+  /** ssp:N: the gate's mark of a lease of `tasks` granted to `worker` now (see StalenessGate). */
+  private stalenessMark(worker: string, record: TrialRecord, tasks: Task[]): number | undefined {
+    if (!record.stalenessGate) return undefined;
+    const trainCount = (ts: Task[]) => ts.filter((t) => t.kind === 'train').length;
+    const outstanding = this.othersLeases(worker, record).reduce(
+      (sum, l) => sum + trainCount(l.item.tasks),
+      0,
+    );
+    return record.stalenessGate.grant(trainCount(tasks), outstanding);
   }
 
   /** The sync steps of `trial` whose batches `worker` holds on a live lease. */
@@ -92,15 +123,16 @@ export class WorkDispatcher {
   /**
    * Further training batches for the same lease. Async mode: the next in the queue, as many as
    * batchesPerLease allows while every live worker still gets a share of what is left of the
-   * epoch (so none idles at its end while another works through a long lease). Sync: laterSteps.
+   * epoch (so none idles at its end while another works through a long lease), and no more than
+   * `allowed` (ssp:N's gate). Sync: laterSteps.
    */
-  private moreBatches(record: TrialRecord, first: Task): TrainTask[] {
+  private moreBatches(record: TrialRecord, first: Task, allowed: number): TrainTask[] {
     if (first.kind !== 'train') return [];
     if (record.spec.mode === 'sync') return this.laterSteps(record, first);
     const share = Math.floor(
       record.run.queuedBatches() / Math.max(1, this.options.roster.liveWorkerCount()),
     );
-    const extra = Math.min((this.options.batchesPerLease ?? 1) - 1, share);
+    const extra = Math.min((this.options.batchesPerLease ?? 1) - 1, share, allowed);
     const more: TrainTask[] = [];
     while (more.length < extra) {
       const task = record.run.takeTask();

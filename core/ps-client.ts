@@ -37,6 +37,8 @@ export interface InitTrialHeader {
   mode: 'sync' | 'async';
   /** The slices this shard will own. */
   slices: readonly Slice[];
+  /** ssp:N: pushes computed from values more than N versions old are refused; 0 or none: no bound. */
+  maxStaleness?: number;
   /** Streamed values only: the momentum of each BatchNorm moving statistic, by tensor name. */
   movingAverages?: Readonly<Record<string, number>>;
 }
@@ -109,6 +111,7 @@ export class ParameterServerClient {
           mode: header.mode,
           slices,
           seeded,
+          max_staleness: header.maxStaleness ?? 0,
           moving_averages: streamed ? header.movingAverages : undefined,
         },
       };

@@ -7,8 +7,31 @@ import { commaList } from './comma-list';
 import { formatFreeze, parseFreeze, type TransferSpec } from './transfer';
 import { parseCompression, type Compression } from './compression';
 
-export const MODES = ['sync', 'async'] as const;
-export type Mode = (typeof MODES)[number];
+/** The consistency modes as messages list them; ssp:N is bounded staleness, N in 1..MAX_STALENESS. */
+export const MODE_FORMS = ['sync', 'async', 'ssp:N'] as const;
+export type Mode = 'sync' | 'async' | `ssp:${number}`;
+const MAX_STALENESS = 10_000;
+
+/** A trial's mode from its wire or CLI form ("" is async); INVALID_ARGUMENT otherwise. */
+export function parseMode(text: string | undefined): Mode {
+  const mode = (text ?? '').trim() || 'async';
+  if (mode === 'sync' || mode === 'async') return mode;
+  const n = /^ssp:(\d+)$/.exec(mode)?.[1];
+  if (n !== undefined && Number(n) >= 1 && Number(n) <= MAX_STALENESS) return `ssp:${Number(n)}`;
+  throw new InvalidArgumentError(
+    `mode "${mode}" is not one of ${MODE_FORMS.join(', ')} (N an integer in 1..${MAX_STALENESS})`,
+  );
+}
+
+/** ssp:N's N: how many versions old a push's values may be; undefined for sync and async. */
+export function stalenessBoundOf(mode: Mode): number | undefined {
+  return mode.startsWith('ssp:') ? Number(mode.slice('ssp:'.length)) : undefined;
+}
+
+/** How a shard runs the trial: ssp applies each push on arrival, as async does, within its bound. */
+export function shardModeOf(mode: Mode): 'sync' | 'async' {
+  return mode === 'sync' ? 'sync' : 'async';
+}
 
 /** A trial's settings, checked and with every default filled in. */
 export interface ResolvedTrialSpec {
@@ -62,10 +85,7 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
       'a trial needs a data set (mnist, csv:PATH, images:DIR, idx:IMAGES,LABELS or synthetic:NAME)',
     );
   const modelText = (spec.model ?? '').trim() || 'mlp:256';
-  const mode = (spec.mode ?? '').trim() || 'async';
-  if (!(MODES as readonly string[]).includes(mode)) {
-    throw new InvalidArgumentError(`mode "${mode}" is not one of ${MODES.join(', ')}`);
-  }
+  const mode = parseMode(spec.mode);
   const clipNorm = Number(spec.clip_norm ?? 0);
   if (!Number.isFinite(clipNorm) || clipNorm < 0)
     throw new InvalidArgumentError('clip norm must be a non-negative number');
@@ -84,7 +104,7 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
     optimizer: resolveWireOptimizerConfig(spec.optimizer),
     batch: integerIn(spec.batch, 128, 1, 65_536, 'batch size'),
     epochs: integerIn(spec.epochs, 5, 1, 100_000, 'epochs'),
-    mode: mode as Mode,
+    mode,
     seed: seedOf(spec.seed),
     clipNorm,
     augment: parseAugment(spec.augment ?? ''),

@@ -71,6 +71,7 @@ function validateTrialInit(header: {
   mode: string;
   slices: SliceRange[];
   moving_averages: Record<string, number>;
+  max_staleness: number;
 }): TrialInit {
   const { trial, optimizer, mode, slices } = header;
   if (!trial) throw new InvalidArgumentError('Init header has an empty trial id');
@@ -85,5 +86,14 @@ function validateTrialInit(header: {
       throw new InvalidArgumentError(
         `Init of trial ${trial}: ${name} has moving-average momentum ${momentum}, not in (0, 1)`,
       );
-  return { trial, optimizer: validateOptimizerConfig(optimizer), mode, slices, movingAverages };
+  if (header.max_staleness > 0 && mode !== 'async')
+    throw new InvalidArgumentError(`Init of trial ${trial}: a staleness bound needs mode async`);
+  return {
+    trial,
+    optimizer: validateOptimizerConfig(optimizer),
+    mode,
+    slices,
+    movingAverages,
+    maxStaleness: header.max_staleness,
+  };
 }

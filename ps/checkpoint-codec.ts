@@ -33,6 +33,7 @@ interface TrialHeader {
   batchesApplied: number;
   applySeconds: number;
   applied: number[];
+  maxStaleness?: number;
   slices: Array<{ name: string; start: number; length: number; movingAverage?: number }>;
   stateSize: number;
 }
@@ -48,7 +49,8 @@ type TrialMeta = Omit<TrialCheckpoint, 'slices'>;
 /** The fields a trial's header and its checkpoint share, as they are. */
 function trialMeta(t: TrialMeta): TrialMeta {
   const { trial, config, mode, version, batchesApplied, applySeconds, applied } = t;
-  return { trial, config, mode, version, batchesApplied, applySeconds, applied };
+  const maxStaleness = t.maxStaleness ?? 0;
+  return { trial, config, mode, version, batchesApplied, applySeconds, applied, maxStaleness };
 }
 
 function trialHeader(t: TrialCheckpoint): TrialHeader {

@@ -54,6 +54,8 @@ export interface TrialInit {
   slices: SliceRange[];
   /** Streamed values only: BatchNorm's moving statistics, with their momentum, by tensor name. */
   movingAverages?: ReadonlyMap<string, number>;
+  /** ssp:N's N; 0 or none: no bound. */
+  maxStaleness?: number;
 }
 
 /** What a push came to: the reply, and the trial it went to (for a push-pull's values). */
@@ -171,6 +173,7 @@ export class ShardCore {
       movingAverage: movingAverages[i],
     }));
     const trial = new TrialShard(init.trial, init.optimizer, init.mode, slices);
+    trial.maxStaleness = init.maxStaleness ?? 0;
     if (this.closing)
       throw new CaviarError(grpc.status.UNAVAILABLE, `shard ${this.options.id} is closing`);
     this.trials.set(init.trial, trial);
@@ -253,6 +256,7 @@ export class ShardCore {
     const applyBefore = trial.applySeconds;
     // In pieces, the event loop free between them; readers of the arrays wait on the lock.
     const outcome = await runYielding(trial.pushInPieces(header, grads));
+    if (outcome.accepted) this.options.observer?.staleness(header.trial, before - header.version);
     if (trial.version !== before) {
       this.options.observer?.applied(header.trial, trial.applySeconds - applyBefore);
       this.versions.notify(header.trial);

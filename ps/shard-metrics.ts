@@ -125,6 +125,9 @@ function registerCheckpointMetrics(
   });
 }
 
+/** Versions behind: 0 in sync, about workers - 1 in async, up to N in ssp:N. */
+const STALENESS_BUCKETS = [0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64];
+
 function registerShardObserver(registry: Registry, shard: string): ShardObserver {
   const apply = new Histogram({
     name: 'caviar_ps_apply_seconds',
@@ -139,6 +142,13 @@ function registerShardObserver(registry: Registry, shard: string): ShardObserver
     labelNames: ['shard', 'direction'],
     registers: [registry],
   });
+  const staleness = new Histogram({
+    name: 'caviar_ps_push_staleness',
+    help: 'Versions of the trial applied between the values a push was computed from and the push (ssp:N refuses more than N)',
+    labelNames: ['shard', 'trial'],
+    buckets: STALENESS_BUCKETS,
+    registers: [registry],
+  });
   const bytesIn = bytes.labels({ shard, direction: 'in' });
   const bytesOut = bytes.labels({ shard, direction: 'out' });
   // Both series exist from the start, so rate() has a zero to start from.
@@ -148,5 +158,6 @@ function registerShardObserver(registry: Registry, shard: string): ShardObserver
     applied: (trial, seconds) => apply.observe({ shard, trial }, seconds),
     bytesIn: (n) => bytesIn.inc(n),
     bytesOut: (n) => bytesOut.inc(n),
+    staleness: (trial, versions) => staleness.observe({ shard, trial }, Math.max(0, versions)),
   };
 }

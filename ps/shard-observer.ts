@@ -9,6 +9,8 @@ export interface ShardObserver {
   bytesIn(bytes: number): void;
   /** Parameter bytes sent in a pull chunk. */
   bytesOut(bytes: number): void;
+  /** An applied push's staleness: the trial's versions between the values it used and it. */
+  staleness(trial: string, versions: number): void;
 }
 
 /** One trial's state on a shard, as the shard's metrics read it at scrape time. */

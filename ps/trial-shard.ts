@@ -34,6 +34,8 @@ export interface PushMeta {
   /** sync only: the step this batch belongs to and how many batches make it. */
   step: number;
   step_size: number;
+  /** The trial's version the worker's values had when it computed the gradient (none: current). */
+  version?: number;
 }
 
 export interface PushOutcome {
@@ -86,6 +88,8 @@ export interface TrialCheckpoint {
   applySeconds: number;
   /** Keys (see batchKey) of the batches folded into the parameters. */
   applied: number[];
+  /** ssp:N's N (0: no bound); absent in checkpoints written before ssp. */
+  maxStaleness?: number;
   slices: ReadonlyArray<
     SliceRange & { values: Float32Array; state: Float32Array[]; movingAverage?: number }
   >;
@@ -116,6 +120,8 @@ export class TrialShard implements CheckpointSection {
   batchesApplied = 0;
   /** Time spent in the optimizer, for the benchmark's breakdown of where a step's time goes. */
   applySeconds = 0;
+  /** ssp:N: a push computed from values more than N versions old is refused; 0: no bound. */
+  maxStaleness = 0;
   readonly refused = new Map<RefusalReason, number>();
   private readonly optimizer: Optimizer;
   private schedule: LrSchedule;
@@ -163,6 +169,7 @@ export class TrialShard implements CheckpointSection {
         batchesApplied: this.batchesApplied,
         applySeconds: this.applySeconds,
         applied: this.appliedKeys(),
+        maxStaleness: this.maxStaleness,
         slices: this.slices,
       }),
     );
@@ -173,6 +180,7 @@ export class TrialShard implements CheckpointSection {
     shard.version = c.version;
     shard.batchesApplied = c.batchesApplied;
     shard.applySeconds = c.applySeconds;
+    shard.maxStaleness = c.maxStaleness ?? 0;
     for (const key of c.applied) shard.accepted.add(key);
     return shard;
   }
@@ -229,6 +237,15 @@ export class TrialShard implements CheckpointSection {
       this.countRefusal('duplicate');
       return { accepted: false, duplicate: true, version: this.version };
     }
+    // After the duplicate check: a restored shard's lost batches, re-run from old values, are
+    // duplicates on the shards that kept them, and must be answered as such to let it catch up.
+    const behind = this.version - (meta.version ?? this.version);
+    if (this.maxStaleness > 0 && behind > this.maxStaleness)
+      throw new FailedPreconditionError(
+        `push of trial ${this.trial} (epoch ${meta.epoch}, batch ${meta.batch}) was computed from ` +
+          `version ${meta.version}, ${behind} versions behind this shard's ${this.version}; ` +
+          `ssp:${this.maxStaleness} refuses more than ${this.maxStaleness}`,
+      );
     if (this.mode === 'async') {
       yield* this.update(gradient, meta.epoch);
       this.batchesApplied += 1;

@@ -1,7 +1,7 @@
 import { parseAugment } from '../augment-spec';
 import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
-import { MODES } from '../trial-spec';
+import { MODE_FORMS, parseMode } from '../trial-spec';
 import { COMPRESSION_FORMS, parseCompression } from '../compression';
 import { parseFreeze } from '../transfer';
 import { commaList } from '../comma-list';
@@ -132,8 +132,8 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
   mode: {
     section: 'train',
     type: 'text',
-    describe: `one of ${MODES.join(', ')}`,
-    check: (v) => (MODES as readonly string[]).includes(v),
+    describe: `one of ${MODE_FORMS.join(', ')}`,
+    check: accepts(parseMode),
   },
   lr_decay: {
     section: 'train',

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { CoordinatorClient } from '../../core/coordinator-client';
 import { etcdAvailable } from '../../core/etcd-server';
 import {
+  waitForStop,
   assertExactlyOnce,
   faultTrial,
   progress,
@@ -187,14 +188,3 @@ test(
     }
   },
 );
-
-/** Waits until the process is stopped (state T in /proc). */
-async function waitForStop(pid: number): Promise<void> {
-  const fs = await import('node:fs');
-  for (let i = 0; i < 600; i++) {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) T /.test(stat)) return;
-    await sleep(50);
-  }
-  throw new Error(`process ${pid} never stopped`);
-}

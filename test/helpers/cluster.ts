@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import type { TrialSpec } from '../../proto/gen/caviar/v1/TrialSpec';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
@@ -141,4 +142,14 @@ export function assertExactlyOnce(status: TrialStatus__Output): void {
     'every shard applied every scheduled batch exactly once',
   );
   assert.equal(Number(status.batches_applied), scheduled);
+}
+
+/** Waits until the process is stopped (state T in /proc). */
+export async function waitForStop(pid: number): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/\) T /.test(stat)) return;
+    await sleep(50);
+  }
+  throw new Error(`process ${pid} never stopped`);
 }

@@ -403,6 +403,41 @@ describe('ParameterServerShard over gRPC', () => {
     );
   });
 
+  it('ssp:N refuses a push computed from values more than N versions old, as stale, changing nothing; a duplicate is still answered as one', async () => {
+    const values = randomTensor(5, 11);
+    const header = { optimizer: SGD, mode: 'async' as const, slices: whole('w', 5) };
+    await client.init('ssp', { ...header, maxStaleness: 2 }, new Map([['w', values]]));
+    const at = (batch: number, version: number) => {
+      const h = { trial: 'ssp', epoch: 0, batch, worker: 'w0', version };
+      return client.push(h, whole('w', 5), new Map([['w', randomTensor(5, batch)]]));
+    };
+    for (let b = 0; b < 3; b++) await at(b, b);
+    const before = (await pullW('ssp', 5)).w;
+    await assert.rejects(at(3, 0), (err: unknown) => {
+      withCode(grpc.status.FAILED_PRECONDITION)(err);
+      assert.equal(refusalOf(err), 'stale');
+      assert.match(
+        errorMessage(err),
+        /computed from version 0, 3 versions behind .* ssp:2 refuses more than 2/,
+      );
+      return true;
+    });
+    assert.ok(sameBits((await pullW('ssp', 5)).w, before), 'a stale push changes nothing');
+    assert.deepEqual(await at(0, 0), { accepted: false, duplicate: true, version: 3 });
+    assert.equal((await at(3, 1)).accepted, true, 'two versions behind is within ssp:2');
+    const stats = await client.stats('ssp');
+    assert.equal(stats.refused.stale, 1);
+    assert.equal(stats.batches_applied, 4);
+    await assert.rejects(
+      client.init(
+        'ssp-sync',
+        { ...header, mode: 'sync', maxStaleness: 2 },
+        new Map([['w', values]]),
+      ),
+      withCode(grpc.status.INVALID_ARGUMENT),
+    );
+  });
+
   it('refuses an Init with a bad optimizer config or mode', async () => {
     const values = new Map([['w', new Float32Array(4)]]);
     const badLr = { ...SGD, lr: 0 };

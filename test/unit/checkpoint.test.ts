@@ -63,6 +63,13 @@ describe('checkpoint codec', () => {
     );
   });
 
+  it("keeps an ssp trial's staleness bound", async () => {
+    const t = shard('async', [1, 2]);
+    t.maxStaleness = 3;
+    assert.equal((await roundTrip(t)).maxStaleness, 3);
+    assert.equal((await roundTrip(shard('async', [1]))).maxStaleness, 0);
+  });
+
   it('a sync step still gathering is left out, so its batches count as never received', async () => {
     const t = shard('sync', [1, 2]);
     t.push(meta(0, 0, 2), [Float32Array.of(1, 1)]);
