@@ -25,6 +25,8 @@ fi
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The multi-host test bed (test/multihost/) builds hosts from network namespaces, veths and tc.
+command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test setup: installing ${missing[*]} (Debian)"
   apt_install "${missing[@]}"

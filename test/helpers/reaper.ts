@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { liveClusters } from '../../client/local-cluster';
 import { REPO_ROOT } from './repo';
+import { liveBeds } from '../multihost/testbed';
 
 /** Lines of each role's log printed when a test fails. */
 const TAIL_LINES = 15;
@@ -60,6 +61,7 @@ function installReaper(): void {
         process.stderr.write(`\n${t.name} failed; its clusters' logs end:\n${tails.join('\n')}\n`);
     }
     await Promise.all([...liveClusters()].map((cluster) => cluster.close(1_000)));
+    for (const bed of [...liveBeds()]) bed.close();
   });
 }
 
