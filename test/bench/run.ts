@@ -19,6 +19,8 @@
  *   warm       warm-cluster.ts: the 2-worker, 1-shard cluster figure on a cluster already running
  *   large      large-model.ts: a 140M-parameter trial on 2 workers and 2 shards; only when asked
  *              for with --only, since it needs about 8 GB and minutes
+ *   multihost  multihost.ts: caviar against DDP on the multi-host test bed (root), unlimited and
+ *              1 Gbit/s links; only with --only
  *
  * Options: --runs N (repeat each cluster, synthetic and peer run; median and min/max), --quick
  * (workers 2 shards 2 async, single-process, synthetic, wire), --only with a comma-separated
@@ -35,6 +37,7 @@ import { computeLimits } from './compute-limit';
 import { benchConvnets } from './convnets';
 import { benchKernels } from './kernels';
 import { benchLarge } from './large-model';
+import { benchMultihost } from './multihost';
 import { benchPeer } from './peer';
 import { BenchReport, type SectionOptions } from './report';
 import { round } from './stats';
@@ -55,6 +58,7 @@ const SECTIONS = [
   'sweep',
   'warm',
   'large',
+  'multihost',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -93,7 +97,7 @@ function parseOptions(argv: string[]): BenchOptions {
     opts.only ??
     (opts.quick
       ? ['cluster', 'single', 'synthetic', 'wire']
-      : SECTIONS.filter((s) => s !== 'large'));
+      : SECTIONS.filter((s) => s !== 'large' && s !== 'multihost'));
   return { runs: opts.runs, quick: opts.quick, only, timeoutS: opts.timeoutS };
 }
 
@@ -114,6 +118,7 @@ function sectionRunners(
     ['sweep', () => benchSweep(o, report)],
     ['warm', () => benchWarmCluster(o, report)],
     ['large', () => benchLarge(o, report)],
+    ['multihost', () => benchMultihost(o, report)],
   ];
 }
 

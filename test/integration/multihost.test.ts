@@ -10,75 +10,9 @@ import { MultiHostBed, testbedUnavailable } from '../multihost/testbed';
 const unavailable = testbedUnavailable();
 const skip = unavailable ? `the multi-host test bed cannot run here: ${unavailable}` : false;
 const TTL = 2;
-/** What a role prints on stdout once it serves. */
-const READY = /^\{"role":/m;
-
-/**
- * etcd and the coordinator on `ctl`, a shard on `ps0`, a worker on each of `w0` and `w1`, the CLI
- * on `cli`: every role started with the README's commands, on its own host.
- */
-async function cluster(bed: MultiHostBed): Promise<{ coordinator: string }> {
-  const ctl = bed.host('ctl').address;
-  const etcd = `http://${ctl}:2379`;
-  const dataDir = path.join(bed.logDir, 'etcd-data');
-  bed.spawn('ctl', 'etcd.log', 'etcd', [
-    '--name',
-    'ctl',
-    '--data-dir',
-    dataDir,
-    '--listen-client-urls',
-    etcd,
-    '--advertise-client-urls',
-    etcd,
-    '--listen-peer-urls',
-    `http://${ctl}:2380`,
-    '--initial-advertise-peer-urls',
-    `http://${ctl}:2380`,
-    '--initial-cluster',
-    `ctl=http://${ctl}:2380`,
-  ]);
-  await bed.waitForLine('etcd.log', /ready to serve client requests/);
-  const member = ['--etcd', etcd, '--cluster', 'mh', '--member-ttl', String(TTL)];
-  const shard = `${bed.host('ps0').address}:7100`;
-  bed.caviar('ps0', 'ps-0.log', [
-    'ps',
-    ...member,
-    '--id',
-    'ps-0',
-    '--host',
-    bed.host('ps0').address,
-    '--port',
-    '7100',
-  ]);
-  bed.caviar('ctl', 'coordinator.log', [
-    'coordinator',
-    ...member,
-    '--ps',
-    shard,
-    '--host',
-    ctl,
-    '--port',
-    '7000',
-  ]);
-  const coordinator = `${ctl}:7000`;
-  await bed.waitForLine('ps-0.log', READY);
-  await bed.waitForLine('coordinator.log', READY);
-  for (const [n, host] of ['w0', 'w1'].entries())
-    bed.caviar(host, `worker-${n}.log`, [
-      'worker',
-      ...member,
-      '--coordinator',
-      coordinator,
-      '--id',
-      `worker-${n}`,
-      '--backend',
-      'wasm',
-    ]);
-  for (const n of [0, 1]) await bed.waitForLine(`worker-${n}.log`, READY);
-  return { coordinator };
-}
 
 const HOSTS = ['ctl', 'ps0', 'w0', 'w1', 'cli'].map((name) => ({ name }));
+const ROLES = { control: 'ctl', shards: ['ps0'], workers: ['w0', 'w1'], ttl: TTL };
 
 function train(bed: MultiHostBed, coordinator: string, epochs: number) {
   return bed.caviarOutput('cli', 'train.log', [
@@ -104,7 +38,7 @@ test(
   { skip, timeout: 240_000 },
   async () => {
     using bed = new MultiHostBed('a', HOSTS, testOutputDir('multihost')).start();
-    const { coordinator } = await cluster(bed);
+    const { coordinator } = await bed.startCaviar(ROLES);
     const { code, stdout } = await train(bed, coordinator, 2);
     assert.equal(code, 0, fs.readFileSync(path.join(bed.logDir, 'train.log'), 'utf8'));
     const summary = lastJsonLine<TrainSummary>(stdout);
@@ -129,7 +63,7 @@ test(
   { skip, timeout: 240_000 },
   async () => {
     using bed = new MultiHostBed('b', HOSTS, testOutputDir('multihost-cut')).start();
-    const { coordinator } = await cluster(bed);
+    const { coordinator } = await bed.startCaviar(ROLES);
     const run = train(bed, coordinator, 4);
     const coordinatorLog = () => fs.readFileSync(path.join(bed.logDir, 'coordinator.log'), 'utf8');
     for (let i = 0; !/"trial submitted"/.test(coordinatorLog()); i++) {

@@ -59,6 +59,23 @@ process.on('exit', () => {
   for (const bed of live) bed.close();
 });
 
+/** What a role prints on stdout once it serves. */
+const READY = /^\{"role":/m;
+
+/** Where startCaviar puts the roles: host names of the bed. */
+export interface RoleLayout {
+  /** etcd (when `ttl` is set) and the coordinator. */
+  control: string;
+  /** One shard on each. */
+  shards: readonly string[];
+  /** One worker on each. */
+  workers: readonly string[];
+  /** Membership TTL in seconds: with it, an etcd on the control host; without, no membership. */
+  ttl?: number;
+  /** The workers' compute backend; defaults to wasm. */
+  backend?: string;
+}
+
 /** The test bed: hosts on a bridge, and the processes started on them. */
 export class MultiHostBed {
   readonly hosts = new Map<string, Host>();
@@ -189,6 +206,57 @@ export class MultiHostBed {
     env?: NodeJS.ProcessEnv,
   ): ChildProcess {
     return this.spawn(host, log, process.execPath, [...ROLE_NODE_FLAGS, CAVIAR_BIN, ...args], env);
+  }
+
+  /**
+   * A caviar cluster laid out as `layout` says, every role started with the README's commands
+   * on its host (logs ps-N.log, coordinator.log, worker-N.log, etcd.log); resolves once each
+   * serves, with the coordinator's address.
+   */
+  async startCaviar(layout: RoleLayout): Promise<{ coordinator: string }> {
+    const ctl = this.host(layout.control).address;
+    let member: string[] = [];
+    if (layout.ttl !== undefined) {
+      const etcd = `http://${ctl}:2379`;
+      const peer = `http://${ctl}:2380`;
+      this.spawn(layout.control, 'etcd.log', 'etcd', [
+        ...['--name', 'ctl', '--data-dir', path.join(this.logDir, 'etcd-data')],
+        ...['--listen-client-urls', etcd, '--advertise-client-urls', etcd],
+        ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
+        ...['--initial-cluster', `ctl=${peer}`],
+      ]);
+      await this.waitForLine('etcd.log', /ready to serve client requests/);
+      member = ['--etcd', etcd, '--cluster', 'bed', '--member-ttl', String(layout.ttl)];
+    }
+    const shards = layout.shards.map((host, n) => {
+      const at = this.host(host).address;
+      this.caviar(host, `ps-${n}.log`, [
+        'ps',
+        ...member,
+        '--id',
+        `ps-${n}`,
+        '--host',
+        at,
+        '--port',
+        '7100',
+      ]);
+      return `${at}:7100`;
+    });
+    for (const n of shards.keys()) await this.waitForLine(`ps-${n}.log`, READY);
+    this.caviar(layout.control, 'coordinator.log', [
+      ...['coordinator', ...member, '--ps', shards.join(',')],
+      ...['--host', ctl, '--port', '7000'],
+    ]);
+    await this.waitForLine('coordinator.log', READY);
+    const coordinator = `${ctl}:7000`;
+    layout.workers.forEach((host, n) =>
+      this.caviar(host, `worker-${n}.log`, [
+        ...['worker', ...member, '--coordinator', coordinator, '--id', `worker-${n}`],
+        ...['--backend', layout.backend ?? 'wasm'],
+      ]),
+    );
+    for (const n of layout.workers.keys()) await this.waitForLine(`worker-${n}.log`, READY);
+    return { coordinator };
   }
 
   /** Runs `caviar ARGS` on `host` to its end: its exit code and stdout (stderr goes to `log`). */
