@@ -5,7 +5,7 @@ import { checkAugmentFits } from '../core/augment-spec';
 import { modelParams, type ParamInfo } from '../core/model-spec';
 import { placeTensors, type Slice } from '../core/placement';
 import { parseLrDecay } from '../core/lr-schedule';
-import { checkTransfer, frozenTensors, trainedParams } from '../core/transfer';
+import { checkTransfer, trainedParams } from '../core/transfer';
 import type { TrialRunOptions } from './trial-run';
 
 /** What every trial needs from its spec: data shapes, parameters, placement, the run's options. */
@@ -32,8 +32,7 @@ export async function trialBasis(
   const { featureShape, numClasses } = splits.train;
   checkAugmentFits(spec.augment, featureShape);
   const params = modelParams(spec.model, featureShape, numClasses);
-  checkTransfer(params, spec.transfer);
-  const frozen = frozenTensors(params, spec.transfer.freeze);
+  const frozen = checkTransfer(params, spec.transfer);
   const bound = stalenessBoundOf(spec.mode);
   return {
     params,

@@ -58,15 +58,15 @@ export class TrialStarts {
           initFrom,
         )
       : undefined;
-    const valuesOf = (name: string): Float32Array => {
-      const p = basis.params.find((q) => q.name === name)!;
-      return all?.get(name) ?? initialSlice(p, spec.seed);
-    };
     return {
       initial: all
         ? new Map(trained.map((p) => [p.name, all.get(p.name)!]))
         : seededInit(trained, spec.seed),
-      frozen: new Map([...basis.frozen].map((name) => [name, valuesOf(name)])),
+      frozen: new Map(
+        basis.params
+          .filter((p) => basis.frozen.has(p.name))
+          .map((p) => [p.name, all?.get(p.name) ?? initialSlice(p, spec.seed)]),
+      ),
       header,
     };
   }

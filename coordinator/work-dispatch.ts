@@ -39,6 +39,27 @@ export interface WorkDispatcherOptions {
   changed(trial: string): void;
 }
 
+/** ssp:N: how many training batches a lease may take of the trial now, given `others` (else: no limit). */
+function stalenessAllowance(
+  record: TrialRecord,
+  others: ReadonlyArray<BatchLease<LeasedTasks>>,
+): number {
+  const gate = record.stalenessGate;
+  return gate ? gate.allowance(others.flatMap((l) => l.item.mark ?? [])) : Infinity;
+}
+
+/** ssp:N: the gate's mark of a lease of `tasks` granted now, beside `others` (see StalenessGate). */
+function stalenessMark(
+  record: TrialRecord,
+  others: ReadonlyArray<BatchLease<LeasedTasks>>,
+  tasks: readonly Task[],
+): number | undefined {
+  if (!record.stalenessGate) return undefined;
+  const trainCount = (ts: readonly Task[]) => ts.filter((t) => t.kind === 'train').length;
+  const outstanding = others.reduce((sum, l) => sum + trainCount(l.item.tasks), 0);
+  return record.stalenessGate.grant(trainCount(tasks), outstanding);
+}
+
 /**
  * Hands the running trials' tasks to workers on leases (AcquireWork, a long poll) and takes
  * them back: completed (CompleteWork), expired, or revoked when their worker or trial goes.
@@ -71,13 +92,15 @@ export class WorkDispatcher {
       const id = running[(this.roundRobin + k) % running.length];
       const record = this.options.trials.get(id);
       const held = record.spec.mode === 'sync' ? this.stepsHeld(worker, id) : undefined;
-      const allowance = this.stalenessAllowance(worker, record);
+      // ssp:N: the other workers' live leases of the trial, which bound this one.
+      const others = record.stalenessGate ? this.othersLeases(worker, record) : [];
+      const allowance = stalenessAllowance(record, others);
       if (allowance < 1) continue;
       const task = record.run.takeTask(held);
       if (!task) continue;
       this.roundRobin = (this.roundRobin + k + 1) % Math.max(1, running.length);
       const tasks = [task, ...this.moreBatches(record, task, allowance - 1)];
-      const mark = this.stalenessMark(worker, record, tasks);
+      const mark = stalenessMark(record, others, tasks);
       const lease = this.batchLeases.grant(
         worker,
         { trial: id, tasks, mark },
@@ -88,26 +111,8 @@ export class WorkDispatcher {
     return undefined;
   }
 
-  /** ssp:N: how many training batches `worker` may take of the trial now (else: no limit). */
-  private stalenessAllowance(worker: string, record: TrialRecord): number {
-    const gate = record.stalenessGate;
-    if (!gate) return Infinity;
-    return gate.allowance(this.othersLeases(worker, record).flatMap((l) => l.item.mark ?? []));
-  }
-
   private othersLeases(worker: string, record: TrialRecord): Array<BatchLease<LeasedTasks>> {
     return this.batchLeases.where((l) => l.item.trial === record.id && l.worker !== worker);
-  }
-
-  /** ssp:N: the gate's mark of a lease of `tasks` granted to `worker` now (see StalenessGate). */
-  private stalenessMark(worker: string, record: TrialRecord, tasks: Task[]): number | undefined {
-    if (!record.stalenessGate) return undefined;
-    const trainCount = (ts: Task[]) => ts.filter((t) => t.kind === 'train').length;
-    const outstanding = this.othersLeases(worker, record).reduce(
-      (sum, l) => sum + trainCount(l.item.tasks),
-      0,
-    );
-    return record.stalenessGate.grant(trainCount(tasks), outstanding);
   }
 
   /** The sync steps of `trial` whose batches `worker` holds on a live lease. */

@@ -21,12 +21,6 @@ export interface TransferSpec {
   reinit: string[];
 }
 
-export const NO_TRANSFER: Readonly<TransferSpec> = Object.freeze({
-  initFrom: '',
-  freeze: Object.freeze({ kind: 'none' }),
-  reinit: [],
-});
-
 /** `--freeze` as a trial carries it: "" or "0" for none, N, or LAYER,LAYER... */
 export function parseFreeze(text: string | undefined): FreezeSpec {
   const t = (text ?? '').trim();
@@ -37,13 +31,18 @@ export function parseFreeze(text: string | undefined): FreezeSpec {
       throw new InvalidArgumentError(`freeze "${t}" is not a layer count`);
     return { kind: 'first', count };
   }
-  const names = commaList(t);
+  return { kind: 'layers', names: parseLayerNames(t, 'freeze', 'give a count of layers or names') };
+}
+
+/** Comma-separated layer names (`--reinit`, a `--freeze` list); INVALID_ARGUMENT for a bad one. */
+export function parseLayerNames(text: string, flag: string, hint = 'give names'): string[] {
+  const names = commaList(text);
   const bad = names.find((n) => !/^[A-Za-z_][\w-]*$/.test(n));
   if (bad !== undefined)
     throw new InvalidArgumentError(
-      `freeze "${t}": "${bad}" is not a layer name; give a count of layers or names like conv0,conv1`,
+      `${flag} "${text.trim()}": "${bad}" is not a layer name; ${hint} like conv0,conv1`,
     );
-  return { kind: 'layers', names };
+  return names;
 }
 
 export function formatFreeze(freeze: FreezeSpec): string {
@@ -97,21 +96,23 @@ export function trainedParams(
 }
 
 /**
- * Refuses (INVALID_ARGUMENT) a freeze or reinit that names a layer the model lacks, freezes
- * every layer, or freezes a layer it also re-initializes: what the CLI checks before a cluster
- * starts and the coordinator before a trial does.
+ * The tensors `transfer` freezes, once it is checked: INVALID_ARGUMENT for a freeze or reinit
+ * that names a layer the model lacks, freezes every layer, or freezes a layer it also
+ * re-initializes. What the CLI checks before a cluster starts and the coordinator before a trial.
  */
 export function checkTransfer(
   params: readonly ParamInfo[],
   transfer: Pick<TransferSpec, 'reinit' | 'freeze'>,
-): void {
+): Set<string> {
   checkLayerNames(params, transfer.reinit, 'reinit');
-  const frozen = new Set([...frozenTensors(params, transfer.freeze)].map(layerOf));
-  const both = transfer.reinit.filter((layer) => frozen.has(layer));
+  const frozen = frozenTensors(params, transfer.freeze);
+  const frozenLayers = new Set([...frozen].map(layerOf));
+  const both = transfer.reinit.filter((layer) => frozenLayers.has(layer));
   if (both.length > 0)
     throw new InvalidArgumentError(
       `layer ${both.join(', ')} is both frozen and re-initialized: it would never leave its random values`,
     );
+  return frozen;
 }
 
 /** A tensor of the model a trial starts from. */
@@ -137,24 +138,31 @@ export function transferredValues(
   const reinit = new Set(transfer.reinit);
   const values = new Map<string, Float32Array>();
   const problems: string[] = [];
+  const unmatched = new Set<string>();
   for (const p of params) {
     if (reinit.has(layerOf(p.name))) {
       values.set(p.name, initialSlice(p, seed));
       continue;
     }
     const from = source.get(p.name);
-    if (!from) problems.push(`${p.name} is not in it`);
-    else if (from.shape.join() !== p.shape.join() || from.values.length !== elementCount(p.shape))
-      problems.push(
-        `${p.name} is [${from.shape.join(', ')}] there and [${p.shape.join(', ')}] here`,
-      );
-    else values.set(p.name, from.values.slice());
-  }
-  if (problems.length > 0) {
-    const layers = [...new Set(problems.map((m) => layerOf(m.split(' ')[0])))];
-    throw new InvalidArgumentError(
-      `cannot start from ${origin}: ${problems.join('; ')}; name the layer in --reinit (${layers.join(',')}) to draw it from the seed instead`,
+    if (
+      from &&
+      from.shape.join() === p.shape.join() &&
+      from.values.length === elementCount(p.shape)
+    ) {
+      values.set(p.name, from.values.slice());
+      continue;
+    }
+    problems.push(
+      from
+        ? `${p.name} is [${from.shape.join(', ')}] there and [${p.shape.join(', ')}] here`
+        : `${p.name} is not in it`,
     );
+    unmatched.add(layerOf(p.name));
   }
+  if (problems.length > 0)
+    throw new InvalidArgumentError(
+      `cannot start from ${origin}: ${problems.join('; ')}; name the layer in --reinit (${[...unmatched].join(',')}) to draw it from the seed instead`,
+    );
   return values;
 }

@@ -3,8 +3,7 @@ import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
 import { MODE_FORMS, parseMode } from '../trial-spec';
 import { COMPRESSION_FORMS, parseCompression } from '../compression';
-import { parseFreeze } from '../transfer';
-import { commaList } from '../comma-list';
+import { parseFreeze, parseLayerNames } from '../transfer';
 
 /** Any value a YAML or JSON spec can hold; `choice` domains may list any of them. */
 export type JsonValue =
@@ -178,7 +177,7 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     section: 'train',
     type: 'text',
     describe: 'comma-separated layer names ("" for none)',
-    check: (v) => commaList(v).every((n) => /^[A-Za-z_][\w-]*$/.test(n)),
+    check: accepts((text) => parseLayerNames(text, 'reinit')),
   },
   seed: { section: 'train', type: 'int', min: 0, max: 2 ** 31 - 1 },
   hidden: { section: 'model', type: 'hidden' },
