@@ -18,6 +18,9 @@ export function decodeFloat32(bytes: Uint8Array): Float32Array {
   return out;
 }
 
+/** A chunk as this side encoded it: its data always bytes. */
+export type EncodedChunk = TensorChunk & { data: Buffer };
+
 /**
  * Splits the element range [start, start + values.length) of tensor `name` into chunks of at most
  * `chunkBytes` bytes, each value encoded by `codec`. `values` holds exactly that range.
@@ -28,7 +31,7 @@ export function* chunkTensor(
   values: Float32Array,
   chunkBytes = CHUNK_BYTES,
   codec: ValueCodec = F32,
-): Generator<TensorChunk> {
+): Generator<EncodedChunk> {
   const perChunk = Math.max(1, Math.floor(chunkBytes / codec.maxBytesPerValue));
   if (values.length === 0) {
     yield { name, offset: start, data: codec.encode(values) };
@@ -72,4 +75,30 @@ export function writeChunk(
   }
   codec.decodeInto(chunk.data, target.array, at);
   return count;
+}
+
+/**
+ * Groups `chunks` into lists of at most `limitBytes` of data each (a chunk larger than that
+ * alone), in order: the messages of a session stream carry several small tensors' chunks in one
+ * message, since each message costs both ends more CPU than its bytes do. Always yields at least
+ * one list, empty when there are no chunks.
+ */
+export function* packChunks(
+  chunks: Iterable<EncodedChunk>,
+  limitBytes = CHUNK_BYTES,
+): Generator<EncodedChunk[]> {
+  let pack: EncodedChunk[] = [];
+  let bytes = 0;
+  let yielded = false;
+  for (const chunk of chunks) {
+    if (pack.length > 0 && bytes + chunk.data.byteLength > limitBytes) {
+      yield pack;
+      yielded = true;
+      pack = [];
+      bytes = 0;
+    }
+    pack.push(chunk);
+    bytes += chunk.data.byteLength;
+  }
+  if (pack.length > 0 || !yielded) yield pack;
 }

@@ -219,3 +219,14 @@ export function valueCodec(name: string): ValueCodec {
   }
   return codec;
 }
+
+/**
+ * The codec values a shard sends back are encoded with (a trial's --compress-pull): f32, bf16
+ * or fp16. INVALID_ARGUMENT for sparse (values are dense) or an unknown name.
+ */
+export function pullValueCodec(name: string): ValueCodec {
+  const codec = valueCodec(name);
+  if (codec.name === 'sparse')
+    throw new InvalidArgumentError('values travel dense: "sparse" is a codec of pushes only');
+  return codec;
+}

@@ -7,6 +7,8 @@ import type { PushPullMessage } from '../proto/gen/caviar/v1/PushPullMessage';
 import type { AppliedPush, ShardCore } from './shard-core';
 import { RefusedInputError } from './refusal';
 import { writeSlices } from './slice-stream';
+import { answerCodec } from './header-codecs';
+import { pullValueCodec } from '../core/value-codec';
 import {
   consume,
   losesPushAnswer,
@@ -50,11 +52,13 @@ export function chunkHandlers(core: ShardCore, replies: ShardReplies): ChunkRpcs
   const pull = async (
     call: grpc.ServerWritableStream<PullRequest__Output, PullMessage>,
   ): Promise<void> => {
+    const codec = pullValueCodec(call.request.codec);
     const { trial, snapshot } = await core.pullSource(call.request, call);
     const from_snapshot = snapshot !== undefined;
-    await core.lendValues(trial, snapshot, true, (values, version) =>
-      writeSlices(call, trial.slices, values, { header: { version, from_snapshot } }, observer),
-    );
+    await core.lendValues(trial, snapshot, true, (values, version) => {
+      const head = { header: { version, from_snapshot } };
+      return writeSlices(call, trial.slices, values, head, codec, observer);
+    });
   };
 
   /** Push, then the trial's slices right after it, on one call (async-mode workers). */
@@ -64,8 +68,9 @@ export function chunkHandlers(core: ShardCore, replies: ShardReplies): ChunkRpcs
     const { reply, trial, header } = await push(call);
     if (losesPushAnswer()) return;
     const after = await core.afterStep(header, trial, call);
+    const codec = answerCodec(header);
     await core.lendValues(after, undefined, true, (values, version) =>
-      writeSlices(call, after.slices, values, { reply: { ...reply, version } }, observer),
+      writeSlices(call, after.slices, values, { reply: { ...reply, version } }, codec, observer),
     );
   };
 

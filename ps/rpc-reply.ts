@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { CaviarError, toServiceError } from '../core/errors';
 import { hit } from '../core/fault-points';
-import { refusalMetadata } from '../core/call-status';
+import { refusalMetadata, refusalOf } from '../core/call-status';
+import type { CallStatus } from '../proto/gen/caviar/v1/CallStatus';
 import { refusalReason } from './refusal';
 import type { Logger } from '../core/log';
 
@@ -26,6 +27,12 @@ export class ShardReplies {
     run: () => Promise<void>,
   ): void {
     run().catch((err: unknown) => call.emit('error', this.toStatus(err, what)));
+  }
+
+  /** A failure as a session stream's answer carries it: the status, and the refusal's reason. */
+  callStatus(err: unknown, what: string): CallStatus {
+    const status = this.toStatus(err, what);
+    return { code: status.code, details: status.details, refusal: refusalOf(status) ?? '' };
   }
 
   toStatus(err: unknown, what: string): Partial<grpc.ServiceError> {

@@ -8,7 +8,6 @@ import type { SegmentRegion__Output } from '../proto/gen/caviar/v1/SegmentRegion
 import type { SessionReply } from '../proto/gen/caviar/v1/SessionReply';
 import { InvalidArgumentError } from '../core/errors';
 import { runYielding } from '../core/yielding';
-import { refusalOf } from '../core/call-status';
 import { AttachedSegments } from './attached-segments';
 import type { Snapshot } from './epoch-snapshots';
 import { RefusedInputError } from './refusal';
@@ -16,6 +15,7 @@ import { gradientName, type AppliedPush, type PushInProgress, type ShardCore } f
 import type { TrialShard } from './trial-shard';
 import type { CancellableCall } from './version-waits';
 import { losesPushAnswer, pushCallback, type ShardReplies } from './rpc-reply';
+import { SessionStreams } from './session-streams';
 
 type SegmentRpcs = Pick<
   ParameterServerHandlers,
@@ -31,8 +31,7 @@ type SessionCall = grpc.ServerDuplexStream<PushHeader__Output, SessionReply>;
  */
 export class SegmentTransport {
   private readonly segments: AttachedSegments;
-  /** Open sessions, each ended (after its request in hand) when the shard closes. */
-  private readonly sessions = new Map<SessionCall, () => void>();
+  private readonly sessions = new SessionStreams<SessionCall>();
 
   constructor(
     private readonly core: ShardCore,
@@ -60,7 +59,7 @@ export class SegmentTransport {
 
   /** Ends every session, after its request in hand: a session lasts as long as its worker. */
   endSessions(): void {
-    for (const endSession of this.sessions.values()) endSession();
+    this.sessions.endAll();
   }
 
   detach(): void {
@@ -129,21 +128,12 @@ export class SegmentTransport {
         try {
           answer = { reply: await this.pushPull(header, call) };
         } catch (err) {
-          const status = this.replies.toStatus(err, 'SegmentSession');
-          const refusal = refusalOf(status) ?? '';
-          answer = { refused: { code: status.code, details: status.details, refusal } };
+          answer = { refused: this.replies.callStatus(err, 'SegmentSession') };
         }
         if (answer.reply && losesPushAnswer()) return;
         if (!call.cancelled) call.write(answer);
       });
     });
-    const endSession = (): void => {
-      this.sessions.delete(call);
-      void previous.then(() => call.end());
-    };
-    this.sessions.set(call, endSession);
-    call.on('end', endSession);
-    call.on('cancelled', () => this.sessions.delete(call));
-    call.on('error', () => this.sessions.delete(call));
+    this.sessions.add(call, () => previous);
   }
 }

@@ -7,6 +7,7 @@ import { ShardCore } from './shard-core';
 import { ShardReplies } from './rpc-reply';
 import { chunkHandlers } from './chunk-rpc';
 import { SegmentTransport } from './segment-rpc';
+import { ChunkSessions } from './chunk-session-rpc';
 import { adminHandlers } from './admin-rpc';
 import type { ShardSnapshot } from './shard-observer';
 
@@ -20,6 +21,7 @@ export class ParameterServerShard {
   readonly options: ResolvedShardOptions;
   private readonly core: ShardCore;
   private readonly segments: SegmentTransport;
+  private readonly chunkSessions: ChunkSessions;
   private readonly replies: ShardReplies;
   private server: grpc.Server | undefined;
   private closing = false;
@@ -29,6 +31,7 @@ export class ParameterServerShard {
     this.core = new ShardCore(this.options);
     this.replies = new ShardReplies(this.options.logger);
     this.segments = new SegmentTransport(this.core, this.replies);
+    this.chunkSessions = new ChunkSessions(this.core, this.replies);
   }
 
   /** Restores the newest valid checkpoint (if any), starts serving, returns "host:port". */
@@ -42,6 +45,7 @@ export class ParameterServerShard {
       ...adminHandlers(this.core, this.replies),
       ...chunkHandlers(this.core, this.replies),
       ...this.segments.handlers(),
+      ...this.chunkSessions.handlers(),
     });
     this.server = server;
     return bindServer(server, this.options.host, this.options.port, serverCredentials(tls));
@@ -54,6 +58,7 @@ export class ParameterServerShard {
     this.server = undefined;
     const checkpointed = this.core.close();
     this.segments.endSessions();
+    this.chunkSessions.endSessions();
     await checkpointed;
     this.segments.detach();
     if (!server) return;

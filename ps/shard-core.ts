@@ -11,7 +11,6 @@ import { batchOfKey } from '../core/batches';
 import { hit } from '../core/fault-points';
 import { runYielding } from '../core/yielding';
 import { versionAfterStep } from '../core/sync-barrier';
-import { valueCodec, type ValueCodec } from '../core/value-codec';
 import {
   CaviarError,
   DeadlineExceededError,
@@ -32,19 +31,9 @@ import { SliceAssembler, SliceBufferPool, type SliceRange } from './slice-assemb
 import { TrialShard, isConsistencyMode, type ConsistencyMode, type Gradient } from './trial-shard';
 import type { ShardSnapshot } from './shard-observer';
 import { VersionWaits, type CancellableCall } from './version-waits';
+import { answerCodec, gradientName, pushCodec } from './header-codecs';
 
-/** A pushed gradient as refusals name it. */
-export const gradientName = ({ trial, epoch, batch }: PushHeader__Output): string =>
-  `gradient of trial ${trial} (epoch ${epoch}, batch ${batch})`;
-
-/** How a streamed push's chunks encode its gradient; an unknown codec is a bad header. */
-function pushCodec(header: PushHeader__Output): ValueCodec {
-  try {
-    return valueCodec(header.codec);
-  } catch (err) {
-    throw new RefusedInputError('bad_header', `${gradientName(header)}: ${errorMessage(err)}`);
-  }
-}
+export { gradientName } from './header-codecs';
 
 /** An Init header once checked: what the shard needs before any value arrives. */
 export interface TrialInit {
@@ -192,6 +181,7 @@ export class ShardCore {
     const trial = this.requireTrial(header.trial);
     if (trial.isDuplicate(header.epoch, header.batch)) return { header, trial };
     const codec = pushCodec(header);
+    answerCodec(header); // refused before the push applies, not once its answer is due
     const buffers = this.bufferPool(trial).take();
     return {
       header,

@@ -1,5 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
-import { chunkTensor } from '../core/tensor-codec';
+import { CHUNK_BYTES } from '../core/rpc';
+import { chunkTensor, type EncodedChunk } from '../core/tensor-codec';
+import type { ValueCodec } from '../core/value-codec';
 import { drained } from '../core/grpc-calls';
 import { EventLoopPacer } from '../core/yielding';
 import type { ShardObserver } from './shard-observer';
@@ -19,28 +21,17 @@ function settled(call: WritableCall<unknown>): Promise<void> {
 }
 
 /**
- * Writes `head`, then `values` (aligned with `slices`) in chunks, with backpressure, and ends the
- * call; resolves once nothing will read `values` any more, so the caller may change or reuse
- * them from then on.
+ * Writes `messages` with backpressure, the event loop let run between them, without ending the
+ * call: grpc-js serializes as it is written to, and a wide flow-control window takes many
+ * messages before it pushes back, so without the pauses a large trial's values would hold the
+ * event loop.
  */
-export async function writeSlices<M>(
+export async function writeMessages<M>(
   call: WritableCall<M>,
-  slices: readonly SliceRange[],
-  values: readonly Float32Array[],
-  head: M,
-  observer?: ShardObserver,
+  messages: Iterable<M>,
 ): Promise<void> {
-  const messages = function* (): Generator<M> {
-    yield head;
-    for (const [i, s] of slices.entries()) {
-      observer?.bytesOut(s.length * 4);
-      for (const chunk of chunkTensor(s.name, s.start, values[i])) yield { chunk } as M;
-    }
-  };
-  // grpc-js serializes as it is written to, and a wide flow-control window takes many messages
-  // before it pushes back: without the pauses a large trial's pull would hold the event loop.
   const pacer = new EventLoopPacer();
-  for (const msg of messages()) {
+  for (const msg of messages) {
     if (call.cancelled) return;
     if (call.write(msg)) {
       await pacer.pause();
@@ -49,6 +40,46 @@ export async function writeSlices<M>(
       pacer.restart();
     }
   }
+}
+
+/**
+ * The chunks of `values` (aligned with `slices`) in `codec`, counted as bytes out; with `own`,
+ * no chunk's bytes share the arrays' memory.
+ */
+export function* valueChunks(
+  slices: readonly SliceRange[],
+  values: readonly Float32Array[],
+  codec: ValueCodec,
+  observer?: ShardObserver,
+  own = false,
+): Generator<EncodedChunk> {
+  for (const [i, s] of slices.entries()) {
+    observer?.bytesOut(s.length * codec.maxBytesPerValue);
+    for (const chunk of chunkTensor(s.name, s.start, values[i], CHUNK_BYTES, codec)) {
+      const shared = own && chunk.data.buffer === values[i].buffer;
+      yield shared ? { ...chunk, data: Buffer.from(chunk.data) } : chunk;
+    }
+  }
+}
+
+/**
+ * Writes `head`, then `values` (aligned with `slices`) in chunks encoded by `codec`, with
+ * backpressure, and ends the call; resolves once nothing will read `values` any more, so the
+ * caller may change or reuse them from then on.
+ */
+export async function writeSlices<M>(
+  call: WritableCall<M>,
+  slices: readonly SliceRange[],
+  values: readonly Float32Array[],
+  head: M,
+  codec: ValueCodec,
+  observer?: ShardObserver,
+): Promise<void> {
+  const messages = function* (): Generator<M> {
+    yield head;
+    for (const chunk of valueChunks(slices, values, codec, observer)) yield { chunk } as M;
+  };
+  await writeMessages(call, messages());
   const sent = settled(call);
   call.end();
   await sent;

@@ -25,6 +25,7 @@ export const SHARD_ACCESS: AccessPolicy = {
   SegmentPushPull: ['worker'],
   SegmentPull: ['worker'],
   SegmentSession: ['worker'],
+  ChunkSession: ['worker'],
 };
 
 /** The coordinator's callers: the CLI's identity submits and steers, workers take work, all read. */

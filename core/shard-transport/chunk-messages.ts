@@ -1,9 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { PushHeader } from '../../proto/gen/caviar/v1/PushHeader';
 import type { PushMessage } from '../../proto/gen/caviar/v1/PushMessage';
-import type { TensorChunk } from '../../proto/gen/caviar/v1/TensorChunk';
 import { sliceViews, type Slice } from '../placement';
-import { chunkTensor, type ChunkTarget } from '../tensor-codec';
+import { chunkTensor, type ChunkTarget, type EncodedChunk } from '../tensor-codec';
 import { valueCodec, type ValueCodec } from '../value-codec';
 import { CHUNK_BYTES } from '../rpc';
 import { callError } from '../grpc-calls';
@@ -14,7 +13,7 @@ export function* sliceChunks(
   slices: readonly Slice[],
   values: ReadonlyMap<string, Float32Array>,
   codec: ValueCodec = valueCodec('f32'),
-): Generator<TensorChunk> {
+): Generator<EncodedChunk> {
   let views: Float32Array[];
   try {
     views = sliceViews(slices, values);
@@ -25,18 +24,22 @@ export function* sliceChunks(
     yield* chunkTensor(s.name, s.start, views[i], CHUNK_BYTES, codec);
 }
 
+/** The codec a push's header names for its gradient; INVALID_ARGUMENT for an unknown one. */
+export function headerCodec(header: PushHeader): ValueCodec {
+  try {
+    return valueCodec(header.codec ?? '');
+  } catch (err) {
+    throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
+  }
+}
+
 /** A push's messages: the header, then the chunks of each slice of `grads`, in its codec. */
 export function* pushMessages(
   header: PushHeader,
   slices: readonly Slice[],
   grads: ReadonlyMap<string, Float32Array>,
 ): Generator<PushMessage> {
-  let codec: ValueCodec;
-  try {
-    codec = valueCodec(header.codec ?? '');
-  } catch (err) {
-    throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
-  }
+  const codec = headerCodec(header);
   yield { header };
   for (const chunk of sliceChunks(slices, grads, codec)) yield { chunk };
 }

@@ -1,19 +1,50 @@
 import * as grpc from '@grpc/grpc-js';
+import type { PushHeader } from '../../proto/gen/caviar/v1/PushHeader';
 import type { PushReply__Output } from '../../proto/gen/caviar/v1/PushReply';
 import type { TensorChunk__Output } from '../../proto/gen/caviar/v1/TensorChunk';
 import { sliceElements, type Slice } from '../placement';
 import { deadlineIn } from '../rpc';
+import type { ChunkSessionAnswer__Output } from '../../proto/gen/caviar/v1/ChunkSessionAnswer';
+import type { ChunkSessionRequest } from '../../proto/gen/caviar/v1/ChunkSessionRequest';
 import { writeChunk } from '../tensor-codec';
+import { pullValueCodec, type ValueCodec } from '../value-codec';
+import { errorMessage } from '../errors';
 import { callError, cancelOnAbort, clientStream, writeAll } from '../grpc-calls';
+import { PushSession } from '../push-session';
 import { pullRequest } from './pull-request';
 import { pullTargets, pushMessages } from './chunk-messages';
+import { chunkSessionAnswer, sessionRequest } from './chunk-session';
 import type { ShardConnection, ShardTransport } from './shard-transport';
 
-/** Values as streams of raw float32 chunks, each well under gRPC's message limit: works across machines. */
+/** Where a call's values go, and how they come encoded. */
+interface ReceivedSlices {
+  slices: readonly Slice[];
+  into: Map<string, Float32Array>;
+  codec: ValueCodec;
+  signal: AbortSignal | undefined;
+}
+
+/** The codec a request names for the values coming back; INVALID_ARGUMENT before anything is sent. */
+function valuesCodec(name: string | undefined): ValueCodec {
+  try {
+    return pullValueCodec(name ?? '');
+  } catch (err) {
+    throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
+  }
+}
+
+/**
+ * Values as streams of chunks, each well under gRPC's message limit: works across machines.
+ * Push-pulls go as requests on one long-lived ChunkSession stream (core/push-session.ts), or as
+ * a PushPull call each to a shard without sessions.
+ */
 export class ChunkTransport implements ShardTransport {
   readonly description = 'chunks';
+  private readonly session: PushSession<ChunkSessionRequest, ChunkSessionAnswer__Output>;
 
-  constructor(private readonly connection: ShardConnection) {}
+  constructor(private readonly connection: ShardConnection) {
+    this.session = new PushSession(() => connection.client.ChunkSession(), connection.deadlineMs);
+  }
 
   async prepare(): Promise<void> {
     const deadline = deadlineIn(this.connection.deadlineMs);
@@ -24,23 +55,51 @@ export class ChunkTransport implements ShardTransport {
 
   readonly pull: ShardTransport['pull'] = (trial, slices, into, options = {}) => {
     const { request, deadline } = pullRequest(trial, options, this.connection.deadlineMs);
+    const codec = valuesCodec(request.codec);
     const call = this.connection.client.Pull(request, { deadline });
-    return this.receiveSlices(call, `pull of ${trial}`, slices, into, options.signal, (msg) =>
+    const pulled = { slices, into, codec, signal: options.signal };
+    return this.receiveSlices(call, `pull of ${trial}`, pulled, (msg) =>
       msg.header
         ? { version: msg.header.version, fromSnapshot: msg.header.from_snapshot }
         : undefined,
     );
   };
 
-  readonly pushPull: ShardTransport['pushPull'] = (header, slices, grads, into, options = {}) => {
-    const deadline = options.deadline ?? deadlineIn(this.connection.deadlineMs);
+  readonly pushPull: ShardTransport['pushPull'] = async (
+    header,
+    slices,
+    grads,
+    into,
+    options = {},
+  ) => {
+    const codec = valuesCodec(header.pull_codec);
+    if (this.session.supported) {
+      try {
+        const answer = chunkSessionAnswer(slices, into, codec);
+        const request = sessionRequest(header, slices, grads);
+        return await this.session.request(request, answer, options.signal, options.deadline);
+      } catch (err) {
+        // An older shard: it ran nothing.
+        if (this.session.supported) throw err;
+      }
+    }
+    const pulled = { slices, into, codec, signal: options.signal };
+    return this.pushPullCall(header, grads, pulled, options.deadline);
+  };
+
+  /** A push-pull as a PushPull call of its own. */
+  private pushPullCall(
+    header: PushHeader,
+    grads: ReadonlyMap<string, Float32Array>,
+    pulled: ReceivedSlices,
+    deadline = deadlineIn(this.connection.deadlineMs),
+  ): Promise<PushReply__Output> {
+    const { slices } = pulled;
     const call = this.connection.client.PushPull({ deadline });
     const received = this.receiveSlices(
       call,
       `push-pull of ${header.trial ?? ''}`,
-      slices,
-      into,
-      options.signal,
+      pulled,
       (msg) => msg.reply ?? undefined,
     );
     // A refusal ends the call early: the read side settles with its status and writing stops.
@@ -52,7 +111,7 @@ export class ChunkTransport implements ShardTransport {
         reject(err);
       });
     });
-  };
+  }
 
   readonly push: ShardTransport['push'] = (header, slices, grads, options = {}) => {
     const deadline = options.deadline ?? deadlineIn(this.connection.deadlineMs);
@@ -63,7 +122,9 @@ export class ChunkTransport implements ShardTransport {
     );
   };
 
-  close(): void {}
+  close(): void {
+    this.session.close();
+  }
 
   /**
    * Reads a stream of one leading message (`leading` says whether a message is it, and what it
@@ -75,9 +136,7 @@ export class ChunkTransport implements ShardTransport {
   >(
     call: grpc.ClientReadableStream<M> | grpc.ClientDuplexStream<unknown, M>,
     what: string,
-    slices: readonly Slice[],
-    into: Map<string, Float32Array>,
-    signal: AbortSignal | undefined,
+    { slices, into, codec, signal }: ReceivedSlices,
     leading: (msg: M) => H | undefined,
   ): Promise<H> {
     const from = `${what} from ${this.connection.address}`;
@@ -98,7 +157,7 @@ export class ChunkTransport implements ShardTransport {
           if (first) head = first;
           else if (msg.chunk && head === undefined)
             throw new Error('a chunk came before the header');
-          else if (msg.chunk) received += writeChunk(msg.chunk, resolveTarget);
+          else if (msg.chunk) received += writeChunk(msg.chunk, resolveTarget, codec);
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
           fail(callError(grpc.status.INTERNAL, `${from}: ${why}`));

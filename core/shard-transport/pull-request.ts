@@ -15,6 +15,7 @@ export function pullRequest(
     wait_ms: waitMs,
     snapshot: options.snapshotEpoch !== undefined,
     epoch: options.snapshotEpoch ?? 0,
+    codec: options.codec ?? '',
   };
   return { request, deadline: options.deadline ?? deadlineIn(deadlineMs + waitMs) };
 }

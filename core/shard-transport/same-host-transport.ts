@@ -8,9 +8,14 @@ import { errorMessage } from '../errors';
 import { isDefiniteAnswer } from '../call-status';
 import { callError, unaryCall } from '../grpc-calls';
 import { SegmentLink, type LentRegion } from '../segment-link';
-import { PushSession } from '../push-session';
+import type { SessionReply__Output } from '../../proto/gen/caviar/v1/SessionReply';
+import { PushSession, refusalError, type AnswerReader } from '../push-session';
 import { pullRequest } from './pull-request';
 import type { ShardConnection, ShardTransport } from './shard-transport';
+
+/** A SegmentSession answer is one message: the reply, or the refusal. */
+const segmentAnswer: AnswerReader<SessionReply__Output> = (answer) =>
+  answer.reply ? { reply: answer.reply } : { refused: refusalError(answer.refused) };
 
 /**
  * Values through a shared-memory segment that the shard attached (core/segment-link.ts): a call
@@ -22,7 +27,7 @@ import type { ShardConnection, ShardTransport } from './shard-transport';
  */
 export class SameHostTransport implements ShardTransport {
   private readonly link: SegmentLink;
-  private readonly session: PushSession;
+  private readonly session: PushSession<PushHeader, SessionReply__Output>;
 
   constructor(
     private readonly connection: ShardConnection,
@@ -147,7 +152,7 @@ export class SameHostTransport implements ShardTransport {
   ): Promise<PushReply__Output> {
     if (this.session.supported) {
       try {
-        return await this.session.request(header, signal);
+        return await this.session.request([header], segmentAnswer, signal);
       } catch (err) {
         // An older shard: it ran nothing, and the region still holds the gradient.
         if (this.session.supported) throw err;

@@ -23,6 +23,8 @@ export interface PullOptions extends TransferOptions {
    * still holds it; the live ones otherwise (the result says which).
    */
   snapshotEpoch?: number;
+  /** How the values travel over chunks: "" or "f32", "bf16", "fp16" (a trial's --compress-pull). */
+  codec?: string;
 }
 
 /** What a pull wrote: the version of the values, and whether they are the snapshot asked for. */

@@ -3,7 +3,13 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { PushHeader } from '../../proto/gen/caviar/v1/PushHeader';
-import { PushSession, type SessionCall } from '../../core/push-session';
+import type { SessionReply__Output } from '../../proto/gen/caviar/v1/SessionReply';
+import {
+  PushSession,
+  refusalError,
+  type AnswerReader,
+  type SessionCall,
+} from '../../core/push-session';
 import { callError } from '../../core/grpc-calls';
 
 /** An in-process stand-in for the SegmentSession stream: records writes, plays the shard's side. */
@@ -24,12 +30,16 @@ class FakeStream extends EventEmitter {
   }
 }
 
+/** The SegmentSession answer: one message, a reply or a refusal. */
+const oneMessage: AnswerReader<SessionReply__Output> = (answer) =>
+  answer.reply ? { reply: answer.reply } : { refused: refusalError(answer.refused) };
+
 function session(deadlineMs = 5_000) {
   const streams: FakeStream[] = [];
-  const s = new PushSession(() => {
+  const s = new PushSession<PushHeader, SessionReply__Output>(() => {
     const stream = new FakeStream();
     streams.push(stream);
-    return stream as unknown as SessionCall;
+    return stream as unknown as SessionCall<PushHeader, SessionReply__Output>;
   }, deadlineMs);
   return { s, streams };
 }
@@ -41,8 +51,8 @@ const code = (expected: grpc.status) => (err: unknown) =>
 describe('PushSession', () => {
   it('sends requests on one stream and gives each answer to the oldest waiting request', async () => {
     const { s, streams } = session();
-    const first = s.request(header(1));
-    const second = s.request(header(2));
+    const first = s.request([header(1)], oneMessage);
+    const second = s.request([header(2)], oneMessage);
     assert.equal(streams.length, 1);
     assert.deepEqual(
       streams[0].written.map((h) => h.batch),
@@ -52,21 +62,24 @@ describe('PushSession', () => {
     streams[0].answer(11);
     assert.equal((await first).version, 10);
     assert.equal((await second).version, 11);
-    assert.equal((await Promise.all([s.request(header(3)), streams[0].answer(12)]))[0].version, 12);
+    assert.equal(
+      (await Promise.all([s.request([header(3)], oneMessage), streams[0].answer(12)]))[0].version,
+      12,
+    );
     assert.equal(streams.length, 1, 'a new stream was opened');
     s.close();
   });
 
   it('fails a refused request with its status and keeps the stream', async () => {
     const { s, streams } = session();
-    const refused = s.request(header(1));
+    const refused = s.request([header(1)], oneMessage);
     streams[0].emit('data', { refused: { code: grpc.status.INVALID_ARGUMENT, details: 'NaN' } });
     await assert.rejects(refused, (err: unknown) => {
       assert.equal((err as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT);
       assert.match((err as Error).message, /NaN/);
       return true;
     });
-    const next = s.request(header(2));
+    const next = s.request([header(2)], oneMessage);
     streams[0].answer(3);
     assert.equal((await next).version, 3);
     assert.equal(streams[0].cancelled, false);
@@ -75,10 +88,10 @@ describe('PushSession', () => {
 
   it('past the deadline ends the stream, fails every request on it, and opens a new one next', async () => {
     const { s, streams } = session(30);
-    const waiting = [s.request(header(1)), s.request(header(2))];
+    const waiting = [s.request([header(1)], oneMessage), s.request([header(2)], oneMessage)];
     for (const w of waiting) await assert.rejects(w, code(grpc.status.DEADLINE_EXCEEDED));
     assert.equal(streams[0].cancelled, true);
-    const next = s.request(header(3));
+    const next = s.request([header(3)], oneMessage);
     assert.equal(streams.length, 2);
     streams[1].answer(7);
     assert.equal((await next).version, 7);
@@ -88,15 +101,18 @@ describe('PushSession', () => {
   it('an abort ends the stream with CANCELLED; a broken or ended stream fails what waits on it', async () => {
     const { s, streams } = session();
     const abort = new AbortController();
-    const aborted = s.request(header(1), abort.signal);
+    const aborted = s.request([header(1)], oneMessage, abort.signal);
     abort.abort();
     await assert.rejects(aborted, code(grpc.status.CANCELLED));
-    await assert.rejects(s.request(header(2), abort.signal), code(grpc.status.CANCELLED));
+    await assert.rejects(
+      s.request([header(2)], oneMessage, abort.signal),
+      code(grpc.status.CANCELLED),
+    );
 
-    const broken = s.request(header(3));
+    const broken = s.request([header(3)], oneMessage);
     streams[1].emit('error', callError(grpc.status.UNAVAILABLE, 'connection reset'));
     await assert.rejects(broken, code(grpc.status.UNAVAILABLE));
-    const ended = s.request(header(4));
+    const ended = s.request([header(4)], oneMessage);
     streams[2].emit('end');
     await assert.rejects(ended, code(grpc.status.UNAVAILABLE));
     assert.equal(s.supported, true);
@@ -105,7 +121,7 @@ describe('PushSession', () => {
 
   it('a shard without sessions (UNIMPLEMENTED) makes it unsupported for good', async () => {
     const { s, streams } = session();
-    const first = s.request(header(1));
+    const first = s.request([header(1)], oneMessage);
     streams[0].emit('error', callError(grpc.status.UNIMPLEMENTED, 'unknown method'));
     await assert.rejects(first, code(grpc.status.UNIMPLEMENTED));
     assert.equal(s.supported, false);
