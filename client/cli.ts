@@ -152,6 +152,12 @@ export function buildProgram(): Command {
           'gradient compression of pushes: none | bf16 | fp16 | topk:RATIO (with error feedback)',
         ).default('none'),
       )
+      .addOption(
+        new Option(
+          '--compress-pull <codec>',
+          'values pulled across a network as none | bf16 | fp16 (the shards keep float32)',
+        ).default('none'),
+      )
       .option(
         '--init-from <trial|dir>',
         'start from a trial of the cluster or an exported model directory (tensors matched by layer name and shape)',

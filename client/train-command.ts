@@ -4,7 +4,7 @@ import type { TrialSpec } from '../proto/gen/caviar/v1/TrialSpec';
 import type { TrialStatus__Output } from '../proto/gen/caviar/v1/TrialStatus';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { resolveTrialSpec } from '../core/trial-spec';
-import { parseCompression } from '../core/compression';
+import { parseCompression, parsePullCompression } from '../core/compression';
 import { InvalidArgumentError } from '../core/errors';
 import { checkAugmentFits, formatAugment, parseAugment } from '../core/augment-spec';
 import { loadSplits } from '../core/datasets';
@@ -36,6 +36,7 @@ export interface TrainOptions extends LocalClusterFlags {
   clipNorm: number;
   augment?: string;
   compress?: string;
+  compressPull?: string;
   initFrom?: string;
   freeze?: string;
   reinit?: string;
@@ -70,6 +71,7 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
     clip_norm: o.clipNorm,
     augment: formatAugment(parseAugment(o.augment ?? '')),
     compress: parseCompression(o.compress),
+    compress_pull: parsePullCompression(o.compressPull),
     init_from: initFromOption(o.initFrom),
     freeze: o.freeze ?? '',
     reinit: o.reinit ?? '',

@@ -29,6 +29,25 @@ export function topKRatioOf(compress: string | undefined): number | undefined {
   return c.startsWith('topk:') ? Number(c.slice('topk:'.length)) : undefined;
 }
 
+/** How a trial's pulled values travel: none (float32), bf16 or fp16. */
+export type PullCompression = 'none' | 'bf16' | 'fp16';
+export const PULL_COMPRESSION_FORMS = ['none', 'bf16', 'fp16'] as const;
+
+/** A trial's pull compression from its wire or CLI form ("" is none); INVALID_ARGUMENT otherwise. */
+export function parsePullCompression(text: string | undefined): PullCompression {
+  const c = (text ?? '').trim() || 'none';
+  if (c === 'none' || c === 'bf16' || c === 'fp16') return c;
+  throw new InvalidArgumentError(
+    `compress-pull "${c}" is not one of ${PULL_COMPRESSION_FORMS.join(', ')}`,
+  );
+}
+
+/** The codec a trial's pulls and push-pulls ask the values in: none travels as float32 (""). */
+export function pullCodecOf(compressPull: string | undefined): string {
+  const c = parsePullCompression(compressPull);
+  return c === 'none' ? '' : c;
+}
+
 /** The codec a trial's pushes name in their header: none travels as raw float32 (""). */
 export function pushCodecOf(compress: string | undefined): string {
   const c = parseCompression(compress);

@@ -5,7 +5,12 @@ import { resolveWireOptimizerConfig, type OptimizerConfig } from './optimizer-co
 import { formatAugment, parseAugment, type Augmentation } from './augment-spec';
 import { commaList } from './comma-list';
 import { formatFreeze, parseFreeze, type TransferSpec } from './transfer';
-import { parseCompression, type Compression } from './compression';
+import {
+  parseCompression,
+  parsePullCompression,
+  type Compression,
+  type PullCompression,
+} from './compression';
 
 /** The consistency modes as messages list them; ssp:N is bounded staleness, N in 1..MAX_STALENESS. */
 export const MODE_FORMS = ['sync', 'async', 'ssp:N'] as const;
@@ -48,6 +53,7 @@ export interface ResolvedTrialSpec {
   clipNorm: number;
   augment: Augmentation;
   compress: Compression;
+  compressPull: PullCompression;
   transfer: TransferSpec;
 }
 
@@ -109,6 +115,7 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
     clipNorm,
     augment: parseAugment(spec.augment ?? ''),
     compress: parseCompression(spec.compress),
+    compressPull: parsePullCompression(spec.compress_pull),
     transfer: {
       initFrom,
       freeze: parseFreeze(spec.freeze),
@@ -132,6 +139,7 @@ export function trialSpecMessage(spec: ResolvedTrialSpec): TrialSpec {
     clip_norm: spec.clipNorm,
     augment: formatAugment(spec.augment),
     compress: spec.compress,
+    compress_pull: spec.compressPull,
     init_from: spec.transfer.initFrom,
     freeze: formatFreeze(spec.transfer.freeze),
     reinit: spec.transfer.reinit.join(','),

@@ -19,34 +19,9 @@ import {
   type TrialContext,
 } from './trial-context';
 import { evaluateYielding } from './evaluate-yielding';
+import { predictLatencyP95 } from './predict-latency';
 import type { WorkerMetrics } from './worker-metrics';
 import type { TlsIdentity } from '../core/security/tls-identity';
-
-/** Examples timed one at a time for the inference-latency measure: enough for a p95. */
-const LATENCY_SAMPLES = 40;
-
-/**
- * The 95th-percentile time to predict one validation example, in ms, as a sweep's satisficing
- * constraint (`predict_ms_p95 < 5`) reads it; the first call warms the model up and is not counted.
- */
-function predictLatencyP95(context: TrialContext): number {
-  const { validation } = context.splits;
-  const size = validation.features.length / Math.max(1, validation.count);
-  const n = Math.min(LATENCY_SAMPLES, validation.count);
-  const times: number[] = [];
-  for (let i = -1; i < n; i++) {
-    const at = Math.max(0, i);
-    const started = performance.now();
-    context.model.evaluate(
-      validation.features.subarray(at * size, (at + 1) * size),
-      validation.labels.subarray(at, at + 1),
-      1,
-    );
-    if (i >= 0) times.push(performance.now() - started);
-  }
-  times.sort((a, b) => a - b);
-  return times.length ? times[Math.min(times.length - 1, Math.floor(0.95 * times.length))] : 0;
-}
 
 /** What one mini-batch of a batch lease came to: its loss, where its time went, whether a repeat. */
 interface BatchOutcome {
@@ -312,6 +287,8 @@ export class Worker {
                 minVersion,
                 waitMs: budgetMs,
                 snapshotEpoch,
+                // Evaluation reads the values as the shards hold them.
+                codec: snapshotEpoch === undefined ? context.pullCodec : '',
                 signal: this.abort.signal,
               }),
             ),
@@ -445,6 +422,7 @@ export class Worker {
       step_size: batch.step_size,
       step_wait_ms: sync ? stepWaitMs(computeMs) : 0,
       codec: pushCodecOf(work.spec?.compress),
+      pull_codec: context.pullCodec,
     };
     // Fault tests pause here, token in hand, to play a worker that wakes after its membership lease died.
     if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');

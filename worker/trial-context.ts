@@ -7,7 +7,7 @@ import type { ComputeBackend, TrialModel } from './compute-backend';
 import { parseAugment, type Augmentation } from '../core/augment-spec';
 import { augmentBatch } from './augment';
 import { frozenTensors, parseFreeze, trainedParams } from '../core/transfer';
-import { topKRatioOf } from '../core/compression';
+import { pullCodecOf, topKRatioOf } from '../core/compression';
 import { clipByGlobalNorm, trainedGradients } from './clip';
 import { TopKErrorFeedback } from './error-feedback';
 
@@ -30,6 +30,8 @@ export interface TrialContext {
   batchLabels: Int32Array;
   /** The trial's augmentation of training batches; validation and test are never augmented. */
   augment: Augmentation;
+  /** The codec training pulls and push-pull answers ask the values in (--compress-pull). */
+  pullCodec: string;
   /** A top-k trial's residuals (--compress topk:RATIO): what its pushes have left out so far. */
   errorFeedback?: TopKErrorFeedback;
   /**
@@ -71,6 +73,7 @@ export async function createTrialContext(
     batchFeatures: new Float32Array(spec.batch * featureSize),
     batchLabels: new Int32Array(spec.batch),
     augment: parseAugment(spec.augment ?? ''),
+    pullCodec: pullCodecOf(spec.compress_pull),
     ...(topK === undefined ? {} : { errorFeedback: new TopKErrorFeedback(topK, trained) }),
   };
 }

@@ -141,6 +141,7 @@ export function applyHyper(spec: SweepSpec, hyper: Hyper, name = ''): TrialSetti
       clip_norm: train.clip_norm,
       augment: formatAugment(parseAugment(train.augment)),
       compress: train.compress,
+      compress_pull: train.compress_pull,
       init_from: train.init_from,
       freeze: String(train.freeze),
       reinit: train.reinit,

@@ -2,7 +2,12 @@ import { parseAugment } from '../augment-spec';
 import { parseLrDecay } from '../lr-schedule';
 import { OPTIMIZER_KINDS } from '../optimizer-config';
 import { MODE_FORMS, parseMode } from '../trial-spec';
-import { COMPRESSION_FORMS, parseCompression } from '../compression';
+import {
+  COMPRESSION_FORMS,
+  PULL_COMPRESSION_FORMS,
+  parseCompression,
+  parsePullCompression,
+} from '../compression';
 import { parseFreeze, parseLayerNames } from '../transfer';
 
 /** Any value a YAML or JSON spec can hold; `choice` domains may list any of them. */
@@ -159,6 +164,12 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     type: 'text',
     describe: `one of ${COMPRESSION_FORMS.join(', ')}`,
     check: accepts(parseCompression),
+  },
+  compress_pull: {
+    section: 'train',
+    type: 'text',
+    describe: `one of ${PULL_COMPRESSION_FORMS.join(', ')}`,
+    check: accepts(parsePullCompression),
   },
   init_from: {
     section: 'train',

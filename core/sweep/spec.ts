@@ -44,6 +44,8 @@ export interface TrainSettings {
   augment: string;
   /** Gradient compression of pushes that cross a network: none, bf16 or fp16. */
   compress: string;
+  /** How pulled values cross a network: none, bf16 or fp16. */
+  compress_pull: string;
   /** Transfer learning (core/transfer.ts): where trials start, what they freeze and redraw. */
   init_from: string;
   /** A count of layers or layer names; a sweep may search it (fine-tune vs re-train). */
@@ -72,6 +74,7 @@ export const TRAIN_DEFAULTS: Readonly<TrainSettings> = Object.freeze({
   clip_norm: 0,
   augment: '',
   compress: 'none',
+  compress_pull: 'none',
   init_from: '',
   freeze: '',
   reinit: '',

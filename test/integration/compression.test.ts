@@ -5,10 +5,10 @@ import '../helpers/reaper';
 import type { TrainSummary } from '../../client/summary';
 
 /** One deterministic MNIST trial (1 worker, sync) over the chunk path, with `compress`. */
-async function train(compress: string): Promise<TrainSummary> {
+async function train(compress: string, compressPull = 'none'): Promise<TrainSummary> {
   const args = ['train', '--local', '--workers', '1', '--shards', '1', '--mode', 'sync'];
   args.push('--dataset', 'mnist', '--model', 'mlp:64', '--epochs', '2', '--batch', '128');
-  args.push('--lr', '1e-3', '--compress', compress, '--json');
+  args.push('--lr', '1e-3', '--compress', compress, '--compress-pull', compressPull, '--json');
   // Shared memory off: the pushes stream chunks, as they do between machines.
   const result = await runCaviar(args, { timeoutMs: 170_000, env: { CAVIAR_SHM_DIR: 'off' } });
   assert.equal(result.code, 0, result.stderr);
@@ -29,6 +29,12 @@ test(
       assert.ok(gap <= 0.005, `${codec}: ${compressed.val_accuracy} vs ${none.val_accuracy}`);
       // The run is deterministic, so a loss equal to the last digit would mean nothing was rounded.
       assert.notEqual(compressed.val_loss, none.val_loss, `${codec} pushes were not compressed`);
+      if (codec !== 'bf16') continue;
+      // bf16 both ways: the worker computes from rounded values, the shard keeps float32 ones.
+      const both = await train('bf16', 'bf16');
+      const bothGap = Math.abs((both.val_accuracy ?? 0) - (none.val_accuracy ?? 1));
+      assert.ok(bothGap <= 0.005, `bf16 both ways: ${both.val_accuracy} vs ${none.val_accuracy}`);
+      assert.notEqual(both.val_loss, compressed.val_loss, 'the pulls were not compressed');
     }
     // Top-k keeps a tenth of each gradient and feeds the rest back: 0.872 against 0.885 when
     // measured, so it may trail by a few points at equal epochs, and it must still learn.
@@ -39,9 +45,11 @@ test(
   },
 );
 
-test('--compress refuses a codec it does not know with one line and exit 2', async () => {
-  const result = await runCaviar(['train', '--local', '--dataset', 'mnist', '--compress', 'zip']);
-  assert.equal(result.code, 2);
-  assert.match(result.stderr, /compress/);
-  assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+test('--compress and --compress-pull refuse a codec they do not know with one line and exit 2', async () => {
+  for (const flag of ['--compress', '--compress-pull']) {
+    const result = await runCaviar(['train', '--local', '--dataset', 'mnist', flag, 'zip']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, flag === '--compress' ? /compress "zip"/ : /compress-pull "zip"/);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+  }
 });
