@@ -95,6 +95,27 @@ export class PushSession<Out, In> {
     });
   }
 
+  /**
+   * As `request`, or `withoutSession()` where the shard has no such stream: its UNIMPLEMENTED
+   * means it ran nothing, so the request goes again as a call.
+   */
+  async requestOr(
+    messages: Iterable<Out>,
+    read: AnswerReader<In>,
+    withoutSession: () => Promise<PushReply__Output>,
+    signal?: AbortSignal,
+    deadline?: Date,
+  ): Promise<PushReply__Output> {
+    if (this.supported) {
+      try {
+        return await this.request(messages, read, signal, deadline);
+      } catch (err) {
+        if (this.supported) throw err;
+      }
+    }
+    return withoutSession();
+  }
+
   close(): void {
     if (this.open) this.end(this.open, callError(grpc.status.CANCELLED, 'the client closed'));
   }

@@ -78,10 +78,14 @@ function bytesOf(codes: Uint16Array): Buffer {
   return out;
 }
 
-/** A 16-bit codec from its per-value conversions, both ways. */
+/**
+ * A 16-bit codec from its conversions of whole arrays, both ways: each codec's loop calls one
+ * conversion only, which V8 inlines (a loop shared through a callback ran bf16 at a third of
+ * the speed).
+ */
 function halfWidth(
   name: ValueCodecName,
-  toCode: (bits: number) => number,
+  toCodes: (bits: Uint32Array, codes: Uint16Array) => void,
   fromCodes: (codes: Uint16Array, target: Float32Array, at: number) => void,
 ): ValueCodec {
   return {
@@ -91,7 +95,7 @@ function halfWidth(
     encode(values) {
       const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
       const codes = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) codes[i] = toCode(bits[i]);
+      toCodes(bits, codes);
       return bytesOf(codes);
     },
     decodeInto(bytes, target, at) {
@@ -144,14 +148,26 @@ const HALF_VALUES = (() => {
   return table;
 })();
 
-const bf16 = halfWidth('bf16', bf16Code, (codes, target, at) => {
-  const bits = new Uint32Array(target.buffer, target.byteOffset + at * 4, codes.length);
-  for (let i = 0; i < codes.length; i++) bits[i] = codes[i] << 16;
-});
+const bf16 = halfWidth(
+  'bf16',
+  (bits, codes) => {
+    for (let i = 0; i < bits.length; i++) codes[i] = bf16Code(bits[i]);
+  },
+  (codes, target, at) => {
+    const bits = new Uint32Array(target.buffer, target.byteOffset + at * 4, codes.length);
+    for (let i = 0; i < codes.length; i++) bits[i] = codes[i] << 16;
+  },
+);
 
-const fp16 = halfWidth('fp16', fp16Code, (codes, target, at) => {
-  for (let i = 0; i < codes.length; i++) target[at + i] = HALF_VALUES[codes[i]];
-});
+const fp16 = halfWidth(
+  'fp16',
+  (bits, codes) => {
+    for (let i = 0; i < bits.length; i++) codes[i] = fp16Code(bits[i]);
+  },
+  (codes, target, at) => {
+    for (let i = 0; i < codes.length; i++) target[at + i] = HALF_VALUES[codes[i]];
+  },
+);
 
 /**
  * `sparse`: a uint32 count of the values the chunk stands for, the number n of non-zero ones,

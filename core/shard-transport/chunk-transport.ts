@@ -73,18 +73,14 @@ export class ChunkTransport implements ShardTransport {
     options = {},
   ) => {
     const codec = valuesCodec(header.pull_codec);
-    if (this.session.supported) {
-      try {
-        const answer = chunkSessionAnswer(slices, into, codec);
-        const request = sessionRequest(header, slices, grads);
-        return await this.session.request(request, answer, options.signal, options.deadline);
-      } catch (err) {
-        // An older shard: it ran nothing.
-        if (this.session.supported) throw err;
-      }
-    }
     const pulled = { slices, into, codec, signal: options.signal };
-    return this.pushPullCall(header, grads, pulled, options.deadline);
+    return this.session.requestOr(
+      sessionRequest(header, slices, grads),
+      chunkSessionAnswer(slices, into, codec),
+      () => this.pushPullCall(header, grads, pulled, options.deadline),
+      options.signal,
+      options.deadline,
+    );
   };
 
   /** A push-pull as a PushPull call of its own. */

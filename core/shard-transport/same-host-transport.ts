@@ -145,22 +145,14 @@ export class SameHostTransport implements ShardTransport {
   }
 
   /** A push-pull on the session stream, or as a call where the shard has no sessions. */
-  private async segmentPushPull(
+  private segmentPushPull(
     header: PushHeader,
     deadline: Date,
     signal: AbortSignal | undefined,
   ): Promise<PushReply__Output> {
-    if (this.session.supported) {
-      try {
-        return await this.session.request([header], segmentAnswer, signal);
-      } catch (err) {
-        // An older shard: it ran nothing, and the region still holds the gradient.
-        if (this.session.supported) throw err;
-      }
-    }
-    return unaryCall(
-      (cb) => this.connection.client.SegmentPushPull(header, { deadline }, cb),
-      signal,
-    );
+    // Without sessions (an older shard) the region still holds the gradient for the call.
+    const call = (): Promise<PushReply__Output> =>
+      unaryCall((cb) => this.connection.client.SegmentPushPull(header, { deadline }, cb), signal);
+    return this.session.requestOr([header], segmentAnswer, call, signal, deadline);
   }
 }

@@ -16,7 +16,7 @@ import { messageOf, type BenchReport, type SectionOptions } from './report';
 import { round, spreadOf } from './stats';
 
 const DDP_SCRIPT = path.resolve(REPO_ROOT, '..', 'shared', 'bench', 'peer_torch_ddp.py');
-const EPOCHS = 3;
+const EPOCHS = 10;
 const BATCH = 128;
 const LINKS = [undefined, '1gbit'] as const;
 const MODES = ['sync', 'async'] as const;
