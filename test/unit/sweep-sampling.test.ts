@@ -215,6 +215,7 @@ budget: { trials: 4 }
       clip_norm: 0,
       augment: '',
       compress: 'none',
+      compress_pull: 'none',
       init_from: '',
       freeze: '',
       reinit: '',
