@@ -159,6 +159,10 @@ export function buildProgram(): Command {
         ).default('none'),
       )
       .option(
+        '--overlap',
+        'async and ssp:N: compute each batch while the push before it travels, from values one step older',
+      )
+      .option(
         '--init-from <trial|dir>',
         'start from a trial of the cluster or an exported model directory (tensors matched by layer name and shape)',
       )

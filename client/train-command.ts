@@ -37,6 +37,7 @@ export interface TrainOptions extends LocalClusterFlags {
   augment?: string;
   compress?: string;
   compressPull?: string;
+  overlap?: boolean;
   initFrom?: string;
   freeze?: string;
   reinit?: string;
@@ -72,6 +73,7 @@ export function trialSpecFromOptions(o: TrainOptions): TrialSpec {
     augment: formatAugment(parseAugment(o.augment ?? '')),
     compress: parseCompression(o.compress),
     compress_pull: parsePullCompression(o.compressPull),
+    overlap: o.overlap === true,
     init_from: initFromOption(o.initFrom),
     freeze: o.freeze ?? '',
     reinit: o.reinit ?? '',

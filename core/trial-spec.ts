@@ -38,6 +38,9 @@ export function shardModeOf(mode: Mode): 'sync' | 'async' {
   return mode === 'sync' ? 'sync' : 'async';
 }
 
+export const OVERLAP_NEEDS_ASYNC =
+  'overlap computes a batch from values its own last push has not updated yet, which a sync step forbids: use mode async or ssp:N';
+
 /** A trial's settings, checked and with every default filled in. */
 export interface ResolvedTrialSpec {
   name: string;
@@ -54,6 +57,8 @@ export interface ResolvedTrialSpec {
   augment: Augmentation;
   compress: Compression;
   compressPull: PullCompression;
+  /** Workers compute a batch while the push before it travels (async and ssp only). */
+  overlap: boolean;
   transfer: TransferSpec;
 }
 
@@ -95,6 +100,8 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
   const clipNorm = Number(spec.clip_norm ?? 0);
   if (!Number.isFinite(clipNorm) || clipNorm < 0)
     throw new InvalidArgumentError('clip norm must be a non-negative number');
+  const overlap = spec.overlap === true;
+  if (overlap && mode === 'sync') throw new InvalidArgumentError(OVERLAP_NEEDS_ASYNC);
   const initFrom = (spec.init_from ?? '').trim();
   const reinit = commaList(spec.reinit);
   if (reinit.length > 0 && !initFrom)
@@ -116,6 +123,7 @@ export function resolveTrialSpec(spec: TrialSpec): ResolvedTrialSpec {
     augment: parseAugment(spec.augment ?? ''),
     compress: parseCompression(spec.compress),
     compressPull: parsePullCompression(spec.compress_pull),
+    overlap,
     transfer: {
       initFrom,
       freeze: parseFreeze(spec.freeze),
@@ -140,6 +148,7 @@ export function trialSpecMessage(spec: ResolvedTrialSpec): TrialSpec {
     augment: formatAugment(spec.augment),
     compress: spec.compress,
     compress_pull: spec.compressPull,
+    overlap: spec.overlap,
     init_from: spec.transfer.initFrom,
     freeze: formatFreeze(spec.transfer.freeze),
     reinit: spec.transfer.reinit.join(','),

@@ -1,36 +1,20 @@
 import { performance } from 'node:perf_hooks';
-import { stepWaitMs, syncPullBudgetMs } from '../core/sync-barrier';
-import { pushCodecOf } from '../core/compression';
 import type { Work__Output } from '../proto/gen/caviar/v1/Work';
 import type { WorkResult } from '../proto/gen/caviar/v1/WorkResult';
-import type { TrainBatch__Output } from '../proto/gen/caviar/v1/TrainBatch';
+import type { PushHeader } from '../proto/gen/caviar/v1/PushHeader';
 import { CoordinatorClient } from '../core/coordinator-client';
 import { ParameterServerClient } from '../core/ps-client';
 import { errorMessage } from '../core/errors';
 import { FencedError, isRetryable, isTransientRefusal } from '../core/call-status';
 import { withRetries } from '../core/retry';
-import { hit } from '../core/fault-points';
 import type { Logger } from '../core/log';
 import type { ComputeBackend } from './compute-backend';
-import {
-  createTrialContext,
-  finishGradient,
-  trainingBatch,
-  type TrialContext,
-} from './trial-context';
+import { createTrialContext, type TrialContext } from './trial-context';
+import { LeaseTrainer, type ShardAnswer } from './lease-trainer';
 import { evaluateYielding } from './evaluate-yielding';
 import { predictLatencyP95 } from './predict-latency';
 import type { WorkerMetrics } from './worker-metrics';
 import type { TlsIdentity } from '../core/security/tls-identity';
-
-/** What one mini-batch of a batch lease came to: its loss, where its time went, whether a repeat. */
-interface BatchOutcome {
-  loss: number;
-  computeMs: number;
-  pullMs: number;
-  pushMs: number;
-  duplicate: boolean;
-}
 
 /** Per shard call: long enough for a 1 MB chunk stream, short enough that a lost reply is retried soon. */
 const SHARD_DEADLINE_MS = 5_000;
@@ -86,19 +70,23 @@ export class Worker {
   private prefetched: Promise<Work__Output> | undefined;
   /** The last task's report, on its way while the next task runs. */
   private reporting: Promise<unknown> = Promise.resolve();
-  /**
-   * The trial whose values came back with the last task's push (PushPull), at this version, and
-   * no task has run since: the next task of that trial needs no pull if the version is enough.
-   */
-  private fresh: { context: TrialContext; version: number } | undefined;
-  /** The last training batch's compute time, which bounds a sync pull's wait. */
-  private lastComputeMs = 0;
+  private readonly trainer: LeaseTrainer;
 
   constructor(private readonly options: WorkerOptions) {
     this.coordinatorAddress = options.coordinator;
     this.coordinator = new CoordinatorClient(options.coordinator, { tls: options.tls });
     this.pollMs = options.pollMs ?? 1_000;
     this.maxCachedTrials = options.maxCachedTrials ?? 4;
+    this.trainer = new LeaseTrainer({
+      workerId: options.id,
+      pull: (context, minVersion, budgetMs) => this.pull(context, minVersion, budgetMs),
+      pushPull: (context, header, grads, budgetMs) =>
+        this.pushPull(context, header, grads, budgetMs),
+      fence: () => this.fence(),
+      prefetch: () => this.prefetch(),
+      pushed: (context) => context.shards.forEach((address) => this.tellTransport(address)),
+      metrics: options.metrics,
+    });
   }
 
   async start(): Promise<void> {
@@ -348,7 +336,7 @@ export class Worker {
   private async execute(work: Work__Output): Promise<WorkResult> {
     const context = await this.context(work);
     if (work.kind === 'eval') {
-      this.fresh = undefined;
+      this.trainer.forgetValues();
       const t = performance.now();
       // The values at the epoch's end, kept by the shards while the next epoch trains.
       await this.pull(context, Number(work.min_version), work.lease_ms, work.epoch);
@@ -357,94 +345,26 @@ export class Worker {
       context.model.setParameters(context.values);
       return await this.evaluate(context, pullMs);
     }
-    // The batch lease's batches in order (several in async mode), reported together.
-    const batches: TrainBatch__Output[] = [work, ...work.more];
-    const results: BatchOutcome[] = [];
-    for (const [i, batch] of batches.entries()) {
-      results.push(await this.trainBatch(context, work, batch, i === batches.length - 1));
-    }
-    const sum = (f: (r: BatchOutcome) => number): number => results.reduce((n, r) => n + f(r), 0);
-    return {
-      loss: results[0].loss,
-      more_losses: results.slice(1).map((r) => r.loss),
-      examples: batches.reduce((n, b) => n + b.indices.length, 0),
-      compute_ms: sum((r) => r.computeMs),
-      pull_ms: sum((r) => r.pullMs),
-      push_ms: sum((r) => r.pushMs),
-      duplicate: results.some((r) => r.duplicate),
-    };
+    return await this.trainer.train(context, work);
   }
 
-  /** Pull (unless the last push brought the values back), compute, push one mini-batch. */
-  private async trainBatch(
+  /** Pushes a batch's gradient to every shard holding slices; their answers' values land in context.values. */
+  private pushPull(
     context: TrialContext,
-    work: Work__Output,
-    batch: TrainBatch__Output,
-    lastOfBatchLease: boolean,
-  ): Promise<BatchOutcome> {
-    const fresh = this.fresh;
-    this.fresh = undefined;
-    const sync = work.spec?.mode === 'sync';
-    let t = performance.now();
-    const reuse =
-      fresh !== undefined &&
-      fresh.context === context &&
-      fresh.version >= Number(batch.min_version);
-    const pullBudgetMs = sync ? syncPullBudgetMs(work.lease_ms, this.lastComputeMs) : work.lease_ms;
-    const version = reuse
-      ? fresh.version
-      : await this.pull(context, Number(batch.min_version), pullBudgetMs);
-    const pullMs = performance.now() - t;
-    this.options.metrics?.observePull(pullMs / 1000);
-    context.model.setParameters(context.values);
-    t = performance.now();
-    const noiseKey = `${work.trial}:${work.spec?.seed ?? 0}:${batch.epoch}:${batch.batch}`;
-    const examples = trainingBatch(context, batch.indices, noiseKey);
-    const { loss, grads } = context.model.gradients(
-      examples.features,
-      examples.labels,
-      batch.indices.length,
-      noiseKey,
-    );
-    finishGradient(context, grads, work.spec?.clip_norm ?? 0);
-    const computeMs = performance.now() - t;
-    this.lastComputeMs = computeMs;
-    this.options.metrics?.observeCompute(computeMs / 1000);
-    t = performance.now();
-    const header = {
-      fence: this.fence(),
-      trial: work.trial,
-      epoch: batch.epoch,
-      batch: batch.batch,
-      worker: this.options.id,
-      version,
-      step: batch.step,
-      step_size: batch.step_size,
-      step_wait_ms: sync ? stepWaitMs(computeMs) : 0,
-      codec: pushCodecOf(work.spec?.compress),
-      pull_codec: context.pullCodec,
-    };
-    // Fault tests pause here, token in hand, to play a worker that wakes after its membership lease died.
-    if (hit('stop-before-push')) process.kill(process.pid, 'SIGSTOP');
-    if (lastOfBatchLease) this.prefetch();
-    // Each shard answers the push with its values (in sync mode once the step is applied), which
-    // the next batch starts from instead of pulling: one call per shard and batch instead of two.
-    const replies = await Promise.all(
+    header: PushHeader,
+    grads: ReadonlyMap<string, Float32Array>,
+    budgetMs: number,
+  ): Promise<ShardAnswer[]> {
+    return Promise.all(
       context.shards.map((address, s) => {
         const slices = context.shardSlices[s];
-        if (slices.length === 0) return Promise.resolve({ duplicate: false, version: Infinity });
+        if (slices.length === 0)
+          return Promise.resolve({ accepted: false, duplicate: false, version: Infinity });
         const options = { signal: this.abort.signal };
-        return this.retrying('push', address, work.lease_ms, () =>
+        return this.retrying('push', address, budgetMs, () =>
           this.shard(address).pushPull(header, slices, grads, context.values, options),
         );
       }),
     );
-    this.fresh = { context, version: Math.min(...replies.map((r) => r.version)) };
-    for (const address of context.shards) this.tellTransport(address);
-    // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
-    if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
-    const pushMs = performance.now() - t;
-    this.options.metrics?.observePush(pushMs / 1000, version, replies);
-    return { loss, computeMs, pullMs, pushMs, duplicate: replies.some((r) => r.duplicate) };
   }
 }

@@ -142,6 +142,7 @@ export function applyHyper(spec: SweepSpec, hyper: Hyper, name = ''): TrialSetti
       augment: formatAugment(parseAugment(train.augment)),
       compress: train.compress,
       compress_pull: train.compress_pull,
+      overlap: train.overlap,
       init_from: train.init_from,
       freeze: String(train.freeze),
       reinit: train.reinit,

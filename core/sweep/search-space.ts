@@ -102,6 +102,7 @@ export type ParamRule =
       /** Whether a non-negative integer stands for its text (freeze: 2 is freeze: "2"). */
       integers?: boolean;
     }
+  | { section: 'train'; type: 'bool' }
   | { section: 'model'; type: 'hidden' };
 
 const MAX_UNITS = 65_536;
@@ -171,6 +172,7 @@ export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
     describe: `one of ${PULL_COMPRESSION_FORMS.join(', ')}`,
     check: accepts(parsePullCompression),
   },
+  overlap: { section: 'train', type: 'bool' },
   init_from: {
     section: 'train',
     type: 'text',
@@ -220,6 +222,8 @@ export function describeParam(name: string): string {
       return `an integer ${describeBounds(rule)}`;
     case 'text':
       return rule.describe;
+    case 'bool':
+      return 'true or false';
     case 'hidden':
       return `a non-empty list of layer widths (integers in [1, ${MAX_UNITS}]), e.g. [256, 128]`;
   }
@@ -251,6 +255,8 @@ export function paramValueProblem(name: string, value: unknown): string | undefi
         rule.integers && Number.isInteger(value) && (value as number) >= 0 ? String(value) : value;
       return typeof text === 'string' && rule.check(text) ? undefined : bad;
     }
+    case 'bool':
+      return typeof value === 'boolean' ? undefined : bad;
     case 'hidden':
       return Array.isArray(value) &&
         value.length > 0 &&
@@ -275,7 +281,7 @@ export function domainProblem(name: string, domain: SearchDomain): string | unde
     }
     return undefined;
   }
-  if (rule.type === 'text' || rule.type === 'hidden')
+  if (rule.type === 'text' || rule.type === 'bool' || rule.type === 'hidden')
     return `${name} takes ${describeParam(name)}: search it with choice`;
   if (rule.type === 'int' && !isIntegerKind(domain.kind))
     return `${name} takes integers: search it with int, int_log, pow2 or choice`;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AT_KEY, strict } from '../spec-file';
+import { OVERLAP_NEEDS_ASYNC } from '../trial-spec';
 import { SYNTHETIC_NAMES } from '../datasets/spirals';
 import { isEpochMetric, isMetricName, METRIC_NAMES } from './metrics';
 import { templateLayersSchema } from './model-template';
@@ -269,6 +270,17 @@ export const sweepSpecSchema = strict({
     const extra = (['layers', 'hidden_units'] as const).find((k) => model[k] !== undefined);
     if (extra) issue(['model', extra], 'give hidden, or layers and hidden_units, not both', true);
   }
+  // The values a train setting takes: fixed, or every choice of its search.
+  const takes = (name: string): unknown[] => {
+    if (search[name] !== undefined) {
+      const domain = toDomain(search[name]);
+      return domain.kind === 'choice' ? domain.values : [];
+    }
+    const fixed = (spec.train as Record<string, unknown> | undefined)?.[name];
+    return fixed === undefined ? [] : [fixed];
+  };
+  if (takes('overlap').includes(true) && takes('mode').includes('sync'))
+    issue(['overlap' in search ? 'search' : 'train', 'overlap'], OVERLAP_NEEDS_ASYNC, true);
   if (spec.refine && spec.refine.top > spec.budget.trials)
     issue(['refine', 'top'], `expected at most budget.trials (${spec.budget.trials})`);
 });

@@ -46,6 +46,8 @@ export interface TrainSettings {
   compress: string;
   /** How pulled values cross a network: none, bf16 or fp16. */
   compress_pull: string;
+  /** Workers compute a batch while the push before it travels (async and ssp only). */
+  overlap: boolean;
   /** Transfer learning (core/transfer.ts): where trials start, what they freeze and redraw. */
   init_from: string;
   /** A count of layers or layer names; a sweep may search it (fine-tune vs re-train). */
@@ -75,6 +77,7 @@ export const TRAIN_DEFAULTS: Readonly<TrainSettings> = Object.freeze({
   augment: '',
   compress: 'none',
   compress_pull: 'none',
+  overlap: false,
   init_from: '',
   freeze: '',
   reinit: '',

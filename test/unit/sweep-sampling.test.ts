@@ -216,6 +216,7 @@ budget: { trials: 4 }
       augment: '',
       compress: 'none',
       compress_pull: 'none',
+      overlap: false,
       init_from: '',
       freeze: '',
       reinit: '',
