@@ -104,8 +104,9 @@ export class LeaseTrainer {
     for (const [i, batch] of batches.entries()) {
       const pulled = await this.valuesFor(context, work, batch);
       const computed = this.compute(context, work, batch, pulled);
+      const pushedAt = performance.now();
       const pushing = this.push(context, work, computed, i === batches.length - 1);
-      results.push(await this.landed(computed, pushing));
+      results.push(await this.landed(computed, pushing, 0, pushedAt));
     }
     return results;
   }
@@ -126,7 +127,10 @@ export class LeaseTrainer {
     let modelVersion = first.version;
     let computed = this.compute(context, work, batches[0], first);
     for (let i = 0; i < batches.length; i++) {
+      const pushedAt = performance.now();
       const pushing = this.push(context, work, computed, i === batches.length - 1);
+      // What the push held the thread for before its first wait (copying into a segment, say).
+      const issueMs = performance.now() - pushedAt;
       const next = batches[i + 1] as TrainBatch__Output | undefined;
       let ahead: Computed | undefined;
       if (next && modelVersion >= Number(next.min_version)) {
@@ -137,7 +141,7 @@ export class LeaseTrainer {
         await nextTurn();
         ahead = this.compute(context, work, next, { version: modelVersion, pullMs: 0 });
       }
-      results.push(await this.landed(computed, pushing));
+      results.push(await this.landed(computed, pushing, issueMs, performance.now()));
       if (!next) break;
       if (ahead && this.fresh) {
         // Batch i + 2 computes from the values batch i's push brought back.
@@ -212,10 +216,9 @@ export class LeaseTrainer {
     work: Work__Output,
     computed: Computed,
     lastOfBatchLease: boolean,
-  ): Promise<{ duplicate: boolean; pushedAt: number }> {
+  ): Promise<ShardAnswer[]> {
     const { batch, version } = computed;
     const sync = work.spec?.mode === 'sync';
-    const pushedAt = performance.now();
     const header: PushHeader = {
       fence: this.io.fence(),
       trial: work.trial,
@@ -237,25 +240,29 @@ export class LeaseTrainer {
     this.io.pushed(context);
     // Fault tests die here: the gradient is on the shards, the coordinator never hears of it.
     if (hit('exit-after-push')) process.kill(process.pid, 'SIGKILL');
-    this.io.metrics?.observePush((performance.now() - pushedAt) / 1000, version, replies);
-    return { duplicate: replies.some((r) => r.duplicate), pushedAt };
+    return replies;
   }
 
-  /** The batch's outcome once its push is answered; push time is what the worker waited for it. */
+  /**
+   * The batch's outcome once its push is answered. Its push time is what the push held the
+   * thread for (`issueMs`) and what the worker then waited for its answer from `waitFrom`: in
+   * turn the whole round trip, overlapped what the next batch's compute did not cover.
+   */
   private async landed(
     computed: Computed,
-    pushing: Promise<{ duplicate: boolean; pushedAt: number }>,
+    pushing: Promise<ShardAnswer[]>,
+    issueMs: number,
+    waitFrom: number,
   ): Promise<BatchOutcome> {
-    const waitFrom = performance.now();
-    const { duplicate, pushedAt } = await pushing;
-    const done = performance.now();
+    const replies = await pushing;
+    const pushMs = issueMs + (performance.now() - waitFrom);
+    this.io.metrics?.observePush(pushMs / 1000, computed.version, replies);
     return {
       loss: computed.loss,
       computeMs: computed.computeMs,
       pullMs: computed.pullMs,
-      // In turn the whole round trip; overlapped only what the next batch's compute did not cover.
-      pushMs: done - Math.max(pushedAt, waitFrom),
-      duplicate,
+      pushMs,
+      duplicate: replies.some((r) => r.duplicate),
     };
   }
 }

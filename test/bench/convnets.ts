@@ -1,7 +1,7 @@
 /**
  * The convnets section of `npm run bench`: LeNet-5 and the small BatchNorm ResNet of
  * examples/models/resnet-mnist.json, trained by caviar (`caviar train --local`, 1 and 2 workers,
- * 1 shard, async) and by torch on the same layer graph (test/bench/peer_torch_graph.py: plain
+ * 1 shard, async, with and without --overlap) and by torch on the same layer graph (test/bench/peer_torch_graph.py: plain
  * torch for 1, DistributedDataParallel for 2), run by run alternately so both see the same
  * machine; plus the ratio of the medians.
  */
@@ -49,7 +49,13 @@ function models(dir: string): Array<{ name: string; caviar: string; graph: strin
   ];
 }
 
-async function caviarOnce(model: string, workers: number, o: ConvnetBenchOptions, side: Side) {
+async function caviarOnce(
+  model: string,
+  workers: number,
+  overlap: boolean,
+  o: ConvnetBenchOptions,
+  side: Side,
+) {
   const args = [
     CAVIAR_BIN,
     'train',
@@ -68,6 +74,7 @@ async function caviarOnce(model: string, workers: number, o: ConvnetBenchOptions
     String(o.epochs),
     '--mode',
     'async',
+    ...(overlap ? ['--overlap'] : []),
     '--json',
   ];
   const r = await runChild(process.execPath, args, o.timeoutS);
@@ -77,7 +84,7 @@ async function caviarOnce(model: string, workers: number, o: ConvnetBenchOptions
     side.rates.push(s.examples_per_s);
     side.accuracy.push(s.val_accuracy ?? NaN);
     side.computeFraction.push(s.seconds > 0 ? s.time.compute / (workers * s.seconds) : NaN);
-    o.log(`  caviar ${s.examples_per_s} examples/s`);
+    o.log(`  caviar${overlap ? ' --overlap' : ''} ${s.examples_per_s} examples/s`);
   } catch (err) {
     side.errors.push(err instanceof SyntaxError ? failure(r, 'caviar train') : String(err));
   }
@@ -133,18 +140,20 @@ async function convnetComparison(o: ConvnetBenchOptions): Promise<void> {
   try {
     for (const model of models(dir)) {
       for (const workers of [1, 2]) {
-        const caviar: Side = { rates: [], accuracy: [], computeFraction: [], errors: [] };
-        const torch: Side = { rates: [], accuracy: [], computeFraction: [], errors: [] };
+        const side = (): Side => ({ rates: [], accuracy: [], computeFraction: [], errors: [] });
+        const [caviar, overlapped, torch] = [side(), side(), side()];
         for (let i = 0; i < o.runs; i++) {
           o.log(`convnets: ${model.name}, ${workers} worker(s), run ${i + 1}/${o.runs}`);
-          await caviarOnce(model.caviar, workers, o, caviar);
+          await caviarOnce(model.caviar, workers, false, o, caviar);
+          await caviarOnce(model.caviar, workers, true, o, overlapped);
           if (o.python) await torchOnce(model.graph, workers, o, torch);
         }
         const c = summarize(caviar);
+        const v = summarize(overlapped);
         const t = o.python ? summarize(torch) : { skipped: 'no python3 that imports torch' };
-        const ratio =
-          c.examples_per_s !== null && 'examples_per_s' in t && t.examples_per_s
-            ? round(c.examples_per_s / t.examples_per_s, 3)
+        const ratioOf = (rate: number | null) =>
+          rate !== null && 'examples_per_s' in t && t.examples_per_s
+            ? round(rate / t.examples_per_s, 3)
             : null;
         o.emit({
           bench: 'convnets',
@@ -154,8 +163,10 @@ async function convnetComparison(o: ConvnetBenchOptions): Promise<void> {
           epochs: o.epochs,
           runs: o.runs,
           caviar: { shards: 1, mode: 'async', ...c },
+          caviar_overlap: { shards: 1, mode: 'async', overlap: true, ...v },
           torch: { system: workers > 1 ? 'ddp' : 'single', ...t },
-          ratio,
+          ratio: ratioOf(c.examples_per_s),
+          ratio_overlap: ratioOf(v.examples_per_s),
         });
       }
     }

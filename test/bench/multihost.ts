@@ -2,7 +2,8 @@
  * The multihost section of `npm run bench`: caviar and PyTorch DDP on the multi-host test bed
  * (test/multihost/testbed.ts), back to back on the same hosts and links: 2 worker hosts, 1 or 2
  * shard hosts, the coordinator on its own, links unlimited and at 1 Gbit/s; caviar for
- * compression none, bf16 (pushes, and pushes and pulls) and topk:0.01 in sync and async mode,
+ * compression none, bf16 (pushes, and pushes and pulls) and topk:0.01 in sync and async mode
+ * (async with and without --overlap),
  * with the bytes a batch puts on the shard hosts' links, and DDP (one process per worker host,
  * gloo) between them. Needs root; where the bed cannot be built it says why and emits nothing.
  */
@@ -19,7 +20,8 @@ const DDP_SCRIPT = path.resolve(REPO_ROOT, '..', 'shared', 'bench', 'peer_torch_
 const EPOCHS = 10;
 const BATCH = 128;
 const LINKS = [undefined, '1gbit'] as const;
-const MODES = ['sync', 'async'] as const;
+/** Modes, and async with --overlap (its pushes travel while the next batch computes). */
+const MODES = ['sync', 'async', 'async+overlap'] as const;
 /** Pushes' compression, and the pulls' after a slash ("bf16/bf16": 16-bit floats both ways). */
 const COMPRESSIONS = ['none', 'bf16', 'bf16/bf16', 'topk:0.01'] as const;
 /** Where the shards run: one host, or two whose links add up; the second tries fewer settings. */
@@ -65,10 +67,12 @@ async function caviarRun(
   compression: string,
 ): Promise<Figure> {
   const [compress, compressPull = 'none'] = compression.split('/');
+  const [trialMode, overlap] = mode.split('+');
   const { code, stdout } = await bed.caviarOutput('cli', 'train.log', [
     ...['train', '--coordinator', coordinator, '--dataset', 'mnist', '--model', 'mlp:256'],
-    ...['--batch', String(BATCH), '--epochs', String(EPOCHS), '--mode', mode],
+    ...['--batch', String(BATCH), '--epochs', String(EPOCHS), '--mode', trialMode],
     ...['--compress', compress, '--compress-pull', compressPull, '--json'],
+    ...(overlap ? ['--overlap'] : []),
   ]);
   if (code !== 0) throw new Error(`caviar train exited ${code}; see ${bed.logDir}/train.log`);
   return lastJsonLine<Figure>(stdout, (v) => v.examples_per_s !== undefined);
@@ -162,7 +166,8 @@ async function benchBed(
   const ddpRates = ddp.map((d) => d.examples_per_s);
   const ddpMedian = ddp.length > 0 ? spreadOf(ddpRates).median : undefined;
   for (const [key, runs] of caviar) {
-    const [mode, compression] = key.split(' ');
+    const [modeKey, compression] = key.split(' ');
+    const [mode, overlap] = modeKey.split('+');
     const [compress, compressPull = 'none'] = compression.split('/');
     const spread = spreadOf(runs.map((r) => r.examples_per_s));
     report.emit({
@@ -171,6 +176,7 @@ async function benchBed(
       worker_hosts: 2,
       shard_hosts: shardHosts,
       mode,
+      overlap: overlap !== undefined,
       compress,
       compress_pull: compressPull,
       backend: runs.at(-1)?.backend ?? BACKEND,

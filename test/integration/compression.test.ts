@@ -1,21 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lastJsonLine, runCaviar } from '../helpers/repo';
+import { runCaviar } from '../helpers/repo';
+import { trainCompleted } from '../helpers/train-run';
 import '../helpers/reaper';
 import type { TrainSummary } from '../../client/summary';
 
 /** One deterministic MNIST trial (1 worker, sync) over the chunk path, with `compress`. */
 async function train(compress: string, compressPull = 'none'): Promise<TrainSummary> {
-  const args = ['train', '--local', '--workers', '1', '--shards', '1', '--mode', 'sync'];
+  const args = ['--local', '--workers', '1', '--shards', '1', '--mode', 'sync'];
   args.push('--dataset', 'mnist', '--model', 'mlp:64', '--epochs', '2', '--batch', '128');
-  args.push('--lr', '1e-3', '--compress', compress, '--compress-pull', compressPull, '--json');
+  args.push('--lr', '1e-3', '--compress', compress, '--compress-pull', compressPull);
   // Shared memory off: the pushes stream chunks, as they do between machines.
-  const result = await runCaviar(args, { timeoutMs: 170_000, env: { CAVIAR_SHM_DIR: 'off' } });
-  assert.equal(result.code, 0, result.stderr);
-  const summary = lastJsonLine<TrainSummary>(result.stdout);
-  assert.equal(summary.status, 'completed');
-  assert.equal(summary.batches_applied, summary.batches_scheduled, 'every batch applied once');
-  return summary;
+  return trainCompleted(args, { env: { CAVIAR_SHM_DIR: 'off' } });
 }
 
 test(

@@ -2,20 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lastJsonLine, runCaviar, tempDir } from '../helpers/repo';
+import { runCaviar, tempDir } from '../helpers/repo';
+import { trainCompleted } from '../helpers/train-run';
 import '../helpers/reaper';
 import type { TrainSummary } from '../../client/summary';
 
-async function train(workers: number, extra: string[], env = {}): Promise<TrainSummary> {
-  const args = ['train', '--local', '--workers', String(workers), '--shards', '1'];
+function train(workers: number, extra: string[], env = {}): Promise<TrainSummary> {
+  const args = ['--local', '--workers', String(workers), '--shards', '1'];
   args.push('--dataset', 'mnist', '--model', 'mlp:64', '--epochs', '2', '--batch', '128');
-  args.push('--mode', 'async', '--lr', '1e-3', '--json', ...extra);
-  const result = await runCaviar(args, { timeoutMs: 170_000, env });
-  assert.equal(result.code, 0, result.stderr);
-  const summary = lastJsonLine<TrainSummary>(result.stdout);
-  assert.equal(summary.status, 'completed');
-  assert.equal(summary.batches_applied, summary.batches_scheduled, 'every batch applied once');
-  return summary;
+  args.push('--mode', 'async', '--lr', '1e-3', ...extra);
+  return trainCompleted(args, { env });
 }
 
 test(
