@@ -3,18 +3,25 @@ import { errorMessage } from './errors';
 import type { AttachReply__Output } from '../proto/gen/caviar/v1/AttachReply';
 import type { SegmentRegion } from '../proto/gen/caviar/v1/SegmentRegion';
 import { sliceElements, sliceViews, type Slice } from './placement';
-import { SharedSegment, readArrays, sliceLayout, writeArrays } from './shared-segment';
+import {
+  SharedSegment,
+  readArraysInPieces,
+  sliceLayout,
+  writeArraysInPieces,
+} from './shared-segment';
+import { runYielding } from './yielding';
 
 /** A region lent to one call: the values to send go in before it, the answer comes out after. */
 export interface LentRegion {
   readonly region: SegmentRegion;
   /**
    * Copies the slices of the full tensors in `values` into the region, in slice order; a
-   * RangeError when a tensor is missing or too short.
+   * RangeError when a tensor is missing or too short. In 8 MB pieces with the event loop free
+   * between them, as `get` is: nothing may change the arrays until it resolves.
    */
-  put(values: ReadonlyMap<string, Float32Array>): void;
+  put(values: ReadonlyMap<string, Float32Array>): Promise<void>;
   /** Copies the region into the slices of the full tensors in `into`. */
-  get(into: Map<string, Float32Array>): void;
+  get(into: Map<string, Float32Array>): Promise<void>;
   /**
    * Gives the region back. `reuse` false drops the whole segment (a call whose outcome is unknown: the
    * shard may still write to the region), and the next call attaches a new one.
@@ -53,7 +60,7 @@ export class SegmentLink {
     const elements = sliceElements(slices);
     let offset: number;
     try {
-      offset = segment.take(elements * 4);
+      offset = await segment.take(elements * 4);
     } catch (err) {
       this.refusal = `cannot grow the segment: ${errorMessage(err)}`;
       this.drop();
@@ -62,8 +69,10 @@ export class SegmentLink {
     const region = { segment: segment.name, offset, elements, layout: sliceLayout(slices) };
     return {
       region,
-      put: (values) => writeArrays(segment.fd, offset, sliceViews(slices, values)),
-      get: (into) => readArrays(segment.fd, offset, sliceViews(slices, into)),
+      put: async (values) =>
+        runYielding(writeArraysInPieces(segment.fd, offset, sliceViews(slices, values))),
+      get: async (into) =>
+        runYielding(readArraysInPieces(segment.fd, offset, sliceViews(slices, into))),
       end: (reuse) => {
         if (reuse) segment.give(offset);
         else if (this.segment === segment) this.drop();

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { drain } from './yielding';
+import { runYielding } from './yielding';
 
 /**
  * Same-host transfer: a worker and a shard on one machine pass tensor values through a file in
@@ -55,17 +55,13 @@ function bytesOf(values: Float32Array): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
-/** Writes `arrays` back to back from byte `position` of `fd`. */
-export function writeArrays(fd: number, position: number, arrays: readonly Float32Array[]): void {
-  drain(writeArraysInPieces(fd, position, arrays));
-}
-
-/** Bytes a piecewise write puts down between pauses. */
-const WRITE_PIECE_BYTES = 8 << 20;
+/** Bytes a piecewise read or write moves between pauses. */
+const PIECE_BYTES = 8 << 20;
 
 /**
- * `writeArrays`, pausing (a yield) after every 8 MB, so a caller can let its event loop run
- * between pieces of a model-sized write (the first into a fresh segment also takes its pages).
+ * Writes `arrays` back to back from byte `position` of `fd`, pausing (a yield) after every 8 MB,
+ * so a caller can let its event loop run between pieces of a model-sized write (the first into
+ * a fresh region also takes its pages).
  */
 export function* writeArraysInPieces(
   fd: number,
@@ -77,7 +73,7 @@ export function* writeArraysInPieces(
     const bytes = bytesOf(values);
     let done = 0;
     while (done < bytes.byteLength) {
-      const n = Math.min(WRITE_PIECE_BYTES, bytes.byteLength - done);
+      const n = Math.min(PIECE_BYTES, bytes.byteLength - done);
       done += fs.writeSync(fd, bytes, done, n, at + done);
       yield;
     }
@@ -85,18 +81,32 @@ export function* writeArraysInPieces(
   }
 }
 
-/** Fills `arrays` from the bytes back to back from `position` of `fd`; throws on a short file. */
-export function readArrays(fd: number, position: number, arrays: readonly Float32Array[]): void {
+/**
+ * Fills `arrays` from the bytes back to back from `position` of `fd`, pausing after every 8 MB;
+ * throws on a short file.
+ */
+export function* readArraysInPieces(
+  fd: number,
+  position: number,
+  arrays: readonly Float32Array[],
+): Generator<void> {
   let at = position;
   for (const values of arrays) {
     const bytes = bytesOf(values);
     let done = 0;
     while (done < bytes.byteLength) {
-      const n = fs.readSync(fd, bytes, done, bytes.byteLength - done, at + done);
+      const n = fs.readSync(
+        fd,
+        bytes,
+        done,
+        Math.min(PIECE_BYTES, bytes.byteLength - done),
+        at + done,
+      );
       if (n === 0) {
         throw new RangeError(`the segment ends at byte ${at + done}, before the region does`);
       }
       done += n;
+      yield;
     }
     at += bytes.byteLength;
   }
@@ -148,21 +158,36 @@ export class SharedSegment {
 
   /**
    * A free region of at least `bytes`, added at the end of the file when none is. A new region is
-   * written through once, so that a full tmpfs fails here (ENOSPC) rather than in a later write.
+   * written through once, so that a full tmpfs fails here (ENOSPC) rather than in a later write;
+   * in pieces, with the event loop free between them: a large model's region is hundreds of MB.
    */
-  take(bytes: number): number {
+  async take(bytes: number): Promise<number> {
     let slot = this.slots.find((s) => !s.busy && s.bytes >= bytes);
     if (!slot) {
       const size = Math.ceil(Math.max(bytes, 1) / REGION_ALIGN) * REGION_ALIGN;
-      const zeros = new Uint8Array(size);
-      let done = 0;
-      while (done < size) done += fs.writeSync(this.fd, zeros, done, size - done, this.end + done);
-      slot = { offset: this.end, bytes: size, busy: false };
+      // Claimed before the first pause, so a call that takes a region meanwhile gets another.
+      slot = { offset: this.end, bytes: size, busy: true };
       this.end += size;
       this.slots.push(slot);
+      try {
+        await runYielding(this.zeroFill(slot.offset, size));
+      } catch (err) {
+        this.slots.splice(this.slots.indexOf(slot), 1);
+        throw err;
+      }
+      return slot.offset;
     }
     slot.busy = true;
     return slot.offset;
+  }
+
+  private *zeroFill(offset: number, size: number): Generator<void> {
+    const zeros = new Uint8Array(Math.min(size, PIECE_BYTES));
+    let done = 0;
+    while (done < size) {
+      done += fs.writeSync(this.fd, zeros, 0, Math.min(zeros.length, size - done), offset + done);
+      yield;
+    }
   }
 
   /** Frees the region at `offset` for the next call. */

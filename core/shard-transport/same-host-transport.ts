@@ -113,7 +113,7 @@ export class SameHostTransport implements ShardTransport {
     const lent = await this.link.lendRegion(slices);
     if (lent && send) {
       try {
-        lent.put(send);
+        await lent.put(send);
       } catch (err) {
         lent.end(true);
         throw callError(grpc.status.INVALID_ARGUMENT, errorMessage(err));
@@ -133,7 +133,7 @@ export class SameHostTransport implements ShardTransport {
   ): Promise<H> {
     try {
       const head = await send();
-      if (into) lent.get(into);
+      if (into) await lent.get(into);
       lent.end(true);
       return head;
     } catch (err) {

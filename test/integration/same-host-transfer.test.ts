@@ -221,7 +221,7 @@ describe('same-host transfer through shared-memory segments', () => {
 
       await init('layout');
       const elements = slices().reduce((n, s) => n + s.length, 0);
-      const offset = segment.take(elements * 4);
+      const offset = await segment.take(elements * 4);
       const push = (layout: number, count: number) =>
         new Promise<PushReply__Output>((resolve, reject) => {
           const region = { segment: segment.name, offset, elements: count, layout };
@@ -308,18 +308,23 @@ describe('same-host transfer through shared-memory segments', () => {
 });
 
 describe('SharedSegment regions', () => {
-  it('hands a freed region to the next call and grows the file for concurrent ones', () => {
+  it('hands a freed region to the next call and grows the file for concurrent ones', async () => {
     const dir = tempDir('regions');
     const segment = SharedSegment.create(dir);
     try {
-      const a = segment.take(1000);
-      const b = segment.take(1000);
+      const a = await segment.take(1000);
+      const b = await segment.take(1000);
       assert.notEqual(a, b);
       assert.equal(a % 64, 0);
       assert.ok(b >= a + 1000);
       segment.give(a);
-      assert.equal(segment.take(900), a);
+      assert.equal(await segment.take(900), a);
       assert.ok(fs.fstatSync(segment.fd).size >= b + 1000);
+      // Regions large enough to grow in several pieces, taken at once, do not overlap.
+      const big = 20 << 20;
+      const [c, d] = await Promise.all([segment.take(big), segment.take(big)]);
+      assert.ok(Math.abs(c - d) >= big, `regions at ${c} and ${d}`);
+      assert.ok(fs.fstatSync(segment.fd).size >= Math.max(c, d) + big);
     } finally {
       segment.close();
       assert.deepEqual(fs.readdirSync(dir), []);
