@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { CoordinatorClient } from '../core/coordinator-client';
-import { BACKEND_CHOICES } from '../core/backend-choice';
+import { BACKEND_CHOICES, COMPUTE_THREAD_CHOICES } from '../core/backend-choice';
 import { exitWithError, UsageError } from './exit-codes';
 import {
   parseImageSize,
@@ -87,6 +87,14 @@ function clusterOptions(command: Command): Command {
       'compute threads per worker (blas backend); workers x threads <= cores',
       parseIntIn(1, 256),
       1,
+    )
+    .addOption(
+      new Option(
+        '--compute-thread <where>',
+        "workers' models compute on a thread of their own: all (on), large ones (auto), none (off)",
+      )
+        .choices(COMPUTE_THREAD_CHOICES)
+        .default('auto'),
     );
 }
 

@@ -41,6 +41,8 @@ export interface LocalClusterOptions {
   cluster?: string;
   /** Compute threads per worker (BLAS). Defaults to the worker's own (1: one process per core). */
   threads?: number;
+  /** Workers' `--compute-thread` (auto, on, off). Defaults to theirs (auto). */
+  computeThread?: string;
   /** Extra environment for every role process (tests inject faults this way). */
   env?: NodeJS.ProcessEnv;
   /**
@@ -70,12 +72,13 @@ export interface LocalClusterFlags {
   etcd?: string;
   memberTtl?: number;
   threads?: number;
+  computeThread?: string;
   tls?: TlsIdentity;
 }
 
 export function localClusterOptions(flags: LocalClusterFlags): LocalClusterOptions {
-  const { workers, shards, backend, leaseMs, etcd, memberTtl, threads, tls } = flags;
-  return { workers, shards, backend, leaseMs, etcd, memberTtl, threads, tls };
+  const { workers, shards, backend, leaseMs, etcd, memberTtl, threads, computeThread, tls } = flags;
+  return { workers, shards, backend, leaseMs, etcd, memberTtl, threads, computeThread, tls };
 }
 
 /** Clusters started in this process and not closed yet, for a reaper that outlives its callers. */
@@ -216,6 +219,7 @@ export class LocalCluster {
             '--backend',
             this.options.backend ?? 'auto',
             ...(this.options.threads ? ['--threads', String(this.options.threads)] : []),
+            ...(this.options.computeThread ? ['--compute-thread', this.options.computeThread] : []),
           ]),
         ),
       );

@@ -1,4 +1,5 @@
 import type { ModelSpec } from '../core/model-spec';
+import type { Dataset } from '../core/datasets/dataset';
 
 export { BACKEND_CHOICES, type BackendChoice } from '../core/backend-choice';
 
@@ -7,6 +8,9 @@ export interface GradientResult {
   loss: number;
   grads: Map<string, Float32Array>;
 }
+
+/** The examples an evaluation reads. */
+export type EvalData = Pick<Dataset, 'features' | 'labels' | 'count'>;
 
 export interface EvalResult {
   loss: number;

@@ -1,13 +1,12 @@
-import type { Dataset } from '../core/datasets/dataset';
 import { runYielding } from '../core/yielding';
-import type { EvalResult, TrialModel } from './compute-backend';
+import type { EvalData, EvalResult, TrialModel } from './compute-backend';
 
 /** Examples a worker evaluates between chances for its event loop to run. */
 const EXAMPLES_PER_STEP = 64;
 
 function* evaluateInSteps(
   model: TrialModel,
-  data: Pick<Dataset, 'features' | 'labels' | 'count'>,
+  data: EvalData,
   count: number,
 ): Generator<void, EvalResult> {
   const size = data.features.length / Math.max(1, data.count);
@@ -36,7 +35,7 @@ function* evaluateInSteps(
  */
 export function evaluateYielding(
   model: TrialModel,
-  data: Pick<Dataset, 'features' | 'labels' | 'count'>,
+  data: EvalData,
   count = data.count,
 ): Promise<EvalResult> {
   return runYielding(evaluateInSteps(model, data, count));

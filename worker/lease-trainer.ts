@@ -55,6 +55,16 @@ interface Computed {
 }
 
 /**
+ * What a batch computes from: the version of the values, and the values themselves where the
+ * model's parameters are yet to be set from them (absent: the model holds them already).
+ */
+interface ComputeFrom {
+  version: number;
+  pullMs: number;
+  values?: ReadonlyMap<string, Float32Array>;
+}
+
+/**
  * Runs a batch lease's training batches: pull (unless the last push brought the values back),
  * compute, push-pull, in turn. A trial with `overlap` (async or ssp) computes each batch while
  * the one before it is on its way to the shards, from the values the push before that brought
@@ -103,7 +113,7 @@ export class LeaseTrainer {
     const results: BatchOutcome[] = [];
     for (const [i, batch] of batches.entries()) {
       const pulled = await this.valuesFor(context, work, batch);
-      const computed = this.compute(context, work, batch, pulled);
+      const computed = await this.compute(context, work, batch, pulled);
       const pushedAt = performance.now();
       const pushing = this.push(context, work, computed, i === batches.length - 1);
       results.push(await this.landed(computed, pushing, 0, pushedAt));
@@ -125,7 +135,7 @@ export class LeaseTrainer {
     const first = await this.valuesFor(context, work, batches[0]);
     // The version of the values the model's parameters hold.
     let modelVersion = first.version;
-    let computed = this.compute(context, work, batches[0], first);
+    let computed = await this.compute(context, work, batches[0], first);
     for (let i = 0; i < batches.length; i++) {
       const pushedAt = performance.now();
       const pushing = this.push(context, work, computed, i === batches.length - 1);
@@ -136,34 +146,39 @@ export class LeaseTrainer {
       if (next && modelVersion >= Number(next.min_version)) {
         // A failure while computing ahead must not leave the push's rejection unheard.
         pushing.catch(() => undefined);
-        // One turn of the event loop, so the push's request is on its way before the compute
-        // holds the thread.
+        // One turn of the event loop, so the push's request is on its way before a compute on
+        // this thread holds it.
         await nextTurn();
-        ahead = this.compute(context, work, next, { version: modelVersion, pullMs: 0 });
+        ahead = await this.compute(context, work, next, { version: modelVersion, pullMs: 0 });
       }
       results.push(await this.landed(computed, pushing, issueMs, performance.now()));
       if (!next) break;
       if (ahead && this.fresh) {
         // Batch i + 2 computes from the values batch i's push brought back.
-        context.model.setParameters(context.values);
+        // Set now, not with the next compute: by then its push is in flight, and its answer
+        // would be written into the values while the model copies them.
+        await context.model.setParameters(context.values);
         modelVersion = this.fresh.version;
         this.fresh = undefined;
         computed = ahead;
       } else {
         const pulled = await this.valuesFor(context, work, next);
         modelVersion = pulled.version;
-        computed = this.compute(context, work, next, pulled);
+        computed = await this.compute(context, work, next, pulled);
       }
     }
     return results;
   }
 
-  /** Pulls unless the last push brought back recent enough values; sets the model's parameters. */
+  /**
+   * Pulls unless the last push brought back recent enough values: the values the batch is to
+   * compute from, which the compute sets the model's parameters from.
+   */
   private async valuesFor(
     context: TrialContext,
     work: Work__Output,
     batch: TrainBatch__Output,
-  ): Promise<{ version: number; pullMs: number }> {
+  ): Promise<ComputeFrom> {
     const fresh = this.fresh;
     this.fresh = undefined;
     const t = performance.now();
@@ -180,25 +195,25 @@ export class LeaseTrainer {
       : await this.io.pull(context, Number(batch.min_version), budgetMs);
     const pullMs = performance.now() - t;
     this.io.metrics?.observePull(pullMs / 1000);
-    context.model.setParameters(context.values);
-    return { version, pullMs };
+    return { version, pullMs, values: context.values };
   }
 
   /** The batch's gradient from the model's current parameters, clipped and compressed. */
-  private compute(
+  private async compute(
     context: TrialContext,
     work: Work__Output,
     batch: TrainBatch__Output,
-    from: { version: number; pullMs: number },
-  ): Computed {
+    from: ComputeFrom,
+  ): Promise<Computed> {
     const t = performance.now();
     const noiseKey = `${work.trial}:${work.spec?.seed ?? 0}:${batch.epoch}:${batch.batch}`;
     const examples = trainingBatch(context, batch.indices, noiseKey);
-    const { loss, grads } = context.model.gradients(
+    const { loss, grads } = await context.model.gradients(
       examples.features,
       examples.labels,
       batch.indices.length,
       noiseKey,
+      from.values,
     );
     finishGradient(context, grads, work.spec?.clip_norm ?? 0);
     const computeMs = performance.now() - t;

@@ -8,11 +8,9 @@ import { errorMessage } from '../core/errors';
 import { FencedError, isRetryable, isTransientRefusal } from '../core/call-status';
 import { withRetries } from '../core/retry';
 import type { Logger } from '../core/log';
-import type { ComputeBackend } from './compute-backend';
+import type { ComputeService } from './trial-compute';
 import { createTrialContext, type TrialContext } from './trial-context';
 import { LeaseTrainer, type ShardAnswer } from './lease-trainer';
-import { evaluateYielding } from './evaluate-yielding';
-import { predictLatencyP95 } from './predict-latency';
 import type { WorkerMetrics } from './worker-metrics';
 import type { TlsIdentity } from '../core/security/tls-identity';
 
@@ -22,7 +20,8 @@ const SHARD_DEADLINE_MS = 5_000;
 export interface WorkerOptions {
   id: string;
   coordinator: string;
-  backend: ComputeBackend;
+  /** The trials' models: on a compute thread, or this one. */
+  compute: ComputeService;
   log: Logger;
   /** How long one AcquireWork call may wait for a task. Defaults to 1 s. */
   pollMs?: number;
@@ -97,7 +96,7 @@ export class Worker {
   private register(): Promise<unknown> {
     return this.coordinator.registerWorker({
       id: this.options.id,
-      backend: this.options.backend.name,
+      backend: this.options.compute.name,
       pid: process.pid,
     });
   }
@@ -221,7 +220,7 @@ export class Worker {
     cached?.model.dispose();
     // The shard connections (and same-host segments) are set up while the data set loads.
     const [context] = await Promise.all([
-      createTrialContext(work.trial, work.spec!, work.shards, this.options.backend, (trial, into) =>
+      createTrialContext(work.trial, work.spec!, work.shards, this.options.compute, (trial, into) =>
         this.coordinator.getFrozenParameters(trial, into),
       ),
       ...work.shards.map((address) => this.shard(address).prepare()),
@@ -312,14 +311,10 @@ export class Worker {
   private async evaluate(context: TrialContext, pullMs: number): Promise<WorkResult> {
     const { validation, trainDev, train } = context.splits;
     const started = performance.now();
-    const val = await evaluateYielding(context.model, validation);
-    const dev = await evaluateYielding(context.model, trainDev);
+    const val = await context.model.evaluate(validation, validation.count);
+    const dev = await context.model.evaluate(trainDev, trainDev.count);
     // The training split is shuffled once, so its first examples are a fair sample of it.
-    const sample = await evaluateYielding(
-      context.model,
-      train,
-      Math.min(train.count, trainDev.count),
-    );
+    const sample = await context.model.evaluate(train, Math.min(train.count, trainDev.count));
     return {
       loss: val.loss,
       accuracy: val.accuracy,
@@ -327,7 +322,7 @@ export class Worker {
       train_accuracy: sample.accuracy,
       train_dev_loss: dev.loss,
       train_dev_accuracy: dev.accuracy,
-      predict_ms_p95: (context.predictMsP95 ??= predictLatencyP95(context)),
+      predict_ms_p95: (context.predictMsP95 ??= await context.model.predictLatencyP95(validation)),
       pull_ms: pullMs,
       compute_ms: performance.now() - started,
     };
@@ -342,7 +337,7 @@ export class Worker {
       await this.pull(context, Number(work.min_version), work.lease_ms, work.epoch);
       const pullMs = performance.now() - t;
       this.options.metrics?.observePull(pullMs / 1000);
-      context.model.setParameters(context.values);
+      await context.model.setParameters(context.values);
       return await this.evaluate(context, pullMs);
     }
     return await this.trainer.train(context, work);

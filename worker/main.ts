@@ -10,7 +10,8 @@ import {
 import { addMetricsOptions, metricsServerFrom, type MetricsFlags } from '../core/metrics-options';
 import { registerWorkerMetrics } from './worker-metrics';
 import { BACKEND_CHOICES, type BackendChoice } from './compute-backend';
-import { selectBackend } from './select-backend';
+import { startComputeService } from './compute-thread';
+import { COMPUTE_THREAD_CHOICES, type ComputeThreadChoice } from '../core/backend-choice';
 import { Worker } from './loop';
 import { sharedMemoryDir } from '../core/shared-segment';
 import { tlsOption, type TlsFlags } from '../core/security/tls-options';
@@ -20,6 +21,7 @@ interface WorkerFlags extends MembershipFlags, MetricsFlags, TlsFlags {
   id: string;
   backend: BackendChoice;
   threads: number;
+  computeThread: ComputeThreadChoice;
 }
 
 function wholeNumber(value: string): number {
@@ -45,11 +47,25 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
     wholeNumber,
     1,
   )
+  .addOption(
+    new Option(
+      '--compute-thread <where>',
+      'compute on a thread of its own: every model (on), large ones (auto), none (off)',
+    )
+      .choices(COMPUTE_THREAD_CHOICES)
+      .default('auto'),
+  )
   .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .action(async (flags: WorkerFlags) => {
     const log = createLogger('worker', { id: flags.id });
-    const backend = await selectBackend(flags.backend, log, { threads: flags.threads });
+    const backend = await startComputeService(flags.backend, {
+      threads: flags.threads,
+      thread: flags.computeThread,
+      log,
+      logName: 'worker',
+      logBindings: { id: flags.id },
+    });
     const membership = membershipFrom(flags);
     const keeper = registrationFrom(
       flags,
@@ -63,7 +79,7 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
     const worker = new Worker({
       id: flags.id,
       coordinator: flags.coordinator,
-      backend,
+      compute: backend,
       log,
       fenceToken: keeper ? () => keeper.token : undefined,
       sharedMemoryDir: sharedMemoryDir(),
@@ -77,12 +93,18 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
     await worker.start();
     exitOnSignals(log, async () => {
       await worker.close();
+      await backend.close();
       await metrics.close();
       await keeper?.close();
       await membership?.close();
     });
     log.info(
-      { coordinator: flags.coordinator, backend: backend.name, etcd: flags.etcd ?? null },
+      {
+        coordinator: flags.coordinator,
+        backend: backend.name,
+        computeThread: flags.computeThread,
+        etcd: flags.etcd ?? null,
+      },
       'worker running',
     );
     announceReady({

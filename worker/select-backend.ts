@@ -14,6 +14,18 @@ const NODE_PACKAGE = '@tensorflow/tfjs-node';
 /** The tfjs backend name both native packages register. */
 const NATIVE_BACKEND = 'tensorflow';
 
+/** Whether either tfjs-node package is installed (`auto` would then try it first). */
+export function tensorflowInstalled(): boolean {
+  return [GPU_PACKAGE, NODE_PACKAGE].some((pkg) => {
+    try {
+      require.resolve(pkg);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** A backend that could not be used, and why, in words for a log line or an error. */
 class Unavailable extends Error {}
 

@@ -3,7 +3,13 @@ import type { DatasetSplits, Dataset } from '../core/datasets/dataset';
 import { loadSplits } from '../core/datasets';
 import { modelParams, parseModelSpec, type ParamInfo } from '../core/model-spec';
 import { elementCount, placeTensors, slicesOnShard, type Slice } from '../core/placement';
-import type { ComputeBackend, TrialModel } from './compute-backend';
+import {
+  allocateFor,
+  allocateLabelsFor,
+  datasetFor,
+  type ComputeService,
+  type TrialCompute,
+} from './trial-compute';
 import { parseAugment, type Augmentation } from '../core/augment-spec';
 import { augmentBatch } from './augment';
 import { frozenTensors, parseFreeze, trainedParams } from '../core/transfer';
@@ -18,7 +24,7 @@ export type FrozenFetch = (trial: string, into: ReadonlyMap<string, Float32Array
 export interface TrialContext {
   trial: string;
   splits: DatasetSplits;
-  model: TrialModel;
+  model: TrialCompute;
   params: ParamInfo[];
   /** Full parameter tensors, refilled by every pull; a frozen layer's are fetched once. */
   values: Map<string, Float32Array>;
@@ -46,11 +52,11 @@ export async function createTrialContext(
   trial: string,
   spec: TrialSpec__Output,
   shards: string[],
-  backend: ComputeBackend,
+  compute: ComputeService,
   fetchFrozen: FrozenFetch,
 ): Promise<TrialContext> {
-  const splits = await loadSplits(spec.dataset, { labelColumn: spec.label_column || undefined });
-  const { featureShape, numClasses } = splits.train;
+  const loaded = await loadSplits(spec.dataset, { labelColumn: spec.label_column || undefined });
+  const { featureShape, numClasses } = loaded.train;
   const modelSpec = parseModelSpec(spec.model);
   const params = modelParams(modelSpec, featureShape, numClasses);
   // Placed as the coordinator places them: the shards hold only the tensors that train.
@@ -59,19 +65,28 @@ export async function createTrialContext(
   const slices = placeTensors(trained, shards.length);
   const topK = topKRatioOf(spec.compress);
   const featureSize = elementCount(featureShape);
-  const values = new Map(params.map((p) => [p.name, new Float32Array(elementCount(p.shape))]));
+  const model = await compute.createModel(modelSpec, featureShape, numClasses, frozen);
+  // The splits a worker computes on, where its model reads them (on a compute thread, shared).
+  const splits = {
+    ...loaded,
+    train: datasetFor(model, loaded.train),
+    trainDev: datasetFor(model, loaded.trainDev),
+    validation: datasetFor(model, loaded.validation),
+  };
+  const values = new Map(params.map((p) => [p.name, allocateFor(model, elementCount(p.shape))]));
   if (frozen.size > 0)
     await fetchFrozen(trial, new Map([...frozen].map((name) => [name, values.get(name)!])));
   return {
     trial,
     splits,
-    model: backend.createModel(modelSpec, featureShape, numClasses, frozen),
+    model,
     params,
     values,
     shardSlices: shards.map((_, s) => slicesOnShard(slices, s)),
     shards,
-    batchFeatures: new Float32Array(spec.batch * featureSize),
-    batchLabels: new Int32Array(spec.batch),
+    // Shared with a compute thread: one batch computes at a time, so refilling them is safe.
+    batchFeatures: allocateFor(model, spec.batch * featureSize),
+    batchLabels: allocateLabelsFor(model, spec.batch),
     augment: parseAugment(spec.augment ?? ''),
     pullCodec: pullCodecOf(spec.compress_pull),
     ...(topK === undefined ? {} : { errorFeedback: new TopKErrorFeedback(topK, trained) }),

@@ -21,6 +21,7 @@ import { follow } from '../../client/follow';
 import { REPO_ROOT } from '../helpers/repo';
 import { LEASE_LOST_LOG } from '../helpers/cluster';
 import { procStatusBytes } from '../helpers/processes';
+import { EventLoopWatch } from '../helpers/event-loop';
 
 export const LARGE_MODEL = 'mlp:16000,8000';
 const LARGE_BATCH = 64;
@@ -29,16 +30,6 @@ const TORCH_PEER = path.join(REPO_ROOT, 'test', 'bench', 'peer_torch_large.py');
 
 /** 0 once the process is gone, so a peak is never NaN. */
 const rssAnonMb = (pid: number): number => (procStatusBytes(pid, 'RssAnon') || 0) / 2 ** 20;
-
-async function eventLoopP99(metricsUrl: string): Promise<number | undefined> {
-  try {
-    const text = await (await fetch(metricsUrl)).text();
-    const m = /^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(text);
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function leaseLosses(logDir: string): number {
   let n = 0;
@@ -111,18 +102,11 @@ async function largeModel(
     (id) => cluster.process(id),
   );
   const peakMb = new Map<string, number>(roles.map((r) => [r.id, 0]));
-  const lagP99 = new Map<string, number>(roles.map((r) => [r.id, 0]));
+  const lagWatch = new EventLoopWatch(roles);
+  let lagP99 = new Map<string, number>();
   const sampler = setInterval(() => {
     for (const r of roles) peakMb.set(r.id, Math.max(peakMb.get(r.id)!, rssAnonMb(r.pid)));
   }, 200);
-  const scraper = setInterval(() => {
-    for (const r of roles) {
-      if (!r.metrics) continue;
-      void eventLoopP99(r.metrics).then((p99) => {
-        if (p99 !== undefined) lagP99.set(r.id, Math.max(lagP99.get(r.id)!, p99));
-      });
-    }
-  }, 1_000);
   let final: TrialStatus__Output;
   const started = performance.now();
   try {
@@ -148,7 +132,7 @@ async function largeModel(
     ]).finally(() => clearTimeout(timer));
   } finally {
     clearInterval(sampler);
-    clearInterval(scraper);
+    lagP99 = lagWatch.stop();
   }
   const wallS = (performance.now() - started) / 1000;
   const batches = Number(final.batches_applied);

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../../core/errors';
 import { loadSplits } from '../../core/datasets';
 import { augmentBatch } from '../../worker/augment';
 import { createTrialContext, trainingBatch } from '../../worker/trial-context';
-import type { ComputeBackend } from '../../worker/compute-backend';
+import type { ComputeService } from '../../worker/trial-compute';
 import type { TrialSpec__Output } from '../../proto/gen/caviar/v1/TrialSpec';
 
 const H = 5;
@@ -117,9 +117,9 @@ describe('augmentation', () => {
       batch: 16,
       augment: 'flip:h,crop:3,color:0.5',
     } as TrialSpec__Output;
-    const backend = { createModel: () => ({}) } as unknown as ComputeBackend;
+    const compute = { threaded: false, createModel: async () => ({}) } as unknown as ComputeService;
     const noFrozenLayers = () => Promise.reject(new Error('the trial freezes no layer'));
-    const context = await createTrialContext('t', spec, ['ps-0'], backend, noFrozenLayers);
+    const context = await createTrialContext('t', spec, ['ps-0'], compute, noFrozenLayers);
     const splits = await loadSplits('mnist');
     const before = [splits.train, splits.validation, splits.test].map((d) =>
       Float32Array.from(d.features),

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LeaseTrainer, type BatchIo } from '../../worker/lease-trainer';
 import type { TrialContext } from '../../worker/trial-context';
-import type { TrialModel } from '../../worker/compute-backend';
+import type { TrialCompute } from '../../worker/trial-compute';
 import type { Work__Output } from '../../proto/gen/caviar/v1/Work';
 import type { TrialSpec__Output } from '../../proto/gen/caviar/v1/TrialSpec';
 import type { PushHeader } from '../../proto/gen/caviar/v1/PushHeader';
@@ -16,18 +16,22 @@ function fixture(options: { failPush?: number } = {}) {
   const pushed: Array<{ batch: number; version: number; grad: number }> = [];
   let param = 0;
   let shardVersion = 0;
-  const model: TrialModel = {
-    setParameters: (p: ReadonlyMap<string, Float32Array>) => {
-      param = p.get('w')![0];
-      events.push(`set ${param}`);
-    },
-    gradients: () => {
+  const set = (p: ReadonlyMap<string, Float32Array>) => {
+    param = p.get('w')![0];
+    events.push(`set ${param}`);
+  };
+  const model: TrialCompute = {
+    threaded: false,
+    setParameters: async (p) => set(p),
+    gradients: async (_features, _labels, _count, _noiseKey, values) => {
+      if (values) set(values);
       events.push(`compute from ${param}`);
       return { loss: param, grads: new Map([['w', Float32Array.of(param)]]) };
     },
-    evaluate: () => ({ loss: 0, correct: 0 }),
+    evaluate: async () => ({ loss: 0, accuracy: 0, examples: 0 }),
+    predictLatencyP95: async () => 0,
     dispose: () => undefined,
-  } as unknown as TrialModel;
+  };
   const context = {
     trial: 't',
     splits: {
