@@ -10,12 +10,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TrainSummary } from '../../client/summary';
 import { lenet5Graph } from '../../core/model-graph/presets';
+import { splitSizes } from '../../core/datasets/split';
 import { CAVIAR_BIN, REPO_ROOT } from '../helpers/repo';
 import { failure, lastJsonLine, mnistDigitsDir, runChild, torchPython } from './children';
 import type { BenchReport, SectionOptions } from './report';
 import { medianIndex, round, spreadOf } from './stats';
 
 const PEER = path.join(REPO_ROOT, 'test', 'bench', 'peer_torch_graph.py');
+/**
+ * What a caviar trial evaluates after each epoch of the mnist package's 10,000 digits (its
+ * validation split, its train-dev split and as many training examples), per example it trains
+ * on. The torch peer evaluates as many per example in its timed span, so both sides'
+ * examples/s cover the same work.
+ */
+const EVAL_FRACTION = ((s) => (s.validation + 2 * s.trainDev) / s.train)(splitSizes(10_000));
 const BATCH = 128;
 /** Epochs of each run: long enough that start-up and evaluation weigh little. */
 const EPOCHS = 4;
@@ -32,6 +40,8 @@ interface ConvnetBenchOptions {
 
 interface Side {
   rates: number[];
+  /** torch's: examples/s of its training steps alone, its evaluation's time left out. */
+  trainOnly: number[];
   accuracy: number[];
   computeFraction: number[];
   errors: string[];
@@ -91,17 +101,27 @@ async function caviarOnce(
 }
 
 async function torchOnce(graph: string, workers: number, o: ConvnetBenchOptions, side: Side) {
-  const args = [PEER, mnistDigitsDir(), graph, String(workers), String(o.epochs), String(BATCH)];
+  const args = [
+    PEER,
+    mnistDigitsDir(),
+    graph,
+    String(workers),
+    String(o.epochs),
+    String(BATCH),
+    String(EVAL_FRACTION),
+  ];
   const r = await runChild(o.python!, args, o.timeoutS);
   try {
     if (r.code !== 0) throw new Error(failure(r, 'peer_torch_graph.py'));
-    const p = lastJsonLine<{ examples_per_s: number; val_accuracy: number }>(
-      r.stdout,
-      (v) => v.peer !== undefined,
-    );
+    const p = lastJsonLine<{
+      examples_per_s: number;
+      train_only_examples_per_s: number;
+      val_accuracy: number;
+    }>(r.stdout, (v) => v.peer !== undefined);
     side.rates.push(p.examples_per_s);
+    side.trainOnly.push(p.train_only_examples_per_s);
     side.accuracy.push(p.val_accuracy);
-    o.log(`  torch ${p.examples_per_s} examples/s`);
+    o.log(`  torch ${p.examples_per_s} examples/s (${p.train_only_examples_per_s} training alone)`);
   } catch (err) {
     side.errors.push((err as Error).message);
   }
@@ -116,6 +136,9 @@ function summarize(side: Side) {
     examples_per_s_runs: spread.runs,
     spread: spread.spread,
     val_accuracy: side.accuracy[at],
+    ...(side.trainOnly.length
+      ? { train_only_examples_per_s: spreadOf(side.trainOnly).median }
+      : {}),
     ...(side.computeFraction.length
       ? { compute_fraction: round(side.computeFraction[at], 3) }
       : {}),
@@ -140,7 +163,13 @@ async function convnetComparison(o: ConvnetBenchOptions): Promise<void> {
   try {
     for (const model of models(dir)) {
       for (const workers of [1, 2]) {
-        const side = (): Side => ({ rates: [], accuracy: [], computeFraction: [], errors: [] });
+        const side = (): Side => ({
+          rates: [],
+          trainOnly: [],
+          accuracy: [],
+          computeFraction: [],
+          errors: [],
+        });
         const [caviar, overlapped, torch] = [side(), side(), side()];
         for (let i = 0; i < o.runs; i++) {
           o.log(`convnets: ${model.name}, ${workers} worker(s), run ${i + 1}/${o.runs}`);

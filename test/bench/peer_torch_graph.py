@@ -3,7 +3,11 @@ core/model-graph's format), built as torch modules, and trained the way
 ../shared/bench/peer_torch_ddp.py trains (the same digits, first 8000 for training; Adam 1e-3;
 one thread per process; WORKERS=1 plain torch, more DistributedDataParallel over gloo).
 TensorFlow's "same" padding is explicit zero padding here, so strided layers match caviar's.
-Usage: python3 peer_torch_graph.py MNIST_DIGITS_DIR SPEC.json WORKERS EPOCHS [BATCH]
+After each epoch the processes evaluate EVAL_FRACTION examples per example the epoch trained on
+between them (loss and accuracy, no gradient), as a caviar trial evaluates its validation,
+train-dev and training-sample splits, inside the timed span; 0 (the default) evaluates only
+once, after it.
+Usage: python3 peer_torch_graph.py MNIST_DIGITS_DIR SPEC.json WORKERS EPOCHS [BATCH [EVAL_FRACTION]]
 Prints one JSON line."""
 import json, math, os, sys, time
 import torch, torch.distributed as dist
@@ -11,6 +15,8 @@ import torch.multiprocessing as mp
 
 DIGITS, SPEC, W, EPOCHS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 BATCH = int(sys.argv[5]) if len(sys.argv) > 5 else 128
+EVAL_FRACTION = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+EVAL_CHUNK = 1000
 CLASSES = 10
 nn = torch.nn
 
@@ -122,6 +128,19 @@ def net():
     return nn.Sequential(*modules)
 
 
+def evaluate(model, x, y):
+    """Loss and accuracy over x, in chunks, as caviar's evaluation tasks compute them."""
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, x.shape[0], EVAL_CHUNK):
+            logits = model(x[i:i + EVAL_CHUNK])
+            loss += nn.functional.cross_entropy(logits, y[i:i + EVAL_CHUNK], reduction="sum").item()
+            correct += (logits.argmax(1) == y[i:i + EVAL_CHUNK]).sum().item()
+    model.train()
+    return loss / max(1, x.shape[0]), correct / max(1, x.shape[0])
+
+
 def run(rank, world):
     torch.set_num_threads(1)
     if world > 1:
@@ -131,13 +150,18 @@ def run(rank, world):
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.Adam(ddp.parameters(), lr=1e-3); lossf = nn.CrossEntropyLoss()
     steps = (x.shape[0] // BATCH) // world; n = 0
+    # This process's share of each epoch's evaluation: held-out examples first, then training ones.
+    share = round(EVAL_FRACTION * steps * BATCH)
+    ex, ey = torch.cat([vx, x])[rank * share:(rank + 1) * share], torch.cat([vy, y])[rank * share:(rank + 1) * share]
     if world > 1: dist.barrier()
-    t0 = time.time()
+    t0 = time.time(); evaluating = 0.0
     for _ in range(EPOCHS):
         for s in range(steps):
             b = s * world + rank
             opt.zero_grad(); lossf(ddp(x[b*BATCH:(b+1)*BATCH]), y[b*BATCH:(b+1)*BATCH]).backward(); opt.step()
             n += BATCH
+        if share > 0:
+            e0 = time.time(); evaluate(model, ex, ey); evaluating += time.time() - e0
     if world > 1: dist.barrier()
     dt = time.time() - t0
     if rank == 0:
@@ -145,7 +169,9 @@ def run(rank, world):
         with torch.no_grad(): acc = (model(vx).argmax(1) == vy).float().mean().item()
         print(json.dumps({"peer": "pytorch-ddp" if world > 1 else "pytorch-single", "spec": SPEC,
                           "workers": world, "epochs": EPOCHS, "batch": BATCH, "examples": n * world,
+                          "eval_examples_per_epoch": share * world,
                           "seconds": round(dt, 3), "examples_per_s": round(n * world / dt, 1),
+                          "train_only_examples_per_s": round(n * world / (dt - evaluating), 1),
                           "val_accuracy": round(acc, 4)}))
     if world > 1: dist.destroy_process_group()
 
