@@ -16,7 +16,7 @@ import { failure, lastJsonLine, mnistDigitsDir, runChild, torchPython } from './
 import type { BenchReport, SectionOptions } from './report';
 import { medianIndex, round, spreadOf } from './stats';
 
-const PEER = path.join(REPO_ROOT, 'test', 'bench', 'peer_torch_graph.py');
+export const GRAPH_PEER = path.join(REPO_ROOT, 'test', 'bench', 'peer_torch_graph.py');
 /**
  * What a caviar trial evaluates after each epoch of the mnist package's 10,000 digits (its
  * validation split, its train-dev split and as many training examples), per example it trains
@@ -48,7 +48,7 @@ interface Side {
 }
 
 /** The models: what caviar's --model takes, and the graph file the torch peer builds. */
-function models(dir: string): Array<{ name: string; caviar: string; graph: string }> {
+export function convnetModels(dir: string): Array<{ name: string; caviar: string; graph: string }> {
   const lenet = path.join(dir, 'lenet5.json');
   // The preset's own graph, so torch trains exactly the layers caviar does (average pooling).
   fs.writeFileSync(lenet, JSON.stringify(lenet5Graph()));
@@ -102,7 +102,7 @@ async function caviarOnce(
 
 async function torchOnce(graph: string, workers: number, o: ConvnetBenchOptions, side: Side) {
   const args = [
-    PEER,
+    GRAPH_PEER,
     mnistDigitsDir(),
     graph,
     String(workers),
@@ -161,7 +161,7 @@ export function benchConvnets(o: SectionOptions, report: BenchReport): Promise<v
 async function convnetComparison(o: ConvnetBenchOptions): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'caviar-convnets-'));
   try {
-    for (const model of models(dir)) {
+    for (const model of convnetModels(dir)) {
       for (const workers of [1, 2]) {
         const side = (): Side => ({
           rates: [],

@@ -36,6 +36,7 @@ import { benchCluster } from './cluster';
 import { computeLimits } from './compute-limit';
 import { benchConvnets } from './convnets';
 import { benchKernels } from './kernels';
+import { benchConvnetKernels } from './kernels-torch';
 import { benchLarge } from './large-model';
 import { benchMultihost } from './multihost';
 import { benchPeer } from './peer';
@@ -112,7 +113,13 @@ function sectionRunners(
     ['synthetic', () => benchSynthetic(o, report)],
     ['wire', () => benchWire(o, report)],
     ['peer', () => benchPeer(o, report)],
-    ['kernels', async () => (await benchKernels()).forEach((row) => report.emit({ ...row }))],
+    [
+      'kernels',
+      async () => {
+        (await benchKernels()).forEach((row) => report.emit({ ...row }));
+        await benchConvnetKernels(o.timeoutS, report.emit);
+      },
+    ],
     ['augment', async () => (await benchAugment()).forEach(report.emit)],
     ['convnets', () => benchConvnets(o, report)],
     ['sweep', () => benchSweep(o, report)],
