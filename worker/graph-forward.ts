@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphLayers } from '../core/layers-model';
 import type { GraphNode, ResolvedGraph } from '../core/model-graph/resolve';
-import { bulkUniform } from '../core/seeded-random';
+import { seededBits } from '../core/seeded-random';
 import { dense } from './blas/dense-op';
 import { conv2d } from './blas/conv-op';
 import { batchNormTrain } from './blas/batch-norm-op';
@@ -78,10 +78,12 @@ export function graphForward(
 
 /** Inverted dropout: kept units scaled by 1/(1 - rate), so evaluation needs no rescaling. */
 function dropout(h: tf.Tensor, rate: number, mode: ForwardMode, layer: string): tf.Tensor {
-  const uniform = bulkUniform(`dropout:${mode.noiseKey ?? ''}:${layer}`);
+  const bits = seededBits(`dropout:${mode.noiseKey ?? ''}:${layer}`, new Uint32Array(h.size));
   const mask = new Float32Array(h.size);
   const scale = 1 / (1 - rate);
-  for (let i = 0; i < mask.length; i++) mask[i] = uniform() < rate ? 0 : scale;
+  // A unit drops where its 32-bit draw falls below rate · 2^32.
+  const below = rate * 2 ** 32;
+  for (let i = 0; i < mask.length; i++) mask[i] = bits[i] < below ? 0 : scale;
   return tf.mul(h, tf.tensor(mask, h.shape, 'float32'));
 }
 
