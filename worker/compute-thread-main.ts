@@ -16,7 +16,7 @@ import type {
 
 const port = parentPort!;
 const data = workerData as ComputeThreadData;
-const log = createLogger(data.logName, data.logBindings);
+const log = createLogger(data.logName, { ...data.logBindings, thread: 'compute' });
 const models = new Map<number, TrialModel>();
 
 function modelOf(id: number): TrialModel {

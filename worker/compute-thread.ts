@@ -37,14 +37,22 @@ export class ComputeThread implements ComputeService {
   private constructor(
     private readonly thread: Worker,
     readonly name: string,
+    private readonly onLost?: (why: Error) => void,
   ) {
     thread.on('message', (reply: ComputeReply) => this.answer(reply));
-    thread.on('error', (err) => this.end(new Error(`the compute thread failed: ${err.message}`)));
-    thread.on('exit', (code) => this.end(new Error(`the compute thread exited (${code})`)));
+    thread.on('error', (err) => this.lost(new Error(`the compute thread failed: ${err.message}`)));
+    thread.on('exit', (code) => this.lost(new Error(`the compute thread exited (${code})`)));
   }
 
-  /** Starts the thread and selects the backend in it; rejects as selectBackend would. */
-  static async start(data: ComputeThreadData): Promise<ComputeThread> {
+  /**
+   * Starts the thread and selects the backend in it; rejects as selectBackend would. `onLost`
+   * hears of a thread that ends other than by close (it ran out of memory, say): no model of
+   * this process can compute again.
+   */
+  static async start(
+    data: ComputeThreadData,
+    onLost?: (why: Error) => void,
+  ): Promise<ComputeThread> {
     const thread = new Worker(path.join(__dirname, 'compute-thread-main.js'), { workerData: data });
     // The thread must not keep a process alive that is otherwise done.
     thread.unref();
@@ -57,7 +65,7 @@ export class ComputeThread implements ComputeService {
       await thread.terminate();
       throw new Error(first.type === 'failed' ? first.message : 'the compute thread did not start');
     }
-    return new ComputeThread(thread, first.name);
+    return new ComputeThread(thread, first.name, onLost);
   }
 
   async createModel(
@@ -84,7 +92,12 @@ export class ComputeThread implements ComputeService {
     const call = ++this.calls;
     return new Promise((resolve, reject) => {
       this.pending.set(call, { resolve: resolve as Pending['resolve'], reject });
-      this.thread.postMessage({ ...request, call });
+      try {
+        this.thread.postMessage({ ...request, call });
+      } catch (err) {
+        this.pending.delete(call);
+        throw err;
+      }
     });
   }
 
@@ -102,6 +115,11 @@ export class ComputeThread implements ComputeService {
       pending?.reject(
         reply.invalidArgument ? new InvalidArgumentError(reply.message) : new Error(reply.message),
       );
+  }
+
+  private lost(why: Error): void {
+    if (!this.ended) this.onLost?.(why);
+    this.end(why);
   }
 
   private end(why: Error): void {
@@ -175,6 +193,8 @@ export interface ComputeServiceOptions {
   log: Logger;
   logName: string;
   logBindings: Record<string, string | number>;
+  /** Told when a compute thread ends other than by close. */
+  onThreadLost?: (why: Error) => void;
 }
 
 /**
@@ -210,7 +230,9 @@ class SizedComputeService implements ComputeService {
 
   /** The thread, or this thread where it cannot start (said once, at warn). */
   private threadOrInline(): Promise<ComputeService> {
-    this.thread ??= ComputeThread.start(threadData(this.name as BackendChoice, this.options)).catch(
+    const { onThreadLost } = this.options;
+    const choice = this.name as BackendChoice;
+    this.thread ??= ComputeThread.start(threadData(choice, this.options), onThreadLost).catch(
       (err: unknown) => {
         this.options.log.warn(
           { err: err instanceof Error ? err.message : String(err) },
@@ -246,7 +268,7 @@ export async function startComputeService(
   const native =
     choice === 'gpu' || choice === 'node' || (choice === 'auto' && tensorflowInstalled());
   if (options.thread === 'on' && !native && choice !== 'synthetic')
-    return ComputeThread.start(threadData(choice, options));
+    return ComputeThread.start(threadData(choice, options), options.onThreadLost);
   const inline = inlineService(
     await selectBackend(choice, options.log, { threads: options.threads }),
   );

@@ -65,6 +65,12 @@ const program = addMetricsOptions(addMembershipOptions(new Command('caviar worke
       log,
       logName: 'worker',
       logBindings: { id: flags.id },
+      // A worker whose models can no longer compute ends, to be started again (caviar up, a
+      // supervisor), rather than fail every task it takes.
+      onThreadLost: (why) => {
+        log.error({ err: why.message }, 'the compute thread is gone; exiting');
+        process.exit(1);
+      },
     });
     const membership = membershipFrom(flags);
     const keeper = registrationFrom(

@@ -71,14 +71,22 @@ export function allocateLabelsFor(model: Reader, length: number): Int32Array {
   return new Int32Array(bufferFor(model, length * Int32Array.BYTES_PER_ELEMENT));
 }
 
+/** Shared copies of data sets, kept as long as the data set is (loadSplits caches splits). */
+const sharedCopies = new WeakMap<Dataset, Dataset>();
+
 /** A data set whose examples a threaded model reads in place, copied once if need be. */
 export function datasetFor(model: Reader, data: Dataset): Dataset {
   if (!model.threaded || data.features.buffer instanceof SharedArrayBuffer) return data;
-  const features = allocateFor(model, data.features.length);
-  features.set(data.features);
-  const labels = allocateLabelsFor(model, data.labels.length);
-  labels.set(data.labels);
-  return { ...data, features, labels };
+  let copy = sharedCopies.get(data);
+  if (!copy) {
+    const features = allocateFor(model, data.features.length);
+    features.set(data.features);
+    const labels = allocateLabelsFor(model, data.labels.length);
+    labels.set(data.labels);
+    copy = { ...data, features, labels };
+    sharedCopies.set(data, copy);
+  }
+  return copy;
 }
 
 /** A TrialModel run on the calling thread, its evaluation cut into steps that yield. */

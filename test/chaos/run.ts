@@ -1,5 +1,5 @@
 /**
- * `npm run chaos [-- --mode sync]` (not part of `npm test`): an MNIST trial on a local cluster
+ * `npm run chaos [-- --mode sync] [--compute-thread on]` (not part of `npm test`): an MNIST trial on a local cluster
  * (etcd, 2 shards, 3 workers) while a random process is killed every few seconds for a minute and started again.
  * Prints one JSON line: kills survived, batches scheduled / applied / lost / doubled (as counted
  * by each shard), time to recover (p50/p95) and the final validation accuracy.
@@ -10,9 +10,11 @@ import { CoordinatorClient } from '../../core/coordinator-client';
 import { progress, sleep, submit } from '../helpers/cluster';
 import { testOutputDir } from '../helpers/repo';
 import { percentile } from '../bench/stats';
+import { COMPUTE_THREAD_CHOICES, type ComputeThreadChoice } from '../../core/backend-choice';
 
 interface ChaosOptions {
   mode: 'sync' | 'async';
+  computeThread: ComputeThreadChoice;
   seconds: number;
   everyMs: number;
   seed: number;
@@ -37,6 +39,11 @@ async function main(): Promise<void> {
     .option('--seconds <s>', 'how long to keep killing', Number, 60)
     .option('--every-ms <ms>', 'time between kills', Number, 5_000)
     .option('--seed <n>', 'which processes die, in which order', Number, 1)
+    .addOption(
+      new Option('--compute-thread <where>', "the workers' --compute-thread")
+        .choices(COMPUTE_THREAD_CHOICES)
+        .default('auto'),
+    )
     .parse(process.argv)
     .opts<ChaosOptions>();
   const random = lcg(o.seed);
@@ -45,6 +52,7 @@ async function main(): Promise<void> {
     shards: 2,
     backend: 'auto',
     memberTtl: 2,
+    computeThread: o.computeThread,
     logDir: testOutputDir('chaos'),
   }).start();
   const client = new CoordinatorClient(cluster.coordinator);

@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../core/log';
 import { InvalidArgumentError } from '../../core/errors';
+import * as path from 'node:path';
 import {
   initialParameters,
   modelParams,
   parameterCount,
+  parseModelSpec,
   type ModelSpec,
 } from '../../core/model-spec';
+import { REPO_ROOT } from '../helpers/repo';
 import { nativeAddonAvailable } from '../../core/native/addon';
 import { ComputeThread, startComputeService } from '../../worker/compute-thread';
 import { selectBackend } from '../../worker/select-backend';
@@ -37,8 +40,12 @@ function batch(model: TrialCompute, count: number) {
 }
 
 /** The model's seeded initial values, in arrays `model` reads. */
-function valuesFor(model: TrialCompute, spec: ModelSpec): Map<string, Float32Array> {
-  const init = initialParameters(modelParams(spec, [INPUTS], CLASSES), 7);
+function valuesFor(
+  model: TrialCompute,
+  spec: ModelSpec,
+  shape: readonly number[] = [INPUTS],
+): Map<string, Float32Array> {
+  const init = initialParameters(modelParams(spec, shape, CLASSES), 7);
   return new Map(
     [...init].map(([name, v]) => {
       const into = allocateFor(model, v.length);
@@ -76,26 +83,37 @@ describe('compute thread', () => {
   after(() => thread.close());
 
   it('computes the same loss, gradients, evaluation as the model on this thread', async () => {
-    const spec: ModelSpec = { type: 'mlp', hidden: [32] };
-    const results = [];
-    for (const service of [thread, inline]) {
-      const model = await service.createModel(spec, [INPUTS], CLASSES, new Set());
-      assert.equal(model.threaded, service === thread);
-      const { features, labels } = batch(model, 64);
-      const data = { features, labels, count: 64 };
-      const grads = await model.gradients(features, labels, 64, 'k', valuesFor(model, spec));
-      results.push({ grads, evaluation: await model.evaluate(data, 48) });
-      const p95 = await model.predictLatencyP95(data);
-      assert.ok(p95 > 0 && p95 < 1_000, `predict p95 ${p95} ms`);
-      model.dispose();
+    // An MLP, and a layer graph with BatchNorm (its statistics come back with the gradients)
+    // and dropout (masks drawn from the batch's key on either thread).
+    const cases: Array<{ spec: ModelSpec; shape: number[] }> = [
+      { spec: { type: 'mlp', hidden: [32] }, shape: [INPUTS] },
+      {
+        spec: parseModelSpec(path.join(REPO_ROOT, 'examples/models/resnet-mnist.json')),
+        shape: [28, 28, 1],
+      },
+    ];
+    for (const { spec, shape } of cases) {
+      const results = [];
+      for (const service of [thread, inline]) {
+        const model = await service.createModel(spec, shape, CLASSES, new Set());
+        assert.equal(model.threaded, service === thread);
+        const { features, labels } = batch(model, 64);
+        const data = { features, labels, count: 64 };
+        const values = valuesFor(model, spec, shape);
+        const grads = await model.gradients(features, labels, 64, 'k', values);
+        results.push({ grads, evaluation: await model.evaluate(data, 48) });
+        const p95 = await model.predictLatencyP95(data);
+        assert.ok(p95 > 0 && p95 < 1_000, `predict p95 ${p95} ms`);
+        model.dispose();
+      }
+      const [threaded, here] = results;
+      assert.equal(threaded.grads.loss, here.grads.loss);
+      assert.deepEqual([...threaded.grads.grads.keys()], [...here.grads.grads.keys()]);
+      for (const [name, g] of threaded.grads.grads)
+        assert.deepEqual(g, here.grads.grads.get(name), name);
+      assert.deepEqual(threaded.evaluation, here.evaluation);
+      assert.equal(threaded.evaluation.examples, 48);
     }
-    const [threaded, here] = results;
-    assert.equal(threaded.grads.loss, here.grads.loss);
-    assert.deepEqual([...threaded.grads.grads.keys()], [...here.grads.grads.keys()]);
-    for (const [name, g] of threaded.grads.grads)
-      assert.deepEqual(g, here.grads.grads.get(name), name);
-    assert.deepEqual(threaded.evaluation, here.evaluation);
-    assert.equal(threaded.evaluation.examples, 48);
   });
 
   it('rejects a bad batch with the model error, and keeps serving', async () => {
