@@ -246,7 +246,8 @@ export class ShardCore {
     const applyBefore = trial.applySeconds;
     // In pieces, the event loop free between them; readers of the arrays wait on the lock.
     const outcome = await runYielding(trial.pushInPieces(header, grads));
-    if (outcome.accepted) this.options.observer?.staleness(header.trial, before - header.version);
+    const staleness = outcome.staleness ?? before - header.version;
+    if (outcome.accepted) this.options.observer?.staleness(header.trial, staleness);
     if (trial.version !== before) {
       this.options.observer?.applied(header.trial, trial.applySeconds - applyBefore);
       this.versions.notify(header.trial);

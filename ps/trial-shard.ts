@@ -36,13 +36,20 @@ export interface PushMeta {
   step_size: number;
   /** The trial's version the worker's values had when it computed the gradient (none: current). */
   version?: number;
+  /** Who pushed: under ssp:N a worker's own earlier pushes are not staleness (see stalenessOf). */
+  worker?: string;
 }
 
 export interface PushOutcome {
   accepted: boolean;
   duplicate: boolean;
   version: number;
+  /** An accepted push's staleness: other workers' updates its values missed. */
+  staleness?: number;
 }
+
+/** Versions of a worker's latest accepted pushes kept (ssp:N): more than it ever has in flight. */
+const OWN_VERSIONS_KEPT = 4;
 
 /**
  * A pushed gradient aligned with the trial's slices, read a piece at a time, so a gradient read
@@ -122,6 +129,8 @@ export class TrialShard implements CheckpointSection {
   applySeconds = 0;
   /** ssp:N: a push computed from values more than N versions old is refused; 0: no bound. */
   maxStaleness = 0;
+  /** The versions each worker's latest accepted pushes made (async mode), newest last. */
+  private readonly ownVersions = new Map<string, number[]>();
   readonly refused = new Map<RefusalReason, number>();
   private readonly optimizer: Optimizer;
   private schedule: LrSchedule;
@@ -239,7 +248,7 @@ export class TrialShard implements CheckpointSection {
     }
     // After the duplicate check: a restored shard's lost batches, re-run from old values, are
     // duplicates on the shards that kept them, and must be answered as such to let it catch up.
-    const behind = this.version - (meta.version ?? this.version);
+    const behind = this.stalenessOf(meta);
     if (this.maxStaleness > 0 && behind > this.maxStaleness)
       throw new FailedPreconditionError(
         `push of trial ${this.trial} (epoch ${meta.epoch}, batch ${meta.batch}) was computed from ` +
@@ -249,11 +258,34 @@ export class TrialShard implements CheckpointSection {
     if (this.mode === 'async') {
       yield* this.update(gradient, meta.epoch);
       this.batchesApplied += 1;
+      this.noteOwn(meta.worker);
     } else {
       yield* this.gather(meta, gradient);
     }
     this.accepted.add(batchKey(meta.epoch, meta.batch));
-    return { accepted: true, duplicate: false, version: this.version };
+    return { accepted: true, duplicate: false, version: this.version, staleness: behind };
+  }
+
+  /**
+   * The updates a push's values missed, less the pusher's own: as in SSP (Ho et al. 2013), the
+   * bound is on other workers' updates, a worker's reads being meant to include its own. A
+   * worker under --overlap computes each batch before its previous push is answered, so its
+   * values miss that one update of its own, by its choice; it is not counted against N.
+   */
+  private stalenessOf(meta: PushMeta): number {
+    const from = meta.version ?? this.version;
+    const own = meta.worker
+      ? (this.ownVersions.get(meta.worker) ?? []).filter((v) => v > from).length
+      : 0;
+    return this.version - from - own;
+  }
+
+  private noteOwn(worker: string | undefined): void {
+    if (!worker || this.maxStaleness === 0) return;
+    const versions = this.ownVersions.get(worker) ?? [];
+    versions.push(this.version);
+    if (versions.length > OWN_VERSIONS_KEPT) versions.shift();
+    this.ownVersions.set(worker, versions);
   }
 
   private *gather(meta: PushMeta, grad: Gradient): Generator<void> {

@@ -85,6 +85,27 @@ describe('TrialShard', () => {
     assert.deepEqual(t.slices[0].values, Float32Array.of(-1, -1));
   });
 
+  it("ssp:N counts other workers' updates a push missed, not the pusher's own", () => {
+    const t = trial('async');
+    t.maxStaleness = 1;
+    const g = [Float32Array.of(1, 1)];
+    const push = (batch: number, worker: string, version: number) =>
+      t.push({ ...meta(batch), worker, version }, g);
+    assert.equal(push(0, 'a', 0).staleness, 0);
+    // a, overlapping, computed batch 1 from version 0 too: its own batch 0 is not staleness.
+    assert.equal(push(1, 'a', 0).staleness, 0);
+    assert.equal(t.version, 2);
+    // b's values of version 1 miss a's batch 1 only: 1, within the bound.
+    assert.equal(push(2, 'b', 1).staleness, 1);
+    // b's values of version 0 miss a's two batches: 2 > 1, refused, nothing applied.
+    const before = Float32Array.from(t.slices[0].values);
+    assert.throws(() => push(3, 'b', 0), FailedPreconditionError);
+    assert.deepEqual(t.slices[0].values, before);
+    assert.equal(t.version, 3);
+    // a's values of version 1 miss b's batch 2 (counted) and its own batch 1 (not): 1, accepted.
+    assert.equal(push(4, 'a', 1).staleness, 1);
+  });
+
   it('answers a repeated (epoch, batch) as a duplicate, in either mode', () => {
     for (const mode of ['sync', 'async'] as const) {
       const t = trial(mode);
