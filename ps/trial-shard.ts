@@ -252,8 +252,8 @@ export class TrialShard implements CheckpointSection {
     if (this.maxStaleness > 0 && behind > this.maxStaleness)
       throw new FailedPreconditionError(
         `push of trial ${this.trial} (epoch ${meta.epoch}, batch ${meta.batch}) was computed from ` +
-          `version ${meta.version}, ${behind} versions behind this shard's ${this.version}; ` +
-          `ssp:${this.maxStaleness} refuses more than ${this.maxStaleness}`,
+          `version ${meta.version}, ${behind} updates of other workers behind this shard's ` +
+          `${this.version}; ssp:${this.maxStaleness} refuses more than ${this.maxStaleness}`,
       );
     if (this.mode === 'async') {
       yield* this.update(gradient, meta.epoch);

@@ -403,31 +403,33 @@ describe('ParameterServerShard over gRPC', () => {
     );
   });
 
-  it('ssp:N refuses a push computed from values more than N versions old, as stale, changing nothing; a duplicate is still answered as one', async () => {
+  it("ssp:N refuses a push whose values miss more than N of other workers' updates, as stale, changing nothing; a worker's own updates do not count; a duplicate is still answered as one", async () => {
     const values = randomTensor(5, 11);
     const header = { optimizer: SGD, mode: 'async' as const, slices: whole('w', 5) };
     await client.init('ssp', { ...header, maxStaleness: 2 }, new Map([['w', values]]));
-    const at = (batch: number, version: number) => {
-      const h = { trial: 'ssp', epoch: 0, batch, worker: 'w0', version };
+    const at = (batch: number, version: number, worker = 'w0') => {
+      const h = { trial: 'ssp', epoch: 0, batch, worker, version };
       return client.push(h, whole('w', 5), new Map([['w', randomTensor(5, batch)]]));
     };
-    for (let b = 0; b < 3; b++) await at(b, b);
+    for (let b = 0; b < 3; b++) await at(b, b, 'w1');
     const before = (await pullW('ssp', 5)).w;
     await assert.rejects(at(3, 0), (err: unknown) => {
       withCode(grpc.status.FAILED_PRECONDITION)(err);
       assert.equal(refusalOf(err), 'stale');
       assert.match(
         errorMessage(err),
-        /computed from version 0, 3 versions behind .* ssp:2 refuses more than 2/,
+        /computed from version 0, 3 updates of other workers behind .* ssp:2 refuses more than 2/,
       );
       return true;
     });
     assert.ok(sameBits((await pullW('ssp', 5)).w, before), 'a stale push changes nothing');
     assert.deepEqual(await at(0, 0), { accepted: false, duplicate: true, version: 3 });
     assert.equal((await at(3, 1)).accepted, true, 'two versions behind is within ssp:2');
+    // w1's values of version 1 miss w0's batch 3 and its own batches 1 and 2: one counts.
+    assert.equal((await at(4, 1, 'w1')).accepted, true, "a worker's own updates do not count");
     const stats = await client.stats('ssp');
     assert.equal(stats.refused.stale, 1);
-    assert.equal(stats.batches_applied, 4);
+    assert.equal(stats.batches_applied, 5);
     await assert.rejects(
       client.init(
         'ssp-sync',
